@@ -1,0 +1,1 @@
+"""WaveNet as an image generator: causal dilated convolutions over raster-ordered pixels."""

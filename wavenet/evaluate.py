@@ -1,0 +1,94 @@
+"""Exact negative log-likelihood of a folder of images, in bits/dim.
+
+Usage: python -m wavenet.evaluate --checkpoint=LOGDIR_OR_PREFIX --data_dir=DIR
+
+Every pixel of every image under DIR counts (no subsampling); images are converted as in
+training (grayscale, resized to the model's image size, quantized). The last line printed is
+`bits/dim: X`. Validation during training uses bits_per_dim() below.
+"""
+import argparse
+import math
+import sys
+
+import numpy as np
+
+from wavenet import cli
+
+
+def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, on_progress=None):
+    """Average -log2 p over every pixel of every image.
+
+    Args:
+        session: a Session with the model's variables restored.
+        nats_per_image: float [B]: the model's negative log-likelihood of each input image.
+        pixels_input: placeholder int [B, T] that nats_per_image reads.
+        images: uint8 [N, height, width] quantized levels, height * width = T.
+        batch_size: images per session.run.
+        on_progress: optional function(images done).
+    Returns:
+        Python float, bits per dimension.
+    """
+    num_images = len(images)
+    flat = np.asarray(images).reshape(num_images, -1)
+    total_nats = 0.0
+    for start in range(0, num_images, batch_size):
+        batch = flat[start:start + batch_size]
+        total_nats += float(np.sum(session.run(nats_per_image, {pixels_input: batch}),
+                                   dtype=np.float64))
+        if on_progress is not None:
+            on_progress(min(start + batch_size, num_images))
+    return total_nats / (flat.size * math.log(2.0))
+
+
+def get_arguments(argv=None):
+    """Parses the evaluation flags."""
+    parser = argparse.ArgumentParser(
+        description='Exact test-set negative log-likelihood of a trained model, in bits/dim.')
+    parser.add_argument('--checkpoint', required=True,
+                        help='a logdir (its latest checkpoint) or a checkpoint prefix')
+    parser.add_argument('--data_dir', required=True,
+                        help='folder of images to evaluate, searched recursively')
+    parser.add_argument('--batch_size', type=cli.positive_int, default=100,
+                        help='images per evaluation batch (default: 100)')
+    parser.add_argument('--verbose', action='store_true',
+                        help="show TensorFlow's own log lines (default: off)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Evaluates a checkpoint on a folder and prints `bits/dim: X` last."""
+    args = get_arguments(argv)
+    tf = cli.import_tensorflow(args.verbose)
+    from wavenet import logdir, reader
+    from wavenet.model import WaveNetModel
+    try:
+        checkpoint, run_dir = logdir.resolve_checkpoint(args.checkpoint)
+        params, image_size, classes = logdir.read_run_files(run_dir)
+        images, skipped = reader.load_folder(args.data_dir, image_size,
+                                             params.quantization_channels, classes)
+    except (logdir.CheckpointError, reader.DataError) as error:
+        raise cli.UsageError(str(error)) from None
+    for path, reason in skipped:
+        print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
+    print('evaluating %s on %d images of %dx%d from %s'
+          % (checkpoint, len(images.images), image_size[0], image_size[1], args.data_dir))
+    with tf.Graph().as_default():
+        model = WaveNetModel(params)
+        pixels_input = tf.placeholder(tf.int32, [None, image_size[0] * image_size[1]])
+        nats = model.nats_per_image(pixels_input)
+        variables = tf.global_variables()
+        try:
+            logdir.check_variables_match(checkpoint, variables)
+        except logdir.CheckpointError as error:
+            raise cli.UsageError(str(error)) from None
+        with tf.Session() as session:
+            tf.train.Saver(variables).restore(session, checkpoint)
+            progress = cli.Progress(len(images.images), 'images')
+            result = bits_per_dim(session, nats, pixels_input, images.images, args.batch_size,
+                                  progress.update)
+            progress.finish(len(images.images))
+    print('bits/dim: %.4f' % result)
+
+
+if __name__ == '__main__':
+    cli.run_main(main)

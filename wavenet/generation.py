@@ -1,0 +1,85 @@
+"""Running generation: the fast (queue) path in row-sized runs, and the naive path."""
+import numpy as np
+
+
+def check_temperature(temperature):
+    """Raises ValueError unless the temperature is a positive finite number."""
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError('temperature must be a positive number, got %r' % temperature)
+
+
+def generate_fast(session, generator, num_pixels, prime_pixels=None, temperature=1.0,
+                  argmax=False, pixels_per_run=None, on_progress=None):
+    """Generates a batch of images with a FastGenerator.
+
+    Args:
+        session: a Session whose graph holds `generator`, with variables restored.
+        generator: a model.FastGenerator of batch size B.
+        num_pixels: T, pixels per image.
+        prime_pixels: optional int [B, P] known first pixels (P < T), kept as they are.
+        temperature: softmax temperature, > 0.
+        argmax: take the likeliest level instead of sampling.
+        pixels_per_run: pixels generated per session.run (default: all at once).
+        on_progress: optional function(pixels done, pixels so far [B, done]) after each run.
+    Returns:
+        int32 [B, T] pixel levels.
+    """
+    check_temperature(temperature)
+    batch_size = generator.previous_pixel.shape.as_list()[0]
+    if prime_pixels is None:
+        prime_pixels = np.zeros((batch_size, 0), np.int32)
+    prime_pixels = np.asarray(prime_pixels, np.int32)
+    session.run(generator.prime, {generator.prime_pixels: prime_pixels})
+    pixels = np.zeros((batch_size, num_pixels), np.int32)
+    done = prime_pixels.shape[1]
+    pixels[:, :done] = prime_pixels
+    pixels_per_run = pixels_per_run or num_pixels
+    while done < num_pixels:
+        steps = min(pixels_per_run, num_pixels - done)
+        previous = pixels[:, done - 1] if done else np.zeros(batch_size, np.int32)
+        pixels[:, done:done + steps] = session.run(generator.pixels, {
+            generator.start: done, generator.num_steps: steps,
+            generator.previous_pixel: previous, generator.temperature: temperature,
+            generator.argmax: argmax})
+        done += steps
+        if on_progress is not None:
+            on_progress(done, pixels[:, :done])
+    return pixels
+
+
+def generate_naive(session, pixels_input, logits_at, position, num_pixels, rng,
+                   prime_pixels=None, temperature=1.0, argmax=False, on_progress=None):
+    """Generates a batch pixel by pixel, running the full network once per pixel.
+
+    Args:
+        session: a Session with variables restored.
+        pixels_input: placeholder int [B, T].
+        logits_at: float [B, Q] logits of the pixel at `position` given `pixels_input`.
+        position: placeholder int32 [].
+        num_pixels: T.
+        rng: a numpy Generator for sampling.
+        prime_pixels, temperature, argmax, on_progress: as for generate_fast.
+    Returns:
+        int32 [B, T] pixel levels.
+    """
+    check_temperature(temperature)
+    batch_size = pixels_input.shape.as_list()[0]
+    pixels = np.zeros((batch_size, num_pixels), np.int32)
+    done = 0
+    if prime_pixels is not None:
+        done = prime_pixels.shape[1]
+        pixels[:, :done] = prime_pixels
+    for index in range(done, num_pixels):
+        logits = session.run(logits_at, {pixels_input: pixels, position: index}).astype(np.float64)
+        if argmax:
+            pixels[:, index] = logits.argmax(axis=1)
+        else:
+            scaled = logits / temperature
+            probabilities = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+            cumulative = probabilities.cumsum(axis=1)
+            draws = rng.random((batch_size, 1)) * cumulative[:, -1:]
+            pixels[:, index] = (cumulative < draws).sum(axis=1)
+        if on_progress is not None:
+            on_progress(index + 1, pixels[:, :index + 1])
+    return pixels

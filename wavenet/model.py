@@ -1,0 +1,287 @@
+"""The WaveNet: causal dilated convolutions over raster-ordered pixels, 256-way softmax.
+
+One WaveNetModel object owns the variables. Its full path (training, evaluation, naive
+generation) and its incremental path (fast generation) run the same layer code on the same
+variables; they differ only in where each layer's input taps come from: delayed copies of
+the whole sequence, or FIFO queues holding each layer's recent inputs.
+"""
+import collections
+
+import tensorflow.compat.v1 as tf
+
+from wavenet import ops
+
+FastGenerator = collections.namedtuple('FastGenerator', [
+    'prime_pixels',     # placeholder int32 [B, P]: the pixels already known (P may be 0)
+    'prime',            # op: resets every queue to the state after prime_pixels
+    'start',            # placeholder int32 []: position of the first pixel this run generates
+    'num_steps',        # placeholder int32 []: how many pixels this run generates
+    'previous_pixel',   # placeholder int32 [B]: pixel at start - 1 (ignored when start == 0)
+    'temperature',      # placeholder float32 [], default 1.0: softmax temperature
+    'argmax',           # placeholder bool [], default False: take the likeliest level
+    'pixels',           # int32 [B, num_steps]: the generated pixels
+    'probabilities',    # float32 [B, num_steps, Q] at temperature 1, or None if not requested
+])
+
+
+class WaveNetModel:
+    """Creates the variables of a WaveNet and builds graphs that use them.
+
+    Args:
+        params: a WaveNetParams.
+        name: variable scope of every variable.
+    """
+
+    def __init__(self, params, name='wavenet'):
+        self.params = params
+        self.start_token = params.quantization_channels
+        self._variables = self._create_variables(name)
+
+    def _create_variables(self, name):
+        """Returns a nested dict of every trainable variable."""
+        params = self.params
+        residual, dilation, skip = (params.residual_channels, params.dilation_channels,
+                                    params.skip_channels)
+        levels = params.quantization_channels
+        initializer = tf.glorot_uniform_initializer()
+        zeros = tf.zeros_initializer()
+
+        def weight(var_name, shape):
+            return tf.get_variable(var_name, shape, initializer=initializer)
+
+        def bias(var_name, shape):
+            return tf.get_variable(var_name, shape, initializer=zeros) if params.use_biases else None
+
+        variables = {}
+        with tf.variable_scope(name):
+            with tf.variable_scope('input'):
+                # One table per tap: the one-hot input convolution as lookups.
+                variables['input'] = {
+                    'tables': weight('tables', [params.initial_filter_width, levels + 1, residual]),
+                    'biases': bias('biases', [residual])}
+            variables['layers'] = []
+            for index, _ in enumerate(params.dilations):
+                with tf.variable_scope('layer%d' % index):
+                    layer = {
+                        'filter_gate': weight('filter_gate',
+                                              [params.filter_width, residual, 2 * dilation]),
+                        'filter_gate_biases': bias('filter_gate_biases', [2 * dilation]),
+                        'skip': weight('skip', [dilation, skip]),
+                        'skip_biases': bias('skip_biases', [skip])}
+                    if index < len(params.dilations) - 1:
+                        # The last layer's residual output would feed nothing.
+                        layer['dense'] = weight('dense', [dilation, residual])
+                        layer['dense_biases'] = bias('dense_biases', [residual])
+                    variables['layers'].append(layer)
+            with tf.variable_scope('output'):
+                variables['output'] = {
+                    'hidden': weight('hidden', [skip, skip]),
+                    'hidden_biases': bias('hidden_biases', [skip]),
+                    'logits': weight('logits', [skip, levels]),
+                    'logits_biases': bias('logits_biases', [levels])}
+        return variables
+
+    def _stack(self, inputs, layer_taps):
+        """Runs the residual layers and the output stack.
+
+        Args:
+            inputs: float [..., residual_channels], output of the input convolution.
+            layer_taps: function (layer index, dilation, layer input [..., residual_channels])
+                -> list of filter_width taps, oldest first, each [..., residual_channels].
+        Returns:
+            float [..., quantization_channels] logits.
+        """
+        layers = self._variables['layers']
+        gated_outputs = []
+        residual = inputs
+        for index, dilation in enumerate(self.params.dilations):
+            layer = layers[index]
+            filter_gate = ops.conv_taps(layer_taps(index, dilation, residual),
+                                        layer['filter_gate'], layer['filter_gate_biases'])
+            filters, gates = tf.split(filter_gate, 2, axis=-1)
+            gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
+            gated_outputs.append(gated)
+            if 'dense' in layer:
+                residual = residual + ops.dense(gated, layer['dense'], layer['dense_biases'])
+        # The sum of every layer's skip projection, as one matrix product.
+        skip_weights = tf.concat([layer['skip'] for layer in layers], axis=0)
+        skip_biases = (tf.add_n([layer['skip_biases'] for layer in layers])
+                       if self.params.use_biases else None)
+        skips = ops.dense(tf.concat(gated_outputs, axis=-1), skip_weights, skip_biases)
+        output = self._variables['output']
+        hidden = tf.nn.relu(ops.dense(tf.nn.relu(skips), output['hidden'],
+                                      output['hidden_biases']))
+        return ops.dense(hidden, output['logits'], output['logits_biases'])
+
+    def _full_inputs(self, pixels):
+        """Input convolution over the whole sequence: int [B, T] -> float [B, T, residual]."""
+        tokens = ops.shift_in_start_token(tf.cast(pixels, tf.int32), self.start_token)
+        return self._input_convolution(tokens)
+
+    def _input_convolution(self, tokens):
+        """Input convolution of the input tokens: int [B, T] -> float [B, T, residual]."""
+        variables = self._variables['input']
+        outputs = ops.causal_embedding_conv(tokens, variables['tables'], self.start_token)
+        return outputs if variables['biases'] is None else outputs + variables['biases']
+
+    def logits(self, pixels):
+        """Logits of every pixel given the pixels before it.
+
+        Args:
+            pixels: int [B, T] pixel levels in raster order.
+        Returns:
+            float [B, T, quantization_channels]; position t depends on pixels[:, :t] only.
+        """
+        def delayed_copies(_, dilation, layer_inputs):
+            width = self.params.filter_width
+            return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation)
+                    for i in range(width)]
+        return self._stack(self._full_inputs(pixels), delayed_copies)
+
+    def nats_per_image(self, pixels):
+        """Negative log-likelihood of each image.
+
+        Args:
+            pixels: int [B, T].
+        Returns:
+            float [B]: the sum over pixels of -ln p(pixel | earlier pixels).
+        """
+        logits = self.logits(pixels)
+        nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(pixels, tf.int32), logits=logits)  # [B, T]
+        return tf.reduce_sum(nats, axis=1)
+
+    def loss(self, pixels):
+        """Mean negative log-likelihood per pixel, in nats: scalar."""
+        num_pixels = tf.cast(tf.shape(pixels)[1], tf.float32)
+        return tf.reduce_mean(self.nats_per_image(pixels)) / num_pixels
+
+    def weights(self):
+        """Every weight matrix and table (no biases): the targets of L2 regularization."""
+        found = [self._variables['input']['tables'], self._variables['output']['hidden'],
+                 self._variables['output']['logits']]
+        for layer in self._variables['layers']:
+            found.extend(layer[key] for key in ('filter_gate', 'dense', 'skip') if key in layer)
+        return found
+
+    def fast_generator(self, batch_size, with_probabilities=False):
+        """Builds incremental generation with one FIFO queue per dilated tap.
+
+        Each layer keeps its last (filter_width - 1) * dilation inputs in filter_width - 1
+        queues of capacity `dilation`; one generated pixel costs one step through the layers.
+        A run generates `num_steps` pixels inside one tf.while_loop; the queues keep their
+        state between runs, so a caller can generate an image in several runs.
+
+        Args:
+            batch_size: Python int, images generated at once.
+            with_probabilities: also return every step's distribution (for tests).
+        Returns:
+            A FastGenerator.
+        """
+        params = self.params
+        width = params.filter_width
+        input_queues = [tf.FIFOQueue(1, tf.int32, shapes=[[batch_size]])
+                        for _ in range(params.initial_filter_width - 1)]
+        layer_queues = [[tf.FIFOQueue(dilation, tf.float32,
+                                      shapes=[[batch_size, params.residual_channels]])
+                         for _ in range(width - 1)]
+                        for dilation in params.dilations]
+
+        prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
+        prime = self._prime_queues(prime_pixels, input_queues, layer_queues)
+
+        start = tf.placeholder(tf.int32, [], name='start')
+        num_steps = tf.placeholder(tf.int32, [], name='num_steps')
+        previous_pixel = tf.placeholder(tf.int32, [batch_size], name='previous_pixel')
+        temperature = tf.placeholder_with_default(1.0, [], name='temperature')
+        argmax = tf.placeholder_with_default(False, [], name='argmax')
+        levels = params.quantization_channels
+
+        def body(step, token, pixels_array, probabilities_array):
+            enqueues = []
+
+            def queue_taps(queues, current):
+                """Taps oldest first, from the queues; pushes `current` through them."""
+                taps = [current]
+                incoming = current
+                for queue in queues:
+                    oldest = queue.dequeue()
+                    with tf.control_dependencies([oldest]):
+                        enqueues.append(queue.enqueue(incoming))
+                    taps.insert(0, oldest)
+                    incoming = oldest
+                return taps
+
+            variables = self._variables['input']
+            inputs = ops.embedding_taps(queue_taps(input_queues, token), variables['tables'])
+            if variables['biases'] is not None:
+                inputs += variables['biases']
+            logits = self._stack(
+                inputs, lambda index, _, layer_inputs: queue_taps(layer_queues[index],
+                                                                   layer_inputs))
+            logits = tf.debugging.check_numerics(logits, 'generated logits')
+            sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
+            pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
+            with tf.control_dependencies(enqueues):
+                pixel = tf.identity(pixel)
+            pixels_array = pixels_array.write(step, pixel)
+            if with_probabilities:
+                probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
+            return step + 1, pixel, pixels_array, probabilities_array
+
+        first_token = tf.where_v2(tf.equal(start, 0),
+                               tf.fill([batch_size], self.start_token), previous_pixel)
+        arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
+                  tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
+                                 element_shape=[batch_size, levels])]
+        _, _, pixels_array, probabilities_array = tf.while_loop(
+            lambda step, *_: step < num_steps, body,
+            [tf.constant(0), first_token] + arrays,
+            parallel_iterations=1, back_prop=False)
+        pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
+        probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
+                         if with_probabilities else None)
+        return FastGenerator(prime_pixels, prime, start, num_steps, previous_pixel, temperature,
+                             argmax, pixels, probabilities)
+
+    def _prime_queues(self, prime_pixels, input_queues, layer_queues):
+        """Op that empties every queue and refills it from the known pixels, in one pass.
+
+        The full path runs once over the known pixels; each queue then receives the layer
+        inputs it would hold had those pixels been generated one by one (zeros, or the start
+        token, before the first pixel).
+        """
+        params = self.params
+        tokens = ops.shift_in_start_token(prime_pixels, self.start_token)  # [B, P]
+        history_length = params.initial_filter_width - 1
+        start_tokens = tf.fill([tf.shape(tokens)[0], history_length], self.start_token)
+        token_history = tf.concat([start_tokens, tokens], axis=1)[:, -history_length:] \
+            if history_length else None
+        layer_inputs = []
+
+        def record_inputs(_, dilation, inputs):
+            layer_inputs.append(inputs)
+            width = params.filter_width
+            return [ops.causal_shift(inputs, (width - 1 - i) * dilation) for i in range(width)]
+
+        self._stack(self._input_convolution(tokens), record_inputs)
+        # The first generation step (position P) feeds the token of position P itself, the
+        # last known pixel: the queues hold positions < P, computed here from tokens[:, :P].
+        refills = []
+        for index, queue in enumerate(input_queues):
+            values = token_history[:, history_length - 1 - index]  # oldest at the deepest queue
+            refills.append((queue, tf.expand_dims(values, 0)))
+        for queues, inputs, dilation in zip(layer_queues, layer_inputs, params.dilations):
+            length = len(queues) * dilation
+            padded = tf.pad(inputs, [[0, 0], [length, 0], [0, 0]])[:, -length:]  # [B, L, C]
+            for index, queue in enumerate(queues):
+                # Queue `index` holds the inputs delayed by (index + 1) * dilation.
+                end = length - index * dilation
+                chunk = padded[:, end - dilation:end]  # [B, dilation, C]
+                refills.append((queue, tf.transpose(chunk, [1, 0, 2])))
+        ops_list = []
+        for queue, values in refills:
+            emptied = queue.dequeue_many(queue.size())
+            with tf.control_dependencies([emptied]):
+                ops_list.append(queue.enqueue_many(values))
+        return tf.group(*ops_list, name='prime')

@@ -1,0 +1,147 @@
+"""Pure tensor functions: causal (dilated) convolutions, shifts, losses, batch order.
+
+Every function here builds graph ops from its arguments only; none creates variables.
+Shapes use B = batch, T = time (pixels in raster order), C = channels.
+"""
+import math
+
+import tensorflow.compat.v1 as tf
+
+
+def dense(inputs, weights, biases=None):
+    """A 1x1 convolution: a matrix product over the last axis.
+
+    Args:
+        inputs: float [..., in_channels].
+        weights: float [in_channels, out_channels].
+        biases: optional float [out_channels].
+    Returns:
+        float [..., out_channels].
+    """
+    outputs = tf.tensordot(inputs, weights, axes=[[-1], [0]])
+    return outputs if biases is None else outputs + biases
+
+
+def conv_taps(taps, filters, biases=None):
+    """One output step of a convolution from its input taps.
+
+    Args:
+        taps: list of filter_width tensors, each float [..., in_channels], oldest first.
+        filters: float [filter_width, in_channels, out_channels].
+        biases: optional float [out_channels].
+    Returns:
+        float [..., out_channels]: sum over i of taps[i] x filters[i].
+    """
+    filter_width, in_channels, out_channels = filters.shape.as_list()
+    stacked = tf.concat(taps, axis=-1)  # [..., filter_width * in_channels]
+    return dense(stacked, tf.reshape(filters, [filter_width * in_channels, out_channels]), biases)
+
+
+def causal_shift(inputs, shift):
+    """Delays a sequence by `shift` steps, filling the start with zeros.
+
+    Args:
+        inputs: [B, T, C].
+        shift: non-negative Python int.
+    Returns:
+        [B, T, C] with outputs[:, t] = inputs[:, t - shift], zero where t < shift.
+    """
+    if shift == 0:
+        return inputs
+    padded = tf.pad(inputs, [[0, 0], [shift, 0], [0, 0]])
+    return padded[:, :tf.shape(inputs)[1], :]
+
+
+def causal_conv(inputs, filters, dilation, biases=None):
+    """Causal dilated convolution: output t sees inputs t, t - d, ..., t - (w - 1) d.
+
+    Args:
+        inputs: float [B, T, in_channels].
+        filters: float [filter_width, in_channels, out_channels].
+        dilation: positive Python int.
+        biases: optional float [out_channels].
+    Returns:
+        float [B, T, out_channels]; positions before the start count as zeros.
+    """
+    filter_width = filters.shape.as_list()[0]
+    taps = [causal_shift(inputs, (filter_width - 1 - i) * dilation) for i in range(filter_width)]
+    return conv_taps(taps, filters, biases)
+
+
+def embedding_taps(token_taps, tables):
+    """One output step of a convolution over one-hot tokens, as table lookups.
+
+    Equal to conv_taps over the one-hot encodings of the tokens, without the one-hot matmul.
+
+    Args:
+        token_taps: list of filter_width int tensors [...], oldest first.
+        tables: float [filter_width, num_tokens, out_channels].
+    Returns:
+        float [..., out_channels].
+    """
+    return tf.add_n([tf.gather(tables[i], tokens) for i, tokens in enumerate(token_taps)])
+
+
+def causal_embedding_conv(tokens, tables, pad_token):
+    """Causal convolution over one-hot tokens, as table lookups.
+
+    Args:
+        tokens: int [B, T].
+        tables: float [filter_width, num_tokens, out_channels].
+        pad_token: Python int standing for every position before the start.
+    Returns:
+        float [B, T, out_channels]; output t sees tokens t - filter_width + 1 .. t.
+    """
+    filter_width = tables.shape.as_list()[0]
+    batch_size, length = tf.shape(tokens)[0], tf.shape(tokens)[1]
+    padding = tf.fill([batch_size, filter_width - 1], tf.cast(pad_token, tokens.dtype))
+    padded = tf.concat([padding, tokens], axis=1)  # [B, T + filter_width - 1]
+    return embedding_taps([padded[:, i:i + length] for i in range(filter_width)], tables)
+
+
+def shift_in_start_token(pixels, start_token):
+    """The network input for predicting every pixel from the ones before it.
+
+    Args:
+        pixels: int [B, T] pixel levels.
+        start_token: Python int, a token that is not a pixel level.
+    Returns:
+        int [B, T]: start_token followed by pixels[:, :-1].
+    """
+    start = tf.fill([tf.shape(pixels)[0], 1], tf.cast(start_token, pixels.dtype))
+    return tf.concat([start, pixels], axis=1)[:, :tf.shape(pixels)[1]]
+
+
+def nats_to_bits(nats):
+    """Converts a negative log-likelihood from nats to bits."""
+    return nats / math.log(2.0)
+
+
+def shuffled_batch_indices(step, num_items, batch_size, seed):
+    """Indices of the items in batch number `step` of a stream of shuffled epochs.
+
+    The stream is the concatenation of one permutation of range(num_items) per epoch, each drawn
+    from (seed, epoch) alone, so a batch depends only on its step: a resumed run sees the same
+    data order as an uninterrupted one.
+
+    Args:
+        step: int64 scalar tensor, the global step.
+        num_items: Python int, items per epoch.
+        batch_size: Python int.
+        seed: Python int.
+    Returns:
+        int64 [batch_size] indices in [0, num_items).
+    """
+    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
+    epochs = positions // num_items
+    first_epoch = epochs[0]
+    epoch_range = tf.range(first_epoch, epochs[-1] + 1)
+
+    def permutation(epoch):
+        keys = tf.random.stateless_uniform(
+            [num_items], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.cast(tf.argsort(keys, stable=True), tf.int32)
+
+    permutations = tf.map_fn(permutation, epoch_range, dtype=tf.int32)  # [epochs, num_items]
+    coordinates = tf.stack([epochs - first_epoch, positions % num_items], axis=1)
+    return tf.cast(tf.gather_nd(permutations, coordinates), tf.int64)
