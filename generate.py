@@ -1,6 +1,8 @@
 """Generates images from a trained image WaveNet.
 
 Usage: python generate.py --checkpoint=LOGDIR_OR_PREFIX --out=samples.png [flags]
+       python generate.py ... --class=3 --class=7      (class-conditional models; or --class=all)
+       python generate.py ... --seed_image=digit.png --seed_rows=14   (complete an image)
 
 The model is rebuilt from the params.json and data.json that train.py wrote into the logdir;
 no training flag is repeated here.
@@ -29,11 +31,23 @@ def get_arguments(argv=None):
                         help='PNG file: one image, or a grid of all of them (folders are '
                              'created)')
     parser.add_argument('--out_dir', default=None,
-                        help='write one PNG per image into this folder instead of --out')
+                        help='write one PNG per generated image into this folder instead of '
+                             '--out')
     parser.add_argument('--num_images', type=cli.positive_int, default=16,
-                        help='images to generate')
+                        help='images to generate (per class with --class, per seed with '
+                             '--seed_image)')
     parser.add_argument('--columns', type=cli.positive_int, default=None,
-                        help='images per row of the grid (default: about the square root)')
+                        help='images per row of the grid (default: about the square root; one '
+                             'row per class with --class or --seed_image)')
+    parser.add_argument('--class', dest='classes', action='append', default=None,
+                        metavar='NAME',
+                        help='class to generate, for a class-conditional model; repeat it for '
+                             'several, or give "all" for one row per class')
+    parser.add_argument('--seed_image', default=None,
+                        help='image to complete: its first --seed_rows rows are kept (after '
+                             'the same conversion as in training) and the rest is generated')
+    parser.add_argument('--seed_rows', type=cli.positive_int, default=None,
+                        help='rows of --seed_image to keep (default: half the image)')
     parser.add_argument('--batch_size', type=cli.positive_int, default=64,
                         help='images generated at once; memory depends on this, not on '
                              '--num_images')
@@ -54,11 +68,53 @@ def get_arguments(argv=None):
     args = parser.parse_args(argv)
     if not math.isfinite(args.temperature) or args.temperature <= 0:
         parser.error('--temperature must be a positive number, got %s' % args.temperature)
+    if args.seed_rows is not None and args.seed_image is None:
+        parser.error('--seed_rows needs --seed_image')
     return args
 
 
+def requested_labels(requested, classes, conditional):
+    """Class indices to generate, one per grid row, or [None] for an unconditional model.
+
+    Raises:
+        cli.UsageError: when --class and the model disagree, or a class name is unknown.
+    """
+    known = ', '.join(classes) or 'none'
+    if not conditional:
+        if requested:
+            raise cli.UsageError('this model is not class-conditional (trained without '
+                                 '--gc_channels): drop --class')
+        return [None]
+    if not requested:
+        raise cli.UsageError('this model is class-conditional: give --class=NAME (repeatable) '
+                             'or --class=all; classes: %s' % known)
+    if 'all' in requested:
+        return list(range(len(classes)))
+    unknown = [name for name in requested if name not in classes]
+    if unknown:
+        raise cli.UsageError('unknown class %s; classes: %s' % (', '.join(unknown), known))
+    return [classes.index(name) for name in requested]
+
+
+def load_seed(args, image_size, quantization_channels):
+    """The seed image as levels [height, width] and the rows to keep, or (None, 0)."""
+    from wavenet import reader
+    if args.seed_image is None:
+        return None, 0
+    height = image_size[0]
+    seed_rows = args.seed_rows if args.seed_rows is not None else height // 2
+    if seed_rows >= height:
+        raise cli.UsageError('--seed_rows=%d must be less than the image height %d'
+                             % (seed_rows, height))
+    try:
+        pixels = reader.load_image(args.seed_image, image_size)
+    except reader.DataError as error:
+        raise cli.UsageError(str(error)) from None
+    return reader.quantize(pixels, quantization_channels), seed_rows
+
+
 def main(argv=None):
-    """Restores a checkpoint, generates --num_images images and writes the PNG files."""
+    """Restores a checkpoint, generates the images and writes the PNG files."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
     from wavenet import image_grid, logdir, reader
@@ -67,68 +123,97 @@ def main(argv=None):
 
     try:
         checkpoint, run_dir = logdir.resolve_checkpoint(args.checkpoint)
-        params, (height, width), _ = logdir.read_run_files(run_dir)
+        params, image_size, classes = logdir.read_run_files(run_dir)
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
+    height, width = image_size
     num_pixels = height * width
-    batch_size = min(args.batch_size, args.num_images)
-    columns = args.columns or int(math.ceil(math.sqrt(args.num_images)))
+    rows = requested_labels(args.classes, classes, params.gc_channels > 0)
+    seed_levels, seed_rows = load_seed(args, image_size, params.quantization_channels)
+    # One label per generated image: --num_images of each requested class.
+    labels = None if rows == [None] else np.repeat(np.array(rows, np.int32), args.num_images)
+    total = len(rows) * args.num_images
+    batch_size = min(args.batch_size, total)
+    prime = (None if seed_levels is None else
+             np.tile(seed_levels.reshape(1, -1)[:, :seed_rows * width], (batch_size, 1)))
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
 
-    def to_png(levels):
-        """int [N, T] levels -> uint8 [N, height, width] 8-bit images."""
+    def to_images(levels):
+        """int levels [N, T] -> uint8 [N, height, width] 8-bit images."""
         return reader.dequantize(levels.reshape(-1, height, width).astype(np.uint8),
                                  params.quantization_channels)
 
-    def write_output(images):
+    def write_output(levels):
+        images = to_images(levels)
         if args.out_dir:
             for index, image in enumerate(images):
                 image_grid.save_png(os.path.join(args.out_dir, 'image_%04d.png' % index), image)
-        else:
-            image_grid.save_png(args.out, images[0] if len(images) == 1
-                                else image_grid.tile(images, columns))
+            return
+        if total == 1 and seed_levels is None:
+            image_grid.save_png(args.out, images[0])
+            return
+        columns = args.num_images if len(rows) > 1 else (
+            args.columns or int(math.ceil(math.sqrt(total))))
+        if seed_levels is not None:
+            # Each row: the seed image, its kept rows, then the completions.
+            seed_image = to_images(seed_levels.reshape(1, -1))[0]
+            kept = seed_image.copy()
+            kept[seed_rows:] = 0
+            columns = args.num_images
+            images = np.concatenate([
+                np.concatenate([[seed_image, kept], row_images])
+                for row_images in images.reshape(len(rows), args.num_images, height, width)])
+            columns += 2
+        image_grid.save_png(args.out, image_grid.tile(images, columns))
 
     tf.set_random_seed(seed)
-    model = WaveNetModel(params)
+    model = WaveNetModel(params, image_size, len(classes))
     if args.fast_generation:
         generator = model.fast_generator(batch_size)
     else:
         pixels_input = tf.placeholder(tf.int32, [batch_size, num_pixels])
+        labels_input = tf.placeholder(tf.int32, [batch_size]) if model.conditional else None
         position = tf.placeholder(tf.int32, [])
-        logits_at = model.logits(pixels_input)[:, position]
+        logits_at = model.logits(pixels_input, labels_input)[:, position]
     variables = tf.global_variables()
     try:
         logdir.check_variables_match(checkpoint, variables)
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
 
-    print('generating %d images of %dx%d from %s (%s generation, temperature %g, seed %d)'
-          % (args.num_images, height, width, checkpoint,
+    what = 'completions of %s (%d rows kept)' % (args.seed_image, seed_rows) \
+        if seed_levels is not None else 'images'
+    print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
+          % (total, what, height, width, checkpoint,
              'fast' if args.fast_generation else 'naive', args.temperature, seed))
-    generated = np.zeros((args.num_images, num_pixels), np.int32)
-    progress = cli.Progress(args.num_images * num_pixels, 'pixels')
+    generated = np.zeros((total, num_pixels), np.int32)
+    progress = cli.Progress(total * num_pixels, 'pixels')
     with tf.Session() as session:
         tf.train.Saver(variables).restore(session, checkpoint)
-        for first in range(0, args.num_images, batch_size):
-            count = min(batch_size, args.num_images - first)
+        for first in range(0, total, batch_size):
+            count = min(batch_size, total - first)
+            batch_labels = None
+            if labels is not None:
+                batch_labels = np.resize(labels[first:first + count], batch_size)
 
             def on_progress(done, pixels_so_far):
                 progress.update(first * num_pixels + count * done)
                 if args.save_every and done % args.save_every == 0 and done < num_pixels:
                     partial = generated.copy()
                     partial[first:first + count, :done] = pixels_so_far[:count]
-                    write_output(to_png(partial))
+                    write_output(partial)
 
             try:
                 if args.fast_generation:
                     # One session.run per image row, or per --save_every pixels.
-                    pixels = generate_fast(session, generator, num_pixels,
+                    pixels = generate_fast(session, generator, num_pixels, batch_labels, prime,
                                            temperature=args.temperature, argmax=args.argmax,
                                            pixels_per_run=args.save_every or width,
                                            on_progress=on_progress)
                 else:
                     pixels = generate_naive(session, pixels_input, logits_at, position,
                                             num_pixels, np.random.default_rng(seed + first),
+                                            labels_input, batch_labels, prime,
                                             temperature=args.temperature, argmax=args.argmax,
                                             on_progress=on_progress)
             except tf.errors.InvalidArgumentError as error:
@@ -136,8 +221,8 @@ def main(argv=None):
                                      'the checkpoint is corrupt or training diverged'
                                      % (checkpoint, error.message.splitlines()[0])) from None
             generated[first:first + count] = pixels[:count]
-    progress.finish(args.num_images * num_pixels)
-    write_output(to_png(generated))
+    progress.finish(total * num_pixels)
+    write_output(generated)
     print('wrote %s' % (args.out_dir or args.out))
 
 

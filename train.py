@@ -7,6 +7,7 @@ is resumed: --num_steps is the run's total, so a resumed run stops at that globa
 Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits.
 """
 import argparse
+import dataclasses
 import math
 import os
 import signal
@@ -45,6 +46,10 @@ def get_arguments(argv=None):
     parser.add_argument('--wavenet_params', default=None,
                         help='JSON file of model hyperparameters (default: the logdir\'s '
                              'params.json when resuming, else %s)' % DEFAULT_PARAMS)
+    parser.add_argument('--gc_channels', type=cli.non_negative_int, default=None,
+                        help='train a class-conditional model with a class embedding of this '
+                             'size (classes are the subfolder names); overrides gc_channels '
+                             'of the params file; 0: unconditional')
     # Optimization.
     parser.add_argument('--batch_size', type=cli.positive_int, default=16,
                         help='images per training step')
@@ -126,20 +131,24 @@ def resolve_run(args, tf):
     """
     from wavenet import logdir
     from wavenet.params import ParamsError, load_params
+    stored_path = os.path.join(args.logdir, logdir.PARAMS_FILE)
+    resuming = os.path.exists(stored_path)
     try:
-        requested = load_params(args.wavenet_params or DEFAULT_PARAMS) \
-            if args.wavenet_params or not os.path.exists(
-                os.path.join(args.logdir, logdir.PARAMS_FILE)) else None
-        if not os.path.exists(os.path.join(args.logdir, logdir.PARAMS_FILE)):
-            return requested, args.image_size, None, None
-        params, image_size, classes = logdir.read_run_files(args.logdir)
+        requested = (load_params(args.wavenet_params or DEFAULT_PARAMS)
+                     if args.wavenet_params or not resuming else None)
+        if resuming:
+            params, image_size, classes = logdir.read_run_files(args.logdir)
     except (ParamsError, logdir.CheckpointError) as error:
         raise cli.UsageError(str(error)) from None
+    if args.gc_channels is not None:
+        requested = dataclasses.replace(requested or params, gc_channels=args.gc_channels)
+    if not resuming:
+        return requested, args.image_size, None, None
     if requested is not None and params.diff(requested):
         raise cli.UsageError(
-            '--wavenet_params=%s differs from %s in %s: resume without --wavenet_params, or '
-            'train into a new --logdir' % (args.wavenet_params, os.path.join(
-                args.logdir, logdir.PARAMS_FILE), ', '.join(params.diff(requested))))
+            'the requested params differ from %s in %s: resume without --wavenet_params and '
+            '--gc_channels, or train into a new --logdir'
+            % (stored_path, ', '.join(params.diff(requested))))
     if args.image_size is not None and tuple(args.image_size) != image_size:
         raise cli.UsageError('--image_size=%dx%d differs from %dx%d stored in %s: resume '
                              'without --image_size, or train into a new --logdir'
@@ -157,6 +166,15 @@ def load_data(args, params, image_size, stored_classes):
         raise cli.UsageError(str(error)) from None
     for path, reason in dataset.skipped:
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
+    if params.gc_channels:
+        for image_set in (dataset.train, dataset.validation):
+            unlabelled = [path for path, label in zip(image_set.files, image_set.labels)
+                          if label < 0]
+            if unlabelled:
+                raise cli.UsageError('class conditioning needs every image in a class folder, '
+                                     'but %s is not (and %d more): put images in DIR/<class>/ '
+                                     'or train without --gc_channels'
+                                     % (unlabelled[0], len(unlabelled) - 1))
     if stored_classes is not None and tuple(dataset.classes) != tuple(stored_classes):
         raise cli.UsageError('%s has classes %s but %s was trained on %s: train into a new '
                              '--logdir' % (args.data_dir, list(dataset.classes), args.logdir,
@@ -207,15 +225,20 @@ def main(argv=None):
     train_images = dataset.train.images.reshape(len(dataset.train.images), num_pixels)
 
     tf.set_random_seed(args.seed)
-    model = WaveNetModel(params)
+    model = WaveNetModel(params, dataset.image_size, len(dataset.classes))
     global_step = tf.train.get_or_create_global_step()
     images_input = tf.placeholder(tf.uint8, train_images.shape, name='images_input')
-    # The training images live in the graph; the batch is a function of the global step.
-    images_variable = tf.Variable(images_input, trainable=False, name='train_images',
+    labels_input = tf.placeholder(tf.int32, [len(train_images)], name='labels_input')
+    # The training set lives in the graph; the batch is a function of the global step.
+    data_variables = [tf.Variable(initial, trainable=False, name=name,
                                   collections=[tf.GraphKeys.LOCAL_VARIABLES])
-    batch = tf.gather(images_variable, ops.shuffled_batch_indices(
-        global_step, len(train_images), args.batch_size, args.seed))  # [B, T] uint8
-    loss = model.loss(tf.cast(batch, tf.int32))
+                      for initial, name in [(images_input, 'train_images'),
+                                            (labels_input, 'train_labels')]]
+    batch_indices = ops.shuffled_batch_indices(global_step, len(train_images), args.batch_size,
+                                               args.seed)
+    batch = tf.gather(data_variables[0], batch_indices)  # [B, T] uint8
+    batch_labels = tf.gather(data_variables[1], batch_indices) if model.conditional else None
+    loss = model.loss(tf.cast(batch, tf.int32), batch_labels)
     if args.learning_rate_schedule == 'cosine':
         learning_rate = tf.train.cosine_decay(args.learning_rate, global_step, args.num_steps)
     else:
@@ -237,8 +260,13 @@ def main(argv=None):
     summary_op = tf.summary.merge(summaries)
 
     eval_input = tf.placeholder(tf.int32, [None, num_pixels], name='eval_pixels')
-    eval_nats = model.nats_per_image(eval_input)
+    eval_labels = tf.placeholder(tf.int32, [None], name='eval_labels') if model.conditional \
+        else None
+    eval_nats = model.nats_per_image(eval_input, eval_labels)
     generator = model.fast_generator(args.num_samples) if args.num_samples else None
+    # A conditional model's sample grid cycles through the classes.
+    sample_labels = (np.arange(args.num_samples) % len(dataset.classes) if model.conditional
+                     else None)
 
     saver = tf.train.Saver(tf.global_variables(), max_to_keep=args.max_checkpoints)
     if resume_from:
@@ -248,7 +276,8 @@ def main(argv=None):
             raise cli.UsageError(str(error)) from None
 
     with tf.Session() as session, StopRequest() as stop:
-        session.run(images_variable.initializer, {images_input: train_images})
+        session.run([variable.initializer for variable in data_variables],
+                    {images_input: train_images, labels_input: dataset.train.labels})
         if resume_from:
             saver.restore(session, resume_from)
             print('resumed from %s' % resume_from)
@@ -269,12 +298,13 @@ def main(argv=None):
             report = ['saved %s' % path]
             if len(dataset.validation.images):
                 validation_bits = bits_per_dim(session, eval_nats, eval_input,
-                                               dataset.validation.images, 100)
+                                               dataset.validation.images, 100, eval_labels,
+                                               dataset.validation.labels)
                 writer.add_summary(tf.Summary(value=[tf.Summary.Value(
                     tag='validation/bits_per_dim', simple_value=validation_bits)]), step)
                 report.append('validation bits/dim %.4f' % validation_bits)
             if generator is not None:
-                samples = generate_fast(session, generator, num_pixels)
+                samples = generate_fast(session, generator, num_pixels, sample_labels)
                 levels = samples.reshape(-1, height, width)
                 grid = image_grid.tile(reader.dequantize(levels, params.quantization_channels),
                                        columns=int(math.ceil(math.sqrt(len(levels)))))

@@ -15,7 +15,8 @@ import numpy as np
 from wavenet import cli
 
 
-def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, on_progress=None):
+def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, labels_input=None,
+                 labels=None, on_progress=None):
     """Average -log2 p over every pixel of every image.
 
     Args:
@@ -24,6 +25,8 @@ def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, on_p
         pixels_input: placeholder int [B, T] that nats_per_image reads.
         images: uint8 [N, height, width] quantized levels, height * width = T.
         batch_size: images per session.run.
+        labels_input: placeholder int [B] of a class-conditional model, else None.
+        labels: int [N] classes of the images, for a class-conditional model.
         on_progress: optional function(images done).
     Returns:
         Python float, bits per dimension.
@@ -32,9 +35,10 @@ def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, on_p
     flat = np.asarray(images).reshape(num_images, -1)
     total_nats = 0.0
     for start in range(0, num_images, batch_size):
-        batch = flat[start:start + batch_size]
-        total_nats += float(np.sum(session.run(nats_per_image, {pixels_input: batch}),
-                                   dtype=np.float64))
+        feed = {pixels_input: flat[start:start + batch_size]}
+        if labels_input is not None:
+            feed[labels_input] = labels[start:start + batch_size]
+        total_nats += float(np.sum(session.run(nats_per_image, feed), dtype=np.float64))
         if on_progress is not None:
             on_progress(min(start + batch_size, num_images))
     return total_nats / (flat.size * math.log(2.0))
@@ -72,10 +76,15 @@ def main(argv=None):
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
     print('evaluating %s on %d images of %dx%d from %s'
           % (checkpoint, len(images.images), image_size[0], image_size[1], args.data_dir))
+    if params.gc_channels and (images.labels < 0).any():
+        raise cli.UsageError('this model is class-conditional: every image in %s must be in a '
+                             'class folder named as in training (%s)'
+                             % (args.data_dir, ', '.join(classes)))
     with tf.Graph().as_default():
-        model = WaveNetModel(params)
+        model = WaveNetModel(params, image_size, len(classes))
         pixels_input = tf.placeholder(tf.int32, [None, image_size[0] * image_size[1]])
-        nats = model.nats_per_image(pixels_input)
+        labels_input = tf.placeholder(tf.int32, [None]) if model.conditional else None
+        nats = model.nats_per_image(pixels_input, labels_input)
         variables = tf.global_variables()
         try:
             logdir.check_variables_match(checkpoint, variables)
@@ -85,7 +94,7 @@ def main(argv=None):
             tf.train.Saver(variables).restore(session, checkpoint)
             progress = cli.Progress(len(images.images), 'images')
             result = bits_per_dim(session, nats, pixels_input, images.images, args.batch_size,
-                                  progress.update)
+                                  labels_input, images.labels, progress.update)
             progress.finish(len(images.images))
     print('bits/dim: %.4f' % result)
 

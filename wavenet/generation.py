@@ -8,14 +8,15 @@ def check_temperature(temperature):
         raise ValueError('temperature must be a positive number, got %r' % temperature)
 
 
-def generate_fast(session, generator, num_pixels, prime_pixels=None, temperature=1.0,
-                  argmax=False, pixels_per_run=None, on_progress=None):
+def generate_fast(session, generator, num_pixels, labels=None, prime_pixels=None,
+                  temperature=1.0, argmax=False, pixels_per_run=None, on_progress=None):
     """Generates a batch of images with a FastGenerator.
 
     Args:
         session: a Session whose graph holds `generator`, with variables restored.
         generator: a model.FastGenerator of batch size B.
         num_pixels: T, pixels per image.
+        labels: int [B] classes, for a class-conditional model only.
         prime_pixels: optional int [B, P] known first pixels (P < T), kept as they are.
         temperature: softmax temperature, > 0.
         argmax: take the likeliest level instead of sampling.
@@ -26,10 +27,11 @@ def generate_fast(session, generator, num_pixels, prime_pixels=None, temperature
     """
     check_temperature(temperature)
     batch_size = generator.previous_pixel.shape.as_list()[0]
+    label_feed = _label_feed(generator.labels, labels)
     if prime_pixels is None:
         prime_pixels = np.zeros((batch_size, 0), np.int32)
     prime_pixels = np.asarray(prime_pixels, np.int32)
-    session.run(generator.prime, {generator.prime_pixels: prime_pixels})
+    session.run(generator.prime, {generator.prime_pixels: prime_pixels, **label_feed})
     pixels = np.zeros((batch_size, num_pixels), np.int32)
     done = prime_pixels.shape[1]
     pixels[:, :done] = prime_pixels
@@ -40,7 +42,7 @@ def generate_fast(session, generator, num_pixels, prime_pixels=None, temperature
         pixels[:, done:done + steps] = session.run(generator.pixels, {
             generator.start: done, generator.num_steps: steps,
             generator.previous_pixel: previous, generator.temperature: temperature,
-            generator.argmax: argmax})
+            generator.argmax: argmax, **label_feed})
         done += steps
         if on_progress is not None:
             on_progress(done, pixels[:, :done])
@@ -48,7 +50,8 @@ def generate_fast(session, generator, num_pixels, prime_pixels=None, temperature
 
 
 def generate_naive(session, pixels_input, logits_at, position, num_pixels, rng,
-                   prime_pixels=None, temperature=1.0, argmax=False, on_progress=None):
+                   labels_input=None, labels=None, prime_pixels=None, temperature=1.0,
+                   argmax=False, on_progress=None):
     """Generates a batch pixel by pixel, running the full network once per pixel.
 
     Args:
@@ -58,19 +61,23 @@ def generate_naive(session, pixels_input, logits_at, position, num_pixels, rng,
         position: placeholder int32 [].
         num_pixels: T.
         rng: a numpy Generator for sampling.
+        labels_input: placeholder int [B] of a class-conditional model, else None.
+        labels: int [B] classes, for a class-conditional model only.
         prime_pixels, temperature, argmax, on_progress: as for generate_fast.
     Returns:
         int32 [B, T] pixel levels.
     """
     check_temperature(temperature)
     batch_size = pixels_input.shape.as_list()[0]
+    label_feed = _label_feed(labels_input, labels)
     pixels = np.zeros((batch_size, num_pixels), np.int32)
     done = 0
     if prime_pixels is not None:
         done = prime_pixels.shape[1]
         pixels[:, :done] = prime_pixels
     for index in range(done, num_pixels):
-        logits = session.run(logits_at, {pixels_input: pixels, position: index}).astype(np.float64)
+        logits = session.run(logits_at, {pixels_input: pixels, position: index,
+                                         **label_feed}).astype(np.float64)
         if argmax:
             pixels[:, index] = logits.argmax(axis=1)
         else:
@@ -83,3 +90,14 @@ def generate_naive(session, pixels_input, logits_at, position, num_pixels, rng,
         if on_progress is not None:
             on_progress(index + 1, pixels[:, :index + 1])
     return pixels
+
+
+def _label_feed(labels_input, labels):
+    """The feed of the labels placeholder; ValueError when labels and model disagree."""
+    if labels_input is None:
+        if labels is not None:
+            raise ValueError('this model is not class-conditional: it takes no labels')
+        return {}
+    if labels is None:
+        raise ValueError('this model is class-conditional: labels are required')
+    return {labels_input: np.asarray(labels, np.int32)}

@@ -101,5 +101,6 @@ def check_variables_match(checkpoint, variables):
                             % (name, list(stored[name]), shape))
     if problems:
         shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
-        raise CheckpointError('checkpoint %s does not match the params (%d variables differ: %s)'
+        raise CheckpointError('checkpoint %s does not match the model built from its params '
+                              '(or the --optimizer) (%d variables differ: %s)'
                               % (checkpoint, len(problems), shown))

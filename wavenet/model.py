@@ -12,6 +12,7 @@ import tensorflow.compat.v1 as tf
 from wavenet import ops
 
 FastGenerator = collections.namedtuple('FastGenerator', [
+    'labels',           # placeholder int32 [B]: class of each image, or None (unconditional)
     'prime_pixels',     # placeholder int32 [B, P]: the pixels already known (P may be 0)
     'prime',            # op: resets every queue to the state after prime_pixels
     'start',            # placeholder int32 []: position of the first pixel this run generates
@@ -29,13 +30,25 @@ class WaveNetModel:
 
     Args:
         params: a WaveNetParams.
+        image_size: (height, width) of the images, needed for position conditioning.
+        num_classes: number of classes, needed for class conditioning (gc_channels > 0).
         name: variable scope of every variable.
     """
 
-    def __init__(self, params, name='wavenet'):
+    def __init__(self, params, image_size, num_classes=0, name='wavenet'):
+        if params.gc_channels and num_classes < 1:
+            raise ValueError('class conditioning (gc_channels=%d) needs at least one class'
+                             % params.gc_channels)
         self.params = params
+        self.image_size = tuple(image_size)
+        self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
         self._variables = self._create_variables(name)
+
+    @property
+    def conditional(self):
+        """Whether every graph needs the class labels of its images."""
+        return self.num_classes > 0
 
     def _create_variables(self, name):
         """Returns a nested dict of every trainable variable."""
@@ -59,6 +72,15 @@ class WaveNetModel:
                 variables['input'] = {
                     'tables': weight('tables', [params.initial_filter_width, levels + 1, residual]),
                     'biases': bias('biases', [residual])}
+            with tf.variable_scope('conditioning'):
+                height, width = self.image_size
+                variables['conditioning'] = {
+                    'classes': (weight('class_embedding', [self.num_classes, params.gc_channels])
+                                if self.conditional else None),
+                    'rows': (weight('row_embedding', [height, params.position_channels])
+                             if params.position_channels else None),
+                    'columns': (weight('column_embedding', [width, params.position_channels])
+                                if params.position_channels else None)}
             variables['layers'] = []
             for index, _ in enumerate(params.dilations):
                 with tf.variable_scope('layer%d' % index):
@@ -68,6 +90,12 @@ class WaveNetModel:
                         'filter_gate_biases': bias('filter_gate_biases', [2 * dilation]),
                         'skip': weight('skip', [dilation, skip]),
                         'skip_biases': bias('skip_biases', [skip])}
+                    if self.conditional:
+                        layer['class_projection'] = weight(
+                            'class_projection', [params.gc_channels, 2 * dilation])
+                    if params.position_channels:
+                        layer['position_projection'] = weight(
+                            'position_projection', [params.position_channels, 2 * dilation])
                     if index < len(params.dilations) - 1:
                         # The last layer's residual output would feed nothing.
                         layer['dense'] = weight('dense', [dilation, residual])
@@ -81,13 +109,46 @@ class WaveNetModel:
                     'logits_biases': bias('logits_biases', [levels])}
         return variables
 
-    def _stack(self, inputs, layer_taps):
+    def _layer_conditions(self, labels, positions):
+        """The conditioning term each layer adds to its filter and gate pre-activations.
+
+        Args:
+            labels: int [B] classes, or None for an unconditional model.
+            positions: int [T] raster positions of the predicted pixels, or a scalar position.
+        Returns:
+            A list with one float tensor per layer, [B or 1, T, 2 * dilation_channels] for
+            positions [T] and [B or 1, 2 * dilation_channels] for a scalar position; or a
+            list of None when the model has no conditioning.
+        """
+        conditioning = self._variables['conditioning']
+        layers = self._variables['layers']
+        terms = [[] for _ in layers]
+        if self.conditional:
+            if labels is None:
+                raise ValueError('this model is class-conditional: labels are required')
+            classes = tf.gather(conditioning['classes'], labels)  # [B, gc_channels]
+            for layer, layer_terms in zip(layers, terms):
+                term = ops.dense(classes, layer['class_projection'])  # [B, 2 * dilation]
+                layer_terms.append(term if positions.shape.ndims == 0 else term[:, None])
+        if self.params.position_channels:
+            width = self.image_size[1]
+            places = (tf.gather(conditioning['rows'], positions // width)
+                      + tf.gather(conditioning['columns'], positions % width))  # [(T,) P]
+            for layer, layer_terms in zip(layers, terms):
+                layer_terms.append(ops.dense(places, layer['position_projection'])[None])
+        # Broadcasting sum: class terms are per image, position terms per pixel.
+        return [sum(layer_terms[1:], layer_terms[0]) if layer_terms else None
+                for layer_terms in terms]
+
+    def _stack(self, inputs, layer_taps, layer_conditions):
         """Runs the residual layers and the output stack.
 
         Args:
             inputs: float [..., residual_channels], output of the input convolution.
             layer_taps: function (layer index, dilation, layer input [..., residual_channels])
                 -> list of filter_width taps, oldest first, each [..., residual_channels].
+            layer_conditions: from _layer_conditions: one term (or None) per layer, added to
+                the filter and gate pre-activations.
         Returns:
             float [..., quantization_channels] logits.
         """
@@ -98,6 +159,8 @@ class WaveNetModel:
             layer = layers[index]
             filter_gate = ops.conv_taps(layer_taps(index, dilation, residual),
                                         layer['filter_gate'], layer['filter_gate_biases'])
+            if layer_conditions[index] is not None:
+                filter_gate += layer_conditions[index]
             filters, gates = tf.split(filter_gate, 2, axis=-1)
             gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
             gated_outputs.append(gated)
@@ -124,44 +187,52 @@ class WaveNetModel:
         outputs = ops.causal_embedding_conv(tokens, variables['tables'], self.start_token)
         return outputs if variables['biases'] is None else outputs + variables['biases']
 
-    def logits(self, pixels):
-        """Logits of every pixel given the pixels before it.
+    def _delayed_copies(self, _, dilation, layer_inputs):
+        """Full-path taps of a layer: its inputs [B, T, C] delayed by each tap's offset."""
+        width = self.params.filter_width
+        return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation) for i in range(width)]
+
+    def logits(self, pixels, labels=None):
+        """Logits of every pixel given the pixels before it (and the class).
 
         Args:
-            pixels: int [B, T] pixel levels in raster order.
+            pixels: int [B, T] pixel levels in raster order, T <= height * width.
+            labels: int [B] classes; required by a class-conditional model.
         Returns:
             float [B, T, quantization_channels]; position t depends on pixels[:, :t] only.
         """
-        def delayed_copies(_, dilation, layer_inputs):
-            width = self.params.filter_width
-            return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation)
-                    for i in range(width)]
-        return self._stack(self._full_inputs(pixels), delayed_copies)
+        positions = tf.range(tf.shape(pixels)[1])
+        return self._stack(self._full_inputs(pixels), self._delayed_copies,
+                           self._layer_conditions(labels, positions))
 
-    def nats_per_image(self, pixels):
+    def nats_per_image(self, pixels, labels=None):
         """Negative log-likelihood of each image.
 
         Args:
             pixels: int [B, T].
+            labels: int [B] classes; required by a class-conditional model.
         Returns:
             float [B]: the sum over pixels of -ln p(pixel | earlier pixels).
         """
-        logits = self.logits(pixels)
+        logits = self.logits(pixels, labels)
         nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(pixels, tf.int32), logits=logits)  # [B, T]
         return tf.reduce_sum(nats, axis=1)
 
-    def loss(self, pixels):
+    def loss(self, pixels, labels=None):
         """Mean negative log-likelihood per pixel, in nats: scalar."""
         num_pixels = tf.cast(tf.shape(pixels)[1], tf.float32)
-        return tf.reduce_mean(self.nats_per_image(pixels)) / num_pixels
+        return tf.reduce_mean(self.nats_per_image(pixels, labels)) / num_pixels
 
     def weights(self):
         """Every weight matrix and table (no biases): the targets of L2 regularization."""
         found = [self._variables['input']['tables'], self._variables['output']['hidden'],
                  self._variables['output']['logits']]
+        found.extend(table for table in self._variables['conditioning'].values()
+                     if table is not None)
         for layer in self._variables['layers']:
-            found.extend(layer[key] for key in ('filter_gate', 'dense', 'skip') if key in layer)
+            found.extend(layer[key] for key in ('filter_gate', 'dense', 'skip', 'class_projection',
+                                                'position_projection') if key in layer)
         return found
 
     def fast_generator(self, batch_size, with_probabilities=False):
@@ -187,8 +258,10 @@ class WaveNetModel:
                          for _ in range(width - 1)]
                         for dilation in params.dilations]
 
+        labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if self.conditional
+                  else None)
         prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
-        prime = self._prime_queues(prime_pixels, input_queues, layer_queues)
+        prime = self._prime_queues(prime_pixels, labels, input_queues, layer_queues)
 
         start = tf.placeholder(tf.int32, [], name='start')
         num_steps = tf.placeholder(tf.int32, [], name='num_steps')
@@ -218,7 +291,8 @@ class WaveNetModel:
                 inputs += variables['biases']
             logits = self._stack(
                 inputs, lambda index, _, layer_inputs: queue_taps(layer_queues[index],
-                                                                   layer_inputs))
+                                                                   layer_inputs),
+                self._layer_conditions(labels, start + step))
             logits = tf.debugging.check_numerics(logits, 'generated logits')
             sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
             pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
@@ -241,10 +315,10 @@ class WaveNetModel:
         pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
         probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
                          if with_probabilities else None)
-        return FastGenerator(prime_pixels, prime, start, num_steps, previous_pixel, temperature,
-                             argmax, pixels, probabilities)
+        return FastGenerator(labels, prime_pixels, prime, start, num_steps, previous_pixel,
+                             temperature, argmax, pixels, probabilities)
 
-    def _prime_queues(self, prime_pixels, input_queues, layer_queues):
+    def _prime_queues(self, prime_pixels, labels, input_queues, layer_queues):
         """Op that empties every queue and refills it from the known pixels, in one pass.
 
         The full path runs once over the known pixels; each queue then receives the layer
@@ -259,12 +333,12 @@ class WaveNetModel:
             if history_length else None
         layer_inputs = []
 
-        def record_inputs(_, dilation, inputs):
+        def record_inputs(index, dilation, inputs):
             layer_inputs.append(inputs)
-            width = params.filter_width
-            return [ops.causal_shift(inputs, (width - 1 - i) * dilation) for i in range(width)]
+            return self._delayed_copies(index, dilation, inputs)
 
-        self._stack(self._input_convolution(tokens), record_inputs)
+        self._stack(self._input_convolution(tokens), record_inputs,
+                    self._layer_conditions(labels, tf.range(tf.shape(tokens)[1])))
         # The first generation step (position P) feeds the token of position P itself, the
         # last known pixel: the queues hold positions < P, computed here from tokens[:, :P].
         refills = []

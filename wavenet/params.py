@@ -22,6 +22,10 @@ class WaveNetParams:
         quantization_channels: number of pixel levels (256 for 8-bit images).
         use_biases: add a bias to every convolution.
         initial_filter_width: taps of the first causal convolution over the pixels.
+        gc_channels: size of the learned class embedding added to every layer (global
+            conditioning); 0 for an unconditional model.
+        position_channels: size of the learned row and column embeddings of the predicted
+            pixel added to every layer (local conditioning); 0 for none.
     """
     filter_width: int = 2
     dilations: Tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256,
@@ -32,6 +36,8 @@ class WaveNetParams:
     quantization_channels: int = 256
     use_biases: bool = True
     initial_filter_width: int = 2
+    gc_channels: int = 0
+    position_channels: int = 0
 
     def __post_init__(self):
         for name in ('filter_width', 'residual_channels', 'dilation_channels', 'skip_channels',
@@ -39,6 +45,10 @@ class WaveNetParams:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParamsError('%s must be a positive integer, got %r' % (name, value))
+        for name in ('gc_channels', 'position_channels'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ParamsError('%s must be an integer >= 0, got %r' % (name, value))
         if not isinstance(self.use_biases, bool):
             raise ParamsError('use_biases must be true or false, got %r' % (self.use_biases,))
         if (not isinstance(self.quantization_channels, int)

@@ -1,0 +1,1 @@
+"""Benchmarks of training and generation speed, memory and efficiency (see README.md)."""

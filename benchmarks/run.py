@@ -1,0 +1,529 @@
+"""Benchmarks training and generation of 28x28 images; prints and writes a markdown report.
+
+Usage: python benchmarks/run.py [--configs default,anchor] [--quick] [--out=benchmarks/results.md]
+
+Each (measurement, config, batch size) runs in its own subprocess (this script with the
+hidden --measure flag, which prints one JSON line), so the peak RSS it reports belongs to
+that batch size alone. The report goes to stdout and to --out; the raw numbers go to a
+JSON file next to it. See benchmarks/README.md for what each number means.
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
+from wavenet import cli, generation  # noqa: E402
+from wavenet.params import load_params  # noqa: E402
+
+IMAGE_SIZE = 28
+NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+CONFIGS = types.MappingProxyType({
+    'default': os.path.join(ROOT, 'wavenet_params.json'),
+    'anchor': os.path.join(ROOT, 'benchmarks', 'anchor_params.json'),
+})
+KINDS = ('train', 'fast', 'naive')
+NUM_CLASSES = 10  # random labels for class-conditional params (gc_channels > 0), as the digits
+LEARNING_RATE = 1e-3
+SEED = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What to measure and how often.
+
+    Attributes:
+        train_batches: batch sizes of the training measurements.
+        train_warmup_steps: untimed training steps before the timed ones.
+        train_timed_steps: timed training steps; their median is reported.
+        fast_batches: batch sizes of fast generation.
+        fast_repeats: timed full images after one warm-up image; their median is reported.
+        naive_batches: batch sizes of naive generation.
+        naive_pixels: pixels timed per naive measurement, extrapolated to a whole image.
+    """
+    train_batches: tuple = (1, 8, 32)
+    train_warmup_steps: int = 3
+    train_timed_steps: int = 10
+    fast_batches: tuple = (1, 16, 64, 256)
+    fast_repeats: int = 3
+    naive_batches: tuple = (1, 16)
+    naive_pixels: int = 4 * IMAGE_SIZE
+
+
+QUICK = Settings(train_batches=(1, 8), train_warmup_steps=1, train_timed_steps=1,
+                 fast_batches=(1, 8), fast_repeats=1, naive_batches=(1, 8),
+                 naive_pixels=IMAGE_SIZE)
+
+
+def make_settings(quick, naive_pixels=None):
+    """Returns the full or quick Settings, with naive_pixels overridden when given."""
+    settings = QUICK if quick else Settings()
+    if naive_pixels is not None:
+        settings = dataclasses.replace(settings, naive_pixels=naive_pixels)
+    return settings
+
+
+def parse_measure(text):
+    """argparse type of --measure: KIND:CONFIG:BATCH -> (kind, config, batch)."""
+    parts = text.split(':')
+    if len(parts) != 3 or parts[0] not in KINDS or parts[1] not in CONFIGS:
+        raise argparse.ArgumentTypeError('expected KIND:CONFIG:BATCH with KIND in %s and '
+                                         'CONFIG in %s, got %r' % (KINDS, tuple(CONFIGS), text))
+    return parts[0], parts[1], cli.positive_int(parts[2])
+
+
+def parse_configs(text):
+    """argparse type of --configs: comma-separated names from CONFIGS."""
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    unknown = [name for name in names if name not in CONFIGS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError('expected names from %s, got %r'
+                                         % (', '.join(CONFIGS), text))
+    return names
+
+
+def parse_arguments(argv=None):
+    """Parses the flags."""
+    parser = argparse.ArgumentParser(
+        description='Benchmark training and generation of 28x28 images.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--configs', type=parse_configs, default=list(CONFIGS),
+                        help='comma-separated configs: default = wavenet_params.json, '
+                             'anchor = benchmarks/anchor_params.json')
+    parser.add_argument('--quick', action='store_true',
+                        help='smoke test: batch sizes 1 and 8, one repeat, 28 naive pixels')
+    parser.add_argument('--naive_pixels', type=cli.positive_int, default=None,
+                        help='pixels timed per naive-generation measurement (default: 112, '
+                             'or 28 with --quick)')
+    parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results.md'),
+                        help='markdown report; the raw numbers go to the same name with .json')
+    parser.add_argument('--measure', type=parse_measure, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.naive_pixels is not None and args.naive_pixels >= NUM_PIXELS:
+        parser.error('--naive_pixels must be less than %d' % NUM_PIXELS)
+    return args
+
+
+def peak_rss_mib():
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_pixels(rng, batch, length, levels):
+    """Random pixel levels, int32 [batch, length]."""
+    return rng.integers(0, levels, size=(batch, length), dtype=np.int32)
+
+
+def build_model(model_class, params):
+    """The model for 28x28 images (with NUM_CLASSES classes if params condition on one)."""
+    return model_class(params, (IMAGE_SIZE, IMAGE_SIZE), num_classes=NUM_CLASSES)
+
+
+def labels_placeholder(tf, model, batch):
+    """Placeholder int32 [batch] of the classes of a conditional model, else None."""
+    return tf.placeholder(tf.int32, [batch], name='labels') if model.conditional else None
+
+
+def random_labels(rng, labels, batch):
+    """Random classes int32 [batch] for a labels placeholder, or None when there is none."""
+    return None if labels is None else rng.integers(0, NUM_CLASSES, size=batch, dtype=np.int32)
+
+
+def measure_training(tf, model_class, params, batch, settings):
+    """Times Adam steps on model.loss, as train.py builds them, over random images.
+
+    Returns:
+        dict with the median ms per step, pixels per second and every timed step.
+    """
+    rng = np.random.default_rng(SEED)
+    with tf.Graph().as_default():
+        tf.set_random_seed(SEED)
+        model = build_model(model_class, params)
+        labels = labels_placeholder(tf, model, batch)
+        global_step = tf.train.get_or_create_global_step()
+        pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
+        loss = model.loss(pixels, labels)
+        train_op = tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss, global_step=global_step)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            step_seconds = []
+            for step in range(settings.train_warmup_steps + settings.train_timed_steps):
+                feed = {pixels: random_pixels(rng, batch, NUM_PIXELS,
+                                              params.quantization_channels)}
+                if labels is not None:
+                    feed[labels] = random_labels(rng, labels, batch)
+                started = time.perf_counter()
+                session.run([train_op, loss], feed)
+                if step >= settings.train_warmup_steps:
+                    step_seconds.append(time.perf_counter() - started)
+    seconds = statistics.median(step_seconds)
+    return {'ms_per_step': 1000 * seconds, 'pixels_per_s': batch * NUM_PIXELS / seconds,
+            'step_seconds': step_seconds}
+
+
+def measure_fast_generation(tf, model_class, params, batch, settings):
+    """Times whole images from model.fast_generator, one session.run per image.
+
+    Returns:
+        dict with the median seconds per batch of images, images and pixels per second.
+    """
+    rng = np.random.default_rng(SEED)
+    with tf.Graph().as_default():
+        tf.set_random_seed(SEED)
+        generator = build_model(model_class, params).fast_generator(batch)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            image_seconds = []
+            for repeat in range(1 + settings.fast_repeats):
+                started = time.perf_counter()
+                generation.generate_fast(
+                    session, generator, NUM_PIXELS,
+                    labels=random_labels(rng, generator.labels, batch),
+                    pixels_per_run=NUM_PIXELS)
+                if repeat:  # the first image is the warm-up
+                    image_seconds.append(time.perf_counter() - started)
+    seconds = statistics.median(image_seconds)
+    return {'seconds_per_batch': seconds, 'images_per_s': batch / seconds,
+            'pixels_per_s': batch * NUM_PIXELS / seconds, 'image_seconds': image_seconds}
+
+
+def measure_naive_generation(tf, model_class, params, batch, settings):
+    """Times settings.naive_pixels pixels of naive generation and extrapolates to an image.
+
+    Each naive pixel runs the full network over all NUM_PIXELS positions, so its cost does
+    not depend on its position: the timed pixels are the last naive_pixels of the image,
+    the ones before them primed with random levels, which lets generate_naive run unchanged.
+
+    Returns:
+        dict with pixels per second and the extrapolated seconds per batch and per image.
+    """
+    rng = np.random.default_rng(SEED)
+    levels = params.quantization_channels
+    with tf.Graph().as_default():
+        tf.set_random_seed(SEED)
+        model = build_model(model_class, params)
+        labels = labels_placeholder(tf, model, batch)
+        pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
+        position = tf.placeholder(tf.int32, [], name='position')
+        logits_at = model.logits(pixels, labels)[:, position]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+
+            def generate(num_generated):
+                prime = random_pixels(rng, batch, NUM_PIXELS - num_generated, levels)
+                generation.generate_naive(session, pixels, logits_at, position, NUM_PIXELS,
+                                          rng, labels_input=labels,
+                                          labels=random_labels(rng, labels, batch),
+                                          prime_pixels=prime)
+
+            generate(1)  # warm-up
+            started = time.perf_counter()
+            generate(settings.naive_pixels)
+            seconds = time.perf_counter() - started
+    seconds_per_pixel_step = seconds / settings.naive_pixels
+    return {'timed_pixels': settings.naive_pixels, 'timed_seconds': seconds,
+            'pixels_per_s': batch / seconds_per_pixel_step,
+            'seconds_per_batch_extrapolated': NUM_PIXELS * seconds_per_pixel_step,
+            'seconds_per_image_extrapolated': NUM_PIXELS * seconds_per_pixel_step / batch}
+
+
+def run_measurement(kind, config, batch, settings):
+    """Runs one measurement in this process; returns its numbers with the peak RSS."""
+    tf = cli.import_tensorflow(verbose=False)
+    from wavenet.model import WaveNetModel
+    measure = {'train': measure_training, 'fast': measure_fast_generation,
+               'naive': measure_naive_generation}[kind]
+    result = measure(tf, WaveNetModel, load_params(CONFIGS[config]), batch, settings)
+    result.update(kind=kind, config=config, batch=batch, peak_rss_mib=peak_rss_mib())
+    return result
+
+
+def measure_in_subprocess(kind, config, batch, quick, naive_pixels):
+    """Runs one measurement in a fresh Python process and returns its JSON result."""
+    command = [sys.executable, os.path.abspath(__file__),
+               '--measure=%s:%s:%d' % (kind, config, batch), '--naive_pixels=%d' % naive_pixels]
+    if quick:
+        command.append('--quick')
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError('%s failed with exit code %d:\n%s'
+                           % (' '.join(command), completed.returncode, completed.stderr))
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure_all(configs, settings, quick):
+    """Runs every measurement of every config, each in its own subprocess.
+
+    Returns:
+        list of result dicts, in the order run.
+    """
+    plan = [(kind, config, batch) for config in configs
+            for kind, batches in (('train', settings.train_batches),
+                                  ('fast', settings.fast_batches),
+                                  ('naive', settings.naive_batches))
+            for batch in batches]
+    results = []
+    for index, (kind, config, batch) in enumerate(plan):
+        print('[%d/%d] %s %s batch %d' % (index + 1, len(plan), kind, config, batch),
+              file=sys.stderr, flush=True)
+        results.append(measure_in_subprocess(kind, config, batch, quick,
+                                             settings.naive_pixels))
+    return results
+
+
+def read_cpuinfo():
+    """The first processor's fields in /proc/cpuinfo, as a dict (empty if unreadable)."""
+    fields = {}
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            for line in cpuinfo:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(':')
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def fp32_peak(cores, cpuinfo):
+    """The machine's fp32 peak from its cores, clock and vector flags.
+
+    Peak = cores x GHz x FLOPs/cycle, with FLOPs/cycle = 2 FMA units x vector lanes x 2:
+    64 where the flags show avx512f (16 fp32 lanes), 32 with avx2 and fma (8 lanes).
+
+    Returns:
+        dict with gflops (None when the clock or the vector units are unknown), the
+        inputs and the assumption in words.
+    """
+    flags = set(cpuinfo.get('flags', '').split())
+    if 'avx512f' in flags:
+        flops_per_cycle, units = 64, 'AVX-512: 2 FMA units x 16 fp32 lanes x 2'
+    elif {'avx2', 'fma'} <= flags:
+        flops_per_cycle, units = 32, 'AVX2+FMA: 2 FMA units x 8 fp32 lanes x 2'
+    else:
+        flops_per_cycle, units = None, 'no AVX2+FMA or AVX-512 flags found'
+    try:
+        ghz = float(cpuinfo['cpu MHz']) / 1000
+    except (KeyError, ValueError):
+        ghz = None
+    gflops = cores * ghz * flops_per_cycle if ghz and flops_per_cycle else None
+    assumption = ('%d cores x %s GHz x %s FLOPs/cycle (%s); assumes every core in the '
+                  'affinity mask has its own FMA units (SMT siblings would halve it), the '
+                  "'cpu MHz' clock of /proc/cpuinfo (no turbo), and full-width 512-bit FMAs "
+                  '(CPUs that split them, e.g. AMD Zen 4, peak at half)'
+                  % (cores, '%.3f' % ghz if ghz else '?', flops_per_cycle or '?', units))
+    return {'gflops': gflops, 'cores': cores, 'ghz': ghz, 'flops_per_cycle': flops_per_cycle,
+            'assumption': assumption}
+
+
+def describe_machine(tensorflow_version):
+    """CPU model, cores, fp32 peak, versions, load and date, as a dict."""
+    cpuinfo = read_cpuinfo()
+    cores = len(os.sched_getaffinity(0))
+    return {'cpu': cpuinfo.get('model name', platform.processor() or 'unknown'),
+            'cores': cores, 'cpu_mhz': cpuinfo.get('cpu MHz'),
+            'peak': fp32_peak(cores, cpuinfo),
+            'tensorflow': tensorflow_version, 'numpy': np.__version__,
+            'python': platform.python_version(),
+            'load_average_at_start': os.getloadavg(),
+            'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
+
+
+def markdown_table(header, rows):
+    """A markdown table from a header list and rows of strings."""
+    lines = ['| %s |' % ' | '.join(header), '|%s|' % '|'.join('---' for _ in header)]
+    lines += ['| %s |' % ' | '.join(row) for row in rows]
+    return '\n'.join(lines)
+
+
+def find(results, kind, config, batch):
+    """The result of one measurement, or None if it was not run."""
+    for result in results:
+        if (result['kind'], result['config'], result['batch']) == (kind, config, batch):
+            return result
+    return None
+
+
+def percent_of_peak(gflops, peak):
+    """'12.3%' of the peak, or 'n/a' when the peak is unknown."""
+    return '%.1f%%' % (100 * gflops / peak) if peak else 'n/a'
+
+
+def format_number(value, decimals=0):
+    """A number with thousands separators."""
+    return '{:,.{}f}'.format(value, decimals)
+
+
+def machine_section(machine, configs):
+    """Markdown list: CPU, cores, fp32 peak and its assumption, versions, load, date."""
+    peak = machine['peak']
+    return '\n'.join([
+        '- CPU: %s, %d cores (os.sched_getaffinity), cpu MHz %s'
+        % (machine['cpu'], machine['cores'], machine['cpu_mhz'] or '?'),
+        '- fp32 peak: %s GFLOP/s = %s' % (format_number(peak['gflops'], 1) if peak['gflops']
+                                          else 'n/a', peak['assumption']),
+        '- TensorFlow %s, numpy %s, Python %s' % (machine['tensorflow'], machine['numpy'],
+                                                  machine['python']),
+        '- date %s, load average at start %s' % (
+            machine['date'], ', '.join('%.2f' % load for load in
+                                       machine['load_average_at_start'])),
+        '- configs: %s' % ', '.join('%s = %s' % (config, os.path.relpath(CONFIGS[config], ROOT))
+                                    for config in configs)])
+
+
+def training_section(settings, results):
+    """Markdown: ms/step, pixels/s and peak RSS of every training measurement."""
+    return ('## Training\n\nAdam on `model.loss` (as train.py); median of %d timed step(s) '
+            'after %d warm-up step(s); peak RSS of a process doing only this.\n\n'
+            % (settings.train_timed_steps, settings.train_warmup_steps)
+            + markdown_table(
+                ['config', 'batch', 'ms/step', 'pixels/s', 'peak RSS (MiB)'],
+                [[r['config'], str(r['batch']), format_number(r['ms_per_step'], 1),
+                  format_number(r['pixels_per_s']), format_number(r['peak_rss_mib'])]
+                 for r in results if r['kind'] == 'train']))
+
+
+def fast_section(settings, results):
+    """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
+    return ('## Fast generation\n\n`model.fast_generator(B)` + `generate_fast(..., '
+            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image.\n\n'
+            % (NUM_PIXELS, settings.fast_repeats)
+            + markdown_table(
+                ['config', 'batch', 's/batch', 'images/s', 'pixels/s', 'peak RSS (MiB)'],
+                [[r['config'], str(r['batch']), '%.2f' % r['seconds_per_batch'],
+                  format_number(r['images_per_s'], 2), format_number(r['pixels_per_s']),
+                  format_number(r['peak_rss_mib'])]
+                 for r in results if r['kind'] == 'fast']))
+
+
+def naive_section(settings, results):
+    """Markdown: pixels/s and extrapolated seconds of naive generation."""
+    return ('## Naive generation\n\n`generate_naive` with `model.logits(placeholder)'
+            '[:, position]`: every pixel runs the full network over all %d positions, so its '
+            'cost does not depend on the position. Only %d pixels are timed (the last %d, the '
+            'rest primed with random levels); seconds per batch and per image are '
+            '**extrapolated** to %d pixels.\n\n'
+            % (NUM_PIXELS, settings.naive_pixels, settings.naive_pixels, NUM_PIXELS)
+            + markdown_table(
+                ['config', 'batch', 'pixels/s', 's/batch (extrapolated)',
+                 's/image (extrapolated)', 'peak RSS (MiB)'],
+                [[r['config'], str(r['batch']), format_number(r['pixels_per_s'], 1),
+                  format_number(r['seconds_per_batch_extrapolated'], 1),
+                  '%.2f' % r['seconds_per_image_extrapolated'],
+                  format_number(r['peak_rss_mib'])]
+                 for r in results if r['kind'] == 'naive']))
+
+
+def speedup_section(configs, settings, results):
+    """Markdown: fast over naive pixels/s at each batch size both were measured at."""
+    rows = []
+    for config in configs:
+        for batch in settings.naive_batches:
+            fast, naive = (find(results, 'fast', config, batch),
+                           find(results, 'naive', config, batch))
+            if fast and naive:
+                rows.append([config, str(batch), format_number(fast['pixels_per_s']),
+                             format_number(naive['pixels_per_s'], 1),
+                             '%.0fx' % (fast['pixels_per_s'] / naive['pixels_per_s'])])
+    return ('## Speedup of fast over naive generation\n\nRatio of pixels/s at the same batch '
+            'size (naive extrapolated as above).\n\n'
+            + markdown_table(['config', 'batch', 'fast pixels/s', 'naive pixels/s', 'speedup'],
+                             rows))
+
+
+def efficiency_section(configs, settings, results, peak_gflops):
+    """Markdown: FLOPs per pixel and achieved GFLOP/s of training and fast generation.
+
+    Training is taken at the largest training batch, generation at the largest fast batch.
+    """
+    train_batch, fast_batch = max(settings.train_batches), max(settings.fast_batches)
+    rows = []
+    for config in configs:
+        forward = flops_per_pixel(load_params(CONFIGS[config]))
+        training = TRAINING_MULTIPLIER * forward
+        train_gflops = training * find(results, 'train', config, train_batch)['pixels_per_s']
+        fast_gflops = forward * find(results, 'fast', config, fast_batch)['pixels_per_s']
+        train_gflops, fast_gflops = train_gflops / 1e9, fast_gflops / 1e9
+        rows.append([config, format_number(forward), format_number(training),
+                     format_number(train_gflops, 1), percent_of_peak(train_gflops, peak_gflops),
+                     format_number(fast_gflops, 1), percent_of_peak(fast_gflops, peak_gflops)])
+    return ('## Efficiency\n\nFLOPs per pixel counted from the params (`benchmarks/flops.py`; '
+            'multiply-add = 2 FLOPs; the input convolution as table lookups plus their '
+            'additions; elementwise ops such as biases, tanh, sigmoid, gating, residual adds, '
+            'ReLU, softmax and the loss are ignored, and so are class and position '
+            'conditioning). Training FLOPs per pixel are taken as %dx the forward pass. '
+            'Achieved GFLOP/s = FLOPs per pixel x pixels/s, for training at batch %d and fast '
+            'generation at batch %d, against the fp32 peak of %s GFLOP/s.\n\n'
+            % (TRAINING_MULTIPLIER, train_batch, fast_batch,
+               format_number(peak_gflops, 1) if peak_gflops else 'n/a')
+            + markdown_table(
+                ['config', 'forward FLOPs/pixel', 'training FLOPs/pixel',
+                 'training GFLOP/s (batch %d)' % train_batch, '% of peak',
+                 'generation GFLOP/s (batch %d)' % fast_batch, '% of peak'], rows))
+
+
+def format_report(machine, settings, quick, configs, results):
+    """The markdown report: machine, training, generation, speedup and efficiency sections."""
+    sections = ['# WaveNet benchmarks: %dx%d images (%d pixels), random pixel levels'
+                % (IMAGE_SIZE, IMAGE_SIZE, NUM_PIXELS)]
+    if quick:
+        sections.append('**Quick smoke test** (`--quick`: batch sizes %s, %d repeat, %d naive '
+                        'pixels): these numbers only show that the suite runs; do not report '
+                        'them.' % (' and '.join(map(str, settings.train_batches)),
+                                   settings.fast_repeats, settings.naive_pixels))
+    sections += [machine_section(machine, configs), training_section(settings, results),
+                 fast_section(settings, results), naive_section(settings, results),
+                 speedup_section(configs, settings, results),
+                 efficiency_section(configs, settings, results, machine['peak']['gflops'])]
+    return '\n\n'.join(sections) + '\n'
+
+
+def write_outputs(out, markdown, raw):
+    """Writes the markdown report to `out` and the raw numbers to the .json beside it."""
+    directory = os.path.dirname(os.path.abspath(out))
+    os.makedirs(directory, exist_ok=True)
+    with open(out, 'w') as report:
+        report.write(markdown)
+    json_path = os.path.splitext(out)[0] + '.json'
+    with open(json_path, 'w') as raw_file:
+        json.dump(raw, raw_file, indent=2, sort_keys=True)
+        raw_file.write('\n')
+    return json_path
+
+
+def main(argv=None):
+    """Runs one hidden --measure measurement, or the whole suite and its report."""
+    args = parse_arguments(argv)
+    settings = make_settings(args.quick, args.naive_pixels)
+    if args.measure:
+        print(json.dumps(run_measurement(*args.measure, settings)), flush=True)
+        return
+    tf = cli.import_tensorflow(verbose=False)
+    machine = describe_machine(tf.__version__)
+    results = measure_all(args.configs, settings, args.quick)
+    markdown = format_report(machine, settings, args.quick, args.configs, results)
+    print(markdown)
+    json_path = write_outputs(args.out, markdown, {
+        'machine': machine, 'settings': dataclasses.asdict(settings), 'quick': args.quick,
+        'flops_per_pixel': {config: flops_per_pixel(load_params(CONFIGS[config]))
+                            for config in args.configs},
+        'training_flops_multiplier': TRAINING_MULTIPLIER, 'results': results})
+    print('wrote %s and %s' % (args.out, json_path), file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,159 @@
+"""The model: causality, receptive field, fast == naive generation, learning."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from wavenet.generation import generate_fast
+from wavenet.model import WaveNetModel
+from wavenet.params import WaveNetParams
+
+TINY = dict(dilations=(1, 2, 4, 1, 3), residual_channels=8, dilation_channels=6,
+            skip_channels=10, quantization_channels=16)
+
+VARIANTS = {
+    'default_widths': TINY,
+    'wide_filters': dict(TINY, filter_width=3, initial_filter_width=4),
+    'width_one_input': dict(TINY, initial_filter_width=1),
+    'no_biases': dict(TINY, use_biases=False),
+    'long_dilations': dict(TINY, dilations=(1, 8, 16, 32), filter_width=4),
+    'class_conditional': dict(TINY, gc_channels=4),
+    'position_conditional': dict(TINY, position_channels=3),
+    'class_and_position': dict(TINY, filter_width=3, gc_channels=5, position_channels=2),
+}
+IMAGE_SIZE = (5, 9)  # 45 pixels
+NUM_CLASSES = 3
+
+
+def build(params, seed=0):
+    """A model with random weights (biases too) in a fresh graph and session.
+
+    Returns (graph, session, model, pixels placeholder [B, T], labels placeholder [B], logits).
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(seed)
+        model = WaveNetModel(params, IMAGE_SIZE, NUM_CLASSES)
+        pixels = tf.placeholder(tf.int32, [None, None])
+        labels = tf.placeholder(tf.int32, [None]) if model.conditional else None
+        logits = model.logits(pixels, labels)
+        session = tf.Session(graph=graph)
+        session.run(tf.global_variables_initializer())
+        rng = np.random.default_rng(seed)
+        for variable in tf.trainable_variables():  # non-zero biases too
+            value = session.run(variable)
+            variable.load(value + 0.3 * rng.normal(size=value.shape), session)
+    return graph, session, model, pixels, labels, logits
+
+
+def feed(pixels, labels, pixel_values, label_values):
+    """A feed dict for the full path; labels only when the model has them."""
+    return {pixels: pixel_values, **({labels: label_values} if labels is not None else {})}
+
+
+def test_prediction_of_pixel_t_ignores_pixels_t_and_later():
+    params = WaveNetParams(**VARIANTS['wide_filters'])
+    _, session, _, pixels, _, logits = build(params)
+    rng = np.random.default_rng(1)
+    length = 40
+    base = rng.integers(0, 16, size=(1, length))
+    base_logits = session.run(logits, {pixels: base})
+    for t in [0, 1, 7, 20, length - 1]:
+        changed = base.copy()
+        changed[0, t] = (changed[0, t] + 5) % 16
+        changed_logits = session.run(logits, {pixels: changed})
+        np.testing.assert_array_equal(changed_logits[0, :t + 1], base_logits[0, :t + 1])
+        if t < length - 1:
+            assert np.abs(changed_logits[0, t + 1] - base_logits[0, t + 1]).max() > 1e-4
+
+
+def test_receptive_field_is_exact():
+    params = WaveNetParams(**dict(TINY, filter_width=3, initial_filter_width=2))
+    field = params.receptive_field
+    assert field == 1 + 1 + 2 * sum(TINY['dilations'])
+    _, session, _, pixels, _, logits = build(params)
+    length = min(field + 10, IMAGE_SIZE[0] * IMAGE_SIZE[1])
+    base = np.random.default_rng(2).integers(0, 16, size=(1, length))
+    target = length - 1
+    base_logits = session.run(logits, {pixels: base})[0, target]
+    inside, outside = base.copy(), base.copy()
+    inside[0, target - field] = (inside[0, target - field] + 3) % 16
+    outside[0, target - field - 1] = (outside[0, target - field - 1] + 3) % 16
+    assert np.abs(session.run(logits, {pixels: inside})[0, target] - base_logits).max() > 1e-5
+    np.testing.assert_array_equal(session.run(logits, {pixels: outside})[0, target],
+                                  base_logits)
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_fast_generation_equals_naive(variant):
+    """Per-step distributions of fast generation equal the full network's, within 1e-5."""
+    params = WaveNetParams(**VARIANTS[variant])
+    graph, session, model, pixels, labels, logits = build(params)
+    length, batch_size = IMAGE_SIZE[0] * IMAGE_SIZE[1], 3
+    with graph.as_default():
+        generator = model.fast_generator(batch_size, with_probabilities=True)
+        probabilities = tf.nn.softmax(logits)
+    label_values = np.array([2, 0, 1], np.int32)
+    label_feed = {generator.labels: label_values} if model.conditional else {}
+    # In several runs (the queues keep their state between them) ...
+    session.run(generator.prime, {generator.prime_pixels: np.zeros((batch_size, 0), np.int32),
+                                  **label_feed})
+    generated, fast_probabilities = [], []
+    previous = np.zeros(batch_size, np.int32)
+    for start, steps in [(0, 1), (1, 13), (14, length - 14)]:
+        run_pixels, run_probabilities = session.run(
+            [generator.pixels, generator.probabilities],
+            {generator.start: start, generator.num_steps: steps,
+             generator.previous_pixel: previous, **label_feed})
+        generated.append(run_pixels)
+        fast_probabilities.append(run_probabilities)
+        previous = run_pixels[:, -1]
+    generated = np.concatenate(generated, axis=1)
+    fast_probabilities = np.concatenate(fast_probabilities, axis=1)
+    naive = session.run(probabilities, feed(pixels, labels, generated, label_values))
+    np.testing.assert_allclose(fast_probabilities, naive, atol=1e-5, rtol=0)
+    # ... and after priming the queues from known pixels in one pass.
+    known = 17
+    session.run(generator.prime, {generator.prime_pixels: generated[:, :known], **label_feed})
+    completion, completion_probabilities = session.run(
+        [generator.pixels, generator.probabilities],
+        {generator.start: known, generator.num_steps: length - known,
+         generator.previous_pixel: generated[:, known - 1], **label_feed})
+    completed = np.concatenate([generated[:, :known], completion], axis=1)
+    naive = session.run(probabilities, feed(pixels, labels, completed, label_values))[:, known:]
+    np.testing.assert_allclose(completion_probabilities, naive, atol=1e-5, rtol=0)
+
+
+def test_generate_fast_keeps_prime_pixels_and_argmax_is_deterministic():
+    params = WaveNetParams(**TINY)
+    graph, session, model, _, _, _ = build(params)
+    with graph.as_default():
+        generator = model.fast_generator(2)
+    prime = np.array([[3, 4, 5], [6, 7, 8]], np.int32)
+    first = generate_fast(session, generator, 20, prime_pixels=prime, argmax=True,
+                          pixels_per_run=6)
+    second = generate_fast(session, generator, 20, prime_pixels=prime, argmax=True)
+    np.testing.assert_array_equal(first[:, :3], prime)
+    np.testing.assert_array_equal(first, second)
+    assert first.min() >= 0 and first.max() < 16
+    with pytest.raises(ValueError, match='temperature'):
+        generate_fast(session, generator, 20, temperature=0.0)
+
+
+def test_overfits_a_few_images():
+    """A tiny model learns four 6x6 images: the loss falls by a large factor."""
+    params = WaveNetParams(dilations=(1, 2, 4, 8, 16), residual_channels=16,
+                           dilation_channels=16, skip_channels=32, quantization_channels=16)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 16, size=(4, 36))
+    with tf.Graph().as_default():
+        tf.set_random_seed(0)
+        model = WaveNetModel(params, (6, 6))
+        loss = model.loss(tf.constant(images, tf.int32))
+        train_op = tf.train.AdamOptimizer(1e-2).minimize(loss)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            initial = session.run(loss)
+            for _ in range(300):
+                final, _ = session.run([loss, train_op])
+    assert initial > np.log(16) * 0.9  # about uniform over 16 levels at the start
+    assert final < initial / 10, (initial, final)

@@ -1,0 +1,113 @@
+"""wavenet.ops against plain numpy references."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from wavenet import ops
+
+
+def run(tensor, feed=None):
+    with tf.Session() as session:
+        return session.run(tensor, feed)
+
+
+def numpy_causal_conv(inputs, filters, dilation):
+    """Direct loops: out[b, t] = sum_i inputs[b, t - (w - 1 - i) * d] @ filters[i]."""
+    batch, length, _ = inputs.shape
+    width = filters.shape[0]
+    outputs = np.zeros((batch, length, filters.shape[2]))
+    for t in range(length):
+        for i in range(width):
+            source = t - (width - 1 - i) * dilation
+            if source >= 0:
+                outputs[:, t] += inputs[:, source] @ filters[i]
+    return outputs
+
+
+@pytest.mark.parametrize('width,dilation', [(1, 1), (2, 1), (2, 3), (3, 2), (4, 5)])
+def test_causal_conv_matches_numpy(width, dilation):
+    rng = np.random.default_rng(width * 10 + dilation)
+    inputs = rng.normal(size=(2, 17, 3))
+    filters = rng.normal(size=(width, 3, 4))
+    biases = rng.normal(size=4)
+    with tf.Graph().as_default():
+        result = run(ops.causal_conv(tf.constant(inputs), tf.constant(filters), dilation,
+                                     tf.constant(biases)))
+    np.testing.assert_allclose(result, numpy_causal_conv(inputs, filters, dilation) + biases,
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_causal_shift_delays_with_zeros():
+    inputs = np.arange(2 * 5 * 1, dtype=np.float32).reshape(2, 5, 1) + 1
+    with tf.Graph().as_default():
+        shifted = run(ops.causal_shift(tf.constant(inputs), 2))
+        too_far = run(ops.causal_shift(tf.constant(inputs), 9))
+    np.testing.assert_array_equal(shifted[:, :2], 0)
+    np.testing.assert_array_equal(shifted[:, 2:], inputs[:, :3])
+    np.testing.assert_array_equal(too_far, 0)
+
+
+def test_dense_matches_numpy_for_any_rank():
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(3, 5))
+    with tf.Graph().as_default():
+        for shape in [(3,), (4, 3), (2, 4, 3)]:
+            inputs = rng.normal(size=shape)
+            np.testing.assert_allclose(run(ops.dense(tf.constant(inputs), tf.constant(weights))),
+                                       inputs @ weights, rtol=1e-12)
+
+
+@pytest.mark.parametrize('width', [1, 2, 4])
+def test_embedding_conv_equals_one_hot_conv(width):
+    """Table lookups give the same result as a convolution over one-hot vectors."""
+    rng = np.random.default_rng(width)
+    num_tokens, pad_token = 7, 6
+    tokens = rng.integers(0, num_tokens, size=(3, 11))
+    tables = rng.normal(size=(width, num_tokens, 5))
+    padded = np.concatenate([np.full((3, width - 1), pad_token), tokens], axis=1)
+    one_hot = np.eye(num_tokens)[padded]  # [B, T + width - 1, tokens]
+    expected = numpy_causal_conv(one_hot, tables, 1)[:, width - 1:]
+    with tf.Graph().as_default():
+        result = run(ops.causal_embedding_conv(tf.constant(tokens), tf.constant(tables),
+                                               pad_token))
+    np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_shift_in_start_token():
+    pixels = np.array([[5, 6, 7], [1, 2, 3]])
+    with tf.Graph().as_default():
+        placeholder = tf.placeholder(tf.int64, [2, None])
+        shifted = ops.shift_in_start_token(placeholder, 256)
+        np.testing.assert_array_equal(run(shifted, {placeholder: pixels}),
+                                      [[256, 5, 6], [256, 1, 2]])
+        assert run(shifted, {placeholder: np.zeros((2, 0))}).shape == (2, 0)
+
+
+def test_nats_to_bits():
+    with tf.Graph().as_default():
+        assert run(ops.nats_to_bits(tf.constant(np.log(8.0)))) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize('num_items,batch_size', [(10, 3), (6, 6), (4, 9), (1, 2)])
+def test_shuffled_batches_cover_every_epoch_once(num_items, batch_size):
+    num_steps = 3 * num_items  # several epochs, batches crossing epoch boundaries
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        indices = ops.shuffled_batch_indices(step, num_items, batch_size, seed=3)
+        with tf.Session() as session:
+            stream = np.concatenate([session.run(indices, {step: s}) for s in range(num_steps)])
+            again = session.run(indices, {step: 2})
+    np.testing.assert_array_equal(again, stream[2 * batch_size:3 * batch_size])
+    epochs = stream[:len(stream) // num_items * num_items].reshape(-1, num_items)
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), np.arange(num_items))
+    if num_items >= 6:
+        assert not all((epoch == epochs[0]).all() for epoch in epochs), 'epochs not reshuffled'
+
+
+def test_shuffled_batches_depend_on_seed():
+    with tf.Graph().as_default():
+        first = ops.shuffled_batch_indices(tf.constant(0, tf.int64), 100, 100, seed=1)
+        second = ops.shuffled_batch_indices(tf.constant(0, tf.int64), 100, 100, seed=2)
+        first_value, second_value = run([first, second])
+    assert (first_value != second_value).any()

@@ -1,0 +1,114 @@
+"""Training survives interruption: exact resume, signals, NaN guard."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARAMS = ('{"dilations": [1, 2, 4, 8], "residual_channels": 8, "dilation_channels": 8, '
+          '"skip_channels": 16}')
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    """Ten random 6x6 images and a tiny params file."""
+    folder = tmp_path_factory.mktemp('reliability')
+    rng = np.random.default_rng(0)
+    for index in range(10):
+        os.makedirs(folder / 'images', exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 6)).astype(np.uint8)).save(
+            folder / 'images' / ('%d.png' % index))
+    (folder / 'params.json').write_text(PARAMS)
+    return folder
+
+
+def train_command(data, logdir, *flags):
+    return [sys.executable, os.path.join(ROOT, 'train.py'), '--data_dir=%s' % (data / 'images'),
+            '--wavenet_params=%s' % (data / 'params.json'), '--logdir=%s' % logdir,
+            '--batch_size=3', '--num_samples=0', '--seed=5'] + list(flags)
+
+
+def checkpoint_values(logdir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(logdir)))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def wait_for_line(process, text, timeout=60):
+    """Reads process stdout until a line containing `text`; returns the lines read."""
+    lines, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError('never printed %r; got %r' % (text, lines))
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path):
+    steps = '--num_steps=400'
+    subprocess.run(train_command(data, tmp_path / 'straight', steps, '--checkpoint_every=400'),
+                   check=True, capture_output=True, timeout=300)
+    process = subprocess.Popen(
+        train_command(data, tmp_path / 'interrupted', steps, '--checkpoint_every=400',
+                      '--print_every=10'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_line(process, 'step 20/400')
+    process.send_signal(signal.SIGINT)
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == 0, errors
+    assert 'interrupted at step' in output
+    stopped_at = int(output.split('interrupted at step ')[1].split(';')[0])
+    assert 20 <= stopped_at < 400, 'the run was not interrupted halfway'
+    assert tf.train.latest_checkpoint(str(tmp_path / 'interrupted')).endswith('-%d' % stopped_at)
+    resumed = subprocess.run(train_command(data, tmp_path / 'interrupted', steps),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'resumed from' in resumed.stdout
+    straight, interrupted = checkpoint_values(tmp_path / 'straight'), checkpoint_values(
+        tmp_path / 'interrupted')
+    assert sorted(straight) == sorted(interrupted)
+    assert any('Adam' in name for name in straight), 'optimizer slots are not checkpointed'
+    assert straight['global_step'] == interrupted['global_step'] == 400
+    for name, value in straight.items():
+        np.testing.assert_allclose(interrupted[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sigterm_saves_and_exits_zero(data, tmp_path):
+    process = subprocess.Popen(
+        train_command(data, tmp_path / 'run', '--num_steps=100000', '--print_every=5'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_line(process, 'step 5/')
+    process.send_signal(signal.SIGTERM)
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == 0, errors
+    assert 'SIGTERM' in errors
+    stopped_at = int(output.split('interrupted at step ')[1].split(';')[0])
+    assert tf.train.latest_checkpoint(str(tmp_path / 'run')).endswith('-%d' % stopped_at)
+    assert 'saved %s' % (tmp_path / 'run' / ('model.ckpt-%d' % stopped_at)) in output
+
+
+def test_diverging_loss_stops_with_the_last_good_checkpoint(data, tmp_path):
+    logdir = tmp_path / 'run'
+    subprocess.run(train_command(data, logdir, '--num_steps=2', '--optimizer=sgd'), check=True,
+                   capture_output=True, timeout=120)
+    before = sorted(os.listdir(logdir))
+    result = subprocess.run(
+        train_command(data, logdir, '--num_steps=500', '--optimizer=sgd',
+                      '--learning_rate=1e30', '--learning_rate_schedule=constant'),
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(error_lines) == 1 and error_lines[0].startswith('error: the loss became')
+    assert 'at step' in error_lines[0] and 'model.ckpt-2' in error_lines[0]
+    assert 'Traceback' not in result.stderr
+    assert tf.train.latest_checkpoint(str(logdir)).endswith('-2')
+    new_files = set(os.listdir(logdir)) - set(before)
+    assert all(name.startswith('events.out.tfevents') for name in new_files), new_files
