@@ -255,7 +255,7 @@ def main(argv=None):
                  tf.summary.scalar('train/bits_per_dim', bits),
                  tf.summary.scalar('train/learning_rate', learning_rate)]
     if args.histograms:
-        summaries += [tf.summary.histogram(variable.op.name, variable)
+        summaries += [tf.summary.histogram('histograms/' + variable.op.name, variable)
                       for variable in tf.trainable_variables()]
     summary_op = tf.summary.merge(summaries)
 
@@ -283,14 +283,13 @@ def main(argv=None):
             print('resumed from %s' % resume_from)
         else:
             session.run(tf.global_variables_initializer())
-        logdir.write_run_files(args.logdir, params, dataset.image_size, dataset.classes)
-        writer = tf.summary.FileWriter(args.logdir, session.graph)
         step = session.run(global_step)
         if step >= args.num_steps:
             print('step %d already reached --num_steps=%d; nothing to train' % (step,
                                                                                 args.num_steps))
-            writer.close()
             return
+        logdir.write_run_files(args.logdir, params, dataset.image_size, dataset.classes)
+        writer = tf.summary.FileWriter(args.logdir, session.graph)
 
         def save_checkpoint(step):
             path = saver.save(session, os.path.join(args.logdir, logdir.CHECKPOINT_PREFIX),

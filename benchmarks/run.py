@@ -98,18 +98,18 @@ def parse_configs(text):
 def parse_arguments(argv=None):
     """Parses the flags."""
     parser = argparse.ArgumentParser(
-        description='Benchmark training and generation of 28x28 images.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description='Benchmark training and generation of 28x28 images.')
     parser.add_argument('--configs', type=parse_configs, default=list(CONFIGS),
                         help='comma-separated configs: default = wavenet_params.json, '
-                             'anchor = benchmarks/anchor_params.json')
+                             'anchor = benchmarks/anchor_params.json (default: both)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke test: batch sizes 1 and 8, one repeat, 28 naive pixels')
     parser.add_argument('--naive_pixels', type=cli.positive_int, default=None,
                         help='pixels timed per naive-generation measurement (default: 112, '
                              'or 28 with --quick)')
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results.md'),
-                        help='markdown report; the raw numbers go to the same name with .json')
+                        help='markdown report; the raw numbers go to the same name with .json '
+                             '(default: benchmarks/results.md)')
     parser.add_argument('--measure', type=parse_measure, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.naive_pixels is not None and args.naive_pixels >= NUM_PIXELS:
@@ -302,30 +302,29 @@ def read_cpuinfo():
 def fp32_peak(cores, cpuinfo):
     """The machine's fp32 peak from its cores, clock and vector flags.
 
-    Peak = cores x GHz x FLOPs/cycle, with FLOPs/cycle = 2 FMA units x vector lanes x 2:
-    64 where the flags show avx512f (16 fp32 lanes), 32 with avx2 and fma (8 lanes).
+    Peak = cores x GHz x 32 FLOPs/cycle: 2 FMA pipes x 8 fp32 lanes x 2. AMD Zen 3 has 256-bit
+    FMA pipes; Zen 4 reports avx512f but executes 512-bit FMAs as two 256-bit halves, so its
+    fp32 peak per cycle is the same 32.
 
     Returns:
         dict with gflops (None when the clock or the vector units are unknown), the
         inputs and the assumption in words.
     """
     flags = set(cpuinfo.get('flags', '').split())
-    if 'avx512f' in flags:
-        flops_per_cycle, units = 64, 'AVX-512: 2 FMA units x 16 fp32 lanes x 2'
-    elif {'avx2', 'fma'} <= flags:
-        flops_per_cycle, units = 32, 'AVX2+FMA: 2 FMA units x 8 fp32 lanes x 2'
+    if {'avx2', 'fma'} <= flags:
+        flops_per_cycle = 32
+        units = ('2 FMA pipes x 8 fp32 lanes x 2 (256-bit; AMD Zen 4 splits AVX-512 into '
+                 'two 256-bit halves)')
     else:
-        flops_per_cycle, units = None, 'no AVX2+FMA or AVX-512 flags found'
+        flops_per_cycle, units = None, 'no AVX2+FMA flags found'
     try:
         ghz = float(cpuinfo['cpu MHz']) / 1000
     except (KeyError, ValueError):
         ghz = None
     gflops = cores * ghz * flops_per_cycle if ghz and flops_per_cycle else None
-    assumption = ('%d cores x %s GHz x %s FLOPs/cycle (%s); assumes every core in the '
-                  'affinity mask has its own FMA units (SMT siblings would halve it), the '
-                  "'cpu MHz' clock of /proc/cpuinfo (no turbo), and full-width 512-bit FMAs "
-                  '(CPUs that split them, e.g. AMD Zen 4, peak at half)'
-                  % (cores, '%.3f' % ghz if ghz else '?', flops_per_cycle or '?', units))
+    assumption = ('%d cores x %s GHz x %s FLOPs/cycle (%s); the \'cpu MHz\' clock of '
+                  '/proc/cpuinfo, no turbo' % (cores, '%.3f' % ghz if ghz else '?',
+                                               flops_per_cycle or '?', units))
     return {'gflops': gflops, 'cores': cores, 'ghz': ghz, 'flops_per_cycle': flops_per_cycle,
             'assumption': assumption}
 

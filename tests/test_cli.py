@@ -163,8 +163,8 @@ class Runs:
         self.pool = concurrent.futures.ThreadPoolExecutor(workers)
         self.futures = {}
 
-    def submit(self, name, function, *args):
-        self.futures[name] = self.pool.submit(function, *args)
+    def submit(self, name, function):
+        self.futures[name] = self.pool.submit(function)
 
     def __getitem__(self, name):
         return self.futures[name].result()
@@ -225,39 +225,42 @@ def paths(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def runs(paths):
-    """Starts every run of this module; tests wait for the ones they check."""
+    """Starts every run of this module; tests wait for the ones they check.
+
+    Order: the training run first, then the quick argparse runs, a few runs that need no
+    logdir (to use the workers while training runs), the runs on the trained logdir (the
+    two resumes, the longest chain, first), and the rest.
+    """
     p = paths
     root = p['root']
-    jobs = Runs(max(2, min(4, os.cpu_count() or 2)))
+    workers = 3
+    jobs = Runs(workers)
+    quick, independent, dependent = [], [], []
 
     def script(*args, env_extra=None):
         return run_script(list(args), root, env_extra)
-
-    def after_base(function):
-        def task():
-            jobs['train']  # the trained logdir exists (or the train test reports why not)
-            return function()
-        return task
 
     def copy_logdir(name):
         copy = root / name
         shutil.copytree(str(p['logdir']), str(copy))
         return copy
 
-    # The one trained logdir, first so that it starts first.
-    jobs.submit('train', script, *train_args(p['data'], p['logdir'], p['params']))
-
-    # Runs that need no logdir.
+    # Quick: refused by argparse, or --help, before TensorFlow is imported.
     fresh = root / 'never_created'
-    for name, data_dir in (('data_missing', p['data_missing']), ('data_empty', p['data_empty']),
-                           ('data_text', p['data_text']), ('data_corrupt', p['data_corrupt'])):
-        jobs.submit(name, script, *train_args(data_dir, fresh / name, p['params']))
-    for name in ('params_missing', 'params_malformed', 'params_unknown', 'params_invalid'):
-        jobs.submit(name, script, *train_args(p['data'], fresh / name, p[name]))
-    jobs.submit('one_bad_rmsprop', script, *train_args(
-        p['data_one_bad'], root / 'logdir_rmsprop', p['params'], num_steps=2,
-        extra=['--optimizer=rmsprop']))
+    for flag in ('--batch_size=0', '--batch_size=-1', '--num_steps=0', '--image_size=0',
+                 '--image_size=abc'):
+        quick.append(('train ' + flag, lambda flag=flag: script(
+            *train_args(p['data'], fresh / 'flags', p['params']) + [flag])))
+    for flag in ('--temperature=0', '--temperature=-1'):
+        quick.append(('generate ' + flag, lambda flag=flag: script(
+            GENERATE, '--checkpoint=%s' % p['logdir'], '--out=%s' % (p['gen'] / 'never.png'),
+            flag)))
+    # -X importtime lists every module imported: --help must not import TensorFlow.
+    for name, path in (('train_help', TRAIN), ('generate_help', GENERATE)):
+        quick.append((name, lambda path=path: run_script(
+            ['-X', 'importtime', path, '--help'], root, {'COLUMNS': '200'})))
 
+    # Runs that need no trained logdir.
     def sgd_6x5():
         logdir = root / 'logdir_6x5'
         trained = script(*train_args(p['data'], logdir, p['params'], num_steps=2,
@@ -268,24 +271,22 @@ def runs(paths):
         generated = script(GENERATE, '--checkpoint=%s' % logdir, '--out=%s' % out,
                            '--num_images=1', '--fast_generation=false', '--seed=3')
         return logdir, trained, generated, out
-    jobs.submit('sgd_6x5', sgd_6x5)
-    jobs.submit('generate_missing', script, GENERATE,
-                '--checkpoint=%s' % (root / 'no_such_logdir' / 'model.ckpt-4'),
-                '--out=%s' % (p['gen'] / 'never.png'))
-    jobs.submit('generate_no_checkpoint', script, GENERATE,
-                '--checkpoint=%s' % p['no_checkpoint_dir'],
-                '--out=%s' % (p['gen'] / 'never.png'))
-    for flag in ('--batch_size=0', '--batch_size=-1', '--num_steps=0', '--image_size=0',
-                 '--image_size=abc'):
-        jobs.submit('train ' + flag, script, *train_args(p['data'], fresh / 'flags', p['params'])
-                    + [flag])
-    for flag in ('--temperature=0', '--temperature=-1'):
-        jobs.submit('generate ' + flag, script, GENERATE, '--checkpoint=%s' % p['logdir'],
-                    '--out=%s' % (p['gen'] / 'never.png'), flag)
-    # -X importtime lists every module imported: --help must not import TensorFlow.
-    for name, path in (('train_help', TRAIN), ('generate_help', GENERATE)):
-        jobs.submit(name, run_script, ['-X', 'importtime', path, '--help'], root,
-                    {'COLUMNS': '200'})
+    independent.append(('sgd_6x5', sgd_6x5))
+    independent.append(('one_bad_rmsprop', lambda: script(*train_args(
+        p['data_one_bad'], root / 'logdir_rmsprop', p['params'], num_steps=2,
+        extra=['--optimizer=rmsprop']))))
+    for name in ('data_missing', 'data_empty', 'data_text', 'data_corrupt'):
+        independent.append((name, lambda name=name: script(
+            *train_args(p[name], fresh / name, p['params']))))
+    for name in ('params_missing', 'params_malformed', 'params_unknown', 'params_invalid'):
+        independent.append((name, lambda name=name: script(
+            *train_args(p['data'], fresh / name, p[name]))))
+    independent.append(('generate_missing', lambda: script(
+        GENERATE, '--checkpoint=%s' % (root / 'no_such_logdir' / 'model.ckpt-4'),
+        '--out=%s' % (p['gen'] / 'never.png'))))
+    independent.append(('generate_no_checkpoint', lambda: script(
+        GENERATE, '--checkpoint=%s' % p['no_checkpoint_dir'],
+        '--out=%s' % (p['gen'] / 'never.png'))))
 
     # Runs on the trained logdir (read only) or on copies of it.
     def resume():
@@ -294,32 +295,32 @@ def runs(paths):
         latest_after_first = tf.train.latest_checkpoint(str(logdir))
         second = script(*train_args(p['data'], logdir, p['params'], num_steps=6))
         return logdir, first, latest_after_first, second
-    jobs.submit('resume', after_base(resume))
+    dependent.append(('resume', resume))
 
     def changed_params():
         logdir = copy_logdir('logdir_changed_params')
         before = snapshot(logdir)
         result = script(*train_args(p['data'], logdir, p['params_wide'], num_steps=6))
         return before, snapshot(logdir), result
-    jobs.submit('changed_params', after_base(changed_params))
+    dependent.append(('changed_params', changed_params))
 
     def generate(*flags):
         return script(GENERATE, '--checkpoint=%s' % p['logdir'], *flags)
     one_a = p['gen'] / 'missing' / 'nested' / 'one.png'
     one_b = p['gen'] / 'one_again.png'
-    jobs.submit('generate_one', after_base(lambda: generate(
+    dependent.append(('generate_one', lambda: generate(
         '--out=%s' % one_a, '--num_images=1', '--seed=7')))
-    jobs.submit('generate_one_again', after_base(lambda: generate(
+    dependent.append(('generate_one_again', lambda: generate(
         '--out=%s' % one_b, '--num_images=1', '--seed=7')))
-    jobs.submit('generate_grid', after_base(lambda: generate(
+    dependent.append(('generate_grid', lambda: generate(
         '--out=%s' % (p['gen'] / 'grid.png'), '--num_images=4', '--seed=1')))
-    jobs.submit('generate_out_dir', after_base(lambda: script(
+    dependent.append(('generate_out_dir', lambda: script(
         GENERATE, '--checkpoint=%s' % (p['logdir'] / 'model.ckpt-2'),
         '--out_dir=%s' % (p['gen'] / 'out_dir' / 'images'), '--num_images=3', '--seed=2')))
-    jobs.submit('evaluate', after_base(lambda: script(
+    dependent.append(('evaluate', lambda: script(
         '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
         '--data_dir=%s' % p['data'])))
-    jobs.submit('evaluate_missing', after_base(lambda: script(
+    dependent.append(('evaluate_missing', lambda: script(
         '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
         '--data_dir=%s' % p['data_missing'])))
 
@@ -331,26 +332,31 @@ def runs(paths):
             result = script(GENERATE, '--checkpoint=%s' % logdir,
                             '--out=%s' % (p['gen'] / (name + '.png')), '--num_images=1')
             return logdir, before, snapshot(logdir), result
-        return after_base(task)
+        return task
 
     def edit_params(logdir):
         params_path = logdir / 'params.json'
         params = json.loads(params_path.read_text())
         params['residual_channels'] = 16
         write_json(params_path, params)
-    jobs.submit('generate_no_params', generate_broken_logdir(
-        'logdir_no_params', lambda logdir: (logdir / 'params.json').unlink()))
-    jobs.submit('generate_edited_params', generate_broken_logdir('logdir_edited', edit_params))
+    dependent.append(('generate_no_params', generate_broken_logdir(
+        'logdir_no_params', lambda logdir: (logdir / 'params.json').unlink())))
+    dependent.append(('generate_edited_params', generate_broken_logdir(
+        'logdir_edited', edit_params)))
 
+    def after_training(function):
+        def task():
+            jobs['train']  # the trained logdir exists (or test_train_end_to_end says why not)
+            return function()
+        return task
+
+    jobs.submit('train', lambda: script(*train_args(p['data'], p['logdir'], p['params'])))
+    for name, function in (quick + independent[:workers - 1]
+                           + [(name, after_training(function)) for name, function in dependent]
+                           + independent[workers - 1:]):
+        jobs.submit(name, function)
     yield jobs
     jobs.pool.shutdown(wait=True, cancel_futures=True)
-    if os.environ.get('CLI_DEBUG_TIMES'):  # TEMPORARY
-        with open('/tmp/cli_times.txt', 'w') as f:
-            for name, fut in jobs.futures.items():
-                if fut.done() and not fut.exception():
-                    r = fut.result()
-                    rs = [x for x in (r if isinstance(r, tuple) else (r,)) if isinstance(x, Result)]
-                    f.write('%-30s %s\n' % (name, ' '.join('%.1f' % x.seconds for x in rs)))
 
 
 @pytest.fixture(scope='module')
@@ -630,9 +636,12 @@ def test_image_size_sgd_histograms_and_naive_generation(runs):
     assert generated.returncode == 0, describe(generated)
     assert 'naive generation' in generated.stdout, describe(generated)
     assert png(out) == ('L', (5, 6))
-    histograms = {value.tag for _, value in summary_values(logdir) if value.HasField('histo')}
-    trainable = [name for name, _ in tf.train.list_variables(
-        tf.train.latest_checkpoint(str(logdir)))
-        if name != 'global_step' and '/' in name and 'Momentum' not in name]
+    # One histogram per trainable variable, tagged 'histograms/' + its name.
+    histograms = [value.tag for _, value in summary_values(logdir) if value.HasField('histo')]
+    stored = {name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(logdir)))}
+    trainable = {name for name in stored if name != 'global_step'
+                 and not name.endswith(('/Momentum', '/RMSProp', '/RMSProp_1'))}
     assert histograms, 'no histogram summaries with --histograms'
-    assert set(trainable) <= histograms, (sorted(trainable), sorted(histograms))
+    assert {tag for tag in histograms} == {'histograms/' + name for name in trainable}
+    # Two steps with --summary_every=1: each histogram twice.
+    assert len(histograms) == 2 * len(trainable)

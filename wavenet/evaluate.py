@@ -47,15 +47,16 @@ def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, labe
 def get_arguments(argv=None):
     """Parses the evaluation flags."""
     parser = argparse.ArgumentParser(
-        description='Exact test-set negative log-likelihood of a trained model, in bits/dim.')
+        description='Exact test-set negative log-likelihood of a trained model, in bits/dim.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--checkpoint', required=True,
                         help='a logdir (its latest checkpoint) or a checkpoint prefix')
     parser.add_argument('--data_dir', required=True,
                         help='folder of images to evaluate, searched recursively')
     parser.add_argument('--batch_size', type=cli.positive_int, default=100,
-                        help='images per evaluation batch (default: 100)')
+                        help='images per evaluation batch')
     parser.add_argument('--verbose', action='store_true',
-                        help="show TensorFlow's own log lines (default: off)")
+                        help="show TensorFlow's own log lines and warnings")
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,138 @@
+"""Class conditioning and image completion from the command line."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wavenet import reader
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARAMS = {'dilations': [1, 2, 4, 8, 16], 'residual_channels': 16, 'dilation_channels': 16,
+          'skip_channels': 16, 'quantization_channels': 16, 'position_channels': 4}
+
+
+def run(script, *flags):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script)] + list(flags),
+                            capture_output=True, text=True, timeout=300)
+    return result
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A class-conditional model trained on dark and bright 6x6 images."""
+    folder = tmp_path_factory.mktemp('conditioning')
+    rng = np.random.default_rng(0)
+    for name, low, high in [('dark', 0, 60), ('bright', 190, 256)]:
+        os.makedirs(folder / 'data' / name)
+        for index in range(8):
+            image = rng.integers(low, high, (6, 6)).astype(np.uint8)
+            Image.fromarray(image).save(folder / 'data' / name / ('%d.png' % index))
+    (folder / 'params.json').write_text(json.dumps(PARAMS))
+    result = run('train.py', '--data_dir=%s' % (folder / 'data'), '--logdir=%s' % (folder / 'log'),
+                 '--wavenet_params=%s' % (folder / 'params.json'), '--gc_channels=4',
+                 '--num_steps=150', '--batch_size=8', '--learning_rate=0.01',
+                 '--validation_fraction=0', '--num_samples=2', '--checkpoint_every=150')
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def generated_means(trained, tmp_path, class_name):
+    out_dir = tmp_path / class_name
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out_dir=%s' % out_dir,
+                 '--class=%s' % class_name, '--num_images=6', '--seed=1')
+    assert result.returncode == 0, result.stderr
+    files = sorted(os.listdir(out_dir))
+    assert len(files) == 6
+    return [np.asarray(Image.open(out_dir / name)).mean() for name in files]
+
+
+def test_generated_brightness_follows_the_requested_class(trained, tmp_path):
+    with open(trained / 'log' / 'data.json') as data_file:
+        assert json.load(data_file)['classes'] == ['bright', 'dark']
+    dark, bright = generated_means(trained, tmp_path, 'dark'), generated_means(trained, tmp_path,
+                                                                               'bright')
+    assert max(dark) < 128 < min(bright), (dark, bright)
+
+
+def test_class_all_gives_one_row_per_class(trained, tmp_path):
+    out = tmp_path / 'grid.png'
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out=%s' % out,
+                 '--class=all', '--num_images=3', '--seed=2')
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).size == (3 * 6 + 2, 2 * 6 + 1)
+
+
+@pytest.mark.parametrize('flags,message', [
+    (['--class=medium'], 'unknown class medium; classes: bright, dark'),
+    ([], 'class-conditional: give --class'),
+])
+def test_class_errors(trained, tmp_path, flags, message):
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'),
+                 '--out=%s' % (tmp_path / 'x.png'), *flags)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    assert message in result.stderr and 'Traceback' not in result.stderr
+    assert not (tmp_path / 'x.png').exists()
+
+
+def test_unconditional_model_refuses_class(tmp_path):
+    folder = tmp_path / 'data'
+    os.makedirs(folder)
+    for index in range(4):
+        Image.fromarray(np.full((4, 4), index * 60, np.uint8)).save(folder / ('%d.png' % index))
+    (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, position_channels=0)))
+    assert run('train.py', '--data_dir=%s' % folder, '--logdir=%s' % (tmp_path / 'log'),
+               '--wavenet_params=%s' % (tmp_path / 'params.json'), '--num_steps=1',
+               '--num_samples=0').returncode == 0
+    result = run('generate.py', '--checkpoint=%s' % (tmp_path / 'log'), '--class=dark')
+    assert result.returncode == 2 and 'not class-conditional' in result.stderr
+    # Class conditioning needs class folders.
+    result = run('train.py', '--data_dir=%s' % folder, '--logdir=%s' % (tmp_path / 'log2'),
+                 '--wavenet_params=%s' % (tmp_path / 'params.json'), '--gc_channels=3')
+    assert result.returncode == 2 and 'class folder' in result.stderr
+    assert not (tmp_path / 'log2').exists()
+
+
+def test_completion_keeps_the_seed_rows_exactly(trained, tmp_path):
+    seed_path = tmp_path / 'seed.png'
+    seed = np.random.default_rng(3).integers(0, 256, (12, 12)).astype(np.uint8)
+    Image.fromarray(seed).save(seed_path)  # resized to 6x6 like training images
+    expected = reader.dequantize(reader.quantize(reader.load_image(str(seed_path), (6, 6)), 16),
+                                 16)
+    out_dir = tmp_path / 'completions'
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out_dir=%s' % out_dir,
+                 '--class=dark', '--seed_image=%s' % seed_path, '--seed_rows=2',
+                 '--num_images=4', '--seed=4')
+    assert result.returncode == 0, result.stderr
+    completions = [np.asarray(Image.open(out_dir / name)) for name in sorted(os.listdir(out_dir))]
+    assert len(completions) == 4
+    for completion in completions:
+        np.testing.assert_array_equal(completion[:2], expected[:2])
+    assert any((completion[2:] != expected[2:]).any() for completion in completions)
+    grid = tmp_path / 'grid.png'
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out=%s' % grid,
+                 '--class=bright', '--seed_image=%s' % seed_path, '--seed_rows=3',
+                 '--num_images=2', '--fast_generation=false', '--seed=4')
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(grid))
+    assert image.shape == (6, 4 * 6 + 3)  # seed, kept rows, two completions
+    np.testing.assert_array_equal(image[:, :6], expected)
+    np.testing.assert_array_equal(image[:3, 7:13], expected[:3])
+    np.testing.assert_array_equal(image[3:, 7:13], 0)
+    np.testing.assert_array_equal(image[:3, 14:20], expected[:3])
+
+
+def test_seed_rows_must_leave_rows_to_generate(trained, tmp_path):
+    seed_path = tmp_path / 'seed.png'
+    Image.fromarray(np.zeros((6, 6), np.uint8)).save(seed_path)
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--class=dark',
+                 '--seed_image=%s' % seed_path, '--seed_rows=6')
+    assert result.returncode == 2 and '--seed_rows=6' in result.stderr
+    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--class=dark',
+                 '--seed_image=%s' % (tmp_path / 'missing.png'))
+    assert result.returncode == 2 and 'missing.png' in result.stderr
