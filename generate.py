@@ -43,9 +43,10 @@ def get_arguments(argv=None):
                         metavar='NAME',
                         help='class to generate, for a class-conditional model; repeat it for '
                              'several, or give "all" for one row per class')
-    parser.add_argument('--seed_image', default=None,
+    parser.add_argument('--seed_image', action='append', default=None, metavar='PATH',
                         help='image to complete: its first --seed_rows rows are kept (after '
-                             'the same conversion as in training) and the rest is generated')
+                             'the same conversion as in training) and the rest is generated; '
+                             'repeat it for one grid row per image')
     parser.add_argument('--seed_rows', type=cli.positive_int, default=None,
                         help='rows of --seed_image to keep (default: half the image)')
     parser.add_argument('--batch_size', type=cli.positive_int, default=64,
@@ -96,21 +97,28 @@ def requested_labels(requested, classes, conditional):
     return [classes.index(name) for name in requested]
 
 
-def load_seed(args, image_size, quantization_channels):
-    """The seed image as levels [height, width] and the rows to keep, or (None, 0)."""
+def load_seeds(args, image_size, quantization_channels):
+    """The seed images as levels [num_seeds, height * width] and the rows to keep.
+
+    Returns:
+        ([None], 0) without --seed_image, else (list of int arrays, rows kept).
+    """
     from wavenet import reader
     if args.seed_image is None:
-        return None, 0
+        return [None], 0
     height = image_size[0]
     seed_rows = args.seed_rows if args.seed_rows is not None else height // 2
     if seed_rows >= height:
         raise cli.UsageError('--seed_rows=%d must be less than the image height %d'
                              % (seed_rows, height))
-    try:
-        pixels = reader.load_image(args.seed_image, image_size)
-    except reader.DataError as error:
-        raise cli.UsageError(str(error)) from None
-    return reader.quantize(pixels, quantization_channels), seed_rows
+    seeds = []
+    for path in args.seed_image:
+        try:
+            pixels = reader.load_image(path, image_size)
+        except reader.DataError as error:
+            raise cli.UsageError(str(error)) from None
+        seeds.append(reader.quantize(pixels, quantization_channels).reshape(-1))
+    return seeds, seed_rows
 
 
 def main(argv=None):
@@ -122,20 +130,22 @@ def main(argv=None):
     from wavenet.model import WaveNetModel
 
     try:
-        checkpoint, run_dir = logdir.resolve_checkpoint(args.checkpoint)
-        params, image_size, classes = logdir.read_run_files(run_dir)
+        checkpoint, params, image_size, classes = logdir.open_run(args.checkpoint)
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     height, width = image_size
     num_pixels = height * width
-    rows = requested_labels(args.classes, classes, params.gc_channels > 0)
-    seed_levels, seed_rows = load_seed(args, image_size, params.quantization_channels)
-    # One label per generated image: --num_images of each requested class.
-    labels = None if rows == [None] else np.repeat(np.array(rows, np.int32), args.num_images)
+    row_labels = requested_labels(args.classes, classes, params.gc_channels > 0)
+    seeds, seed_rows = load_seeds(args, image_size, params.quantization_channels)
+    completing = args.seed_image is not None
+    # Grid rows: every requested class with every seed image; --num_images images per row.
+    rows = [(label, seed) for label in row_labels for seed in seeds]
     total = len(rows) * args.num_images
+    labels = (None if row_labels == [None] else
+              np.repeat(np.array([label for label, _ in rows], np.int32), args.num_images))
+    primes = (np.repeat(np.stack([seed[:seed_rows * width] for _, seed in rows]),
+                        args.num_images, axis=0) if completing else None)  # [total, P]
     batch_size = min(args.batch_size, total)
-    prime = (None if seed_levels is None else
-             np.tile(seed_levels.reshape(1, -1)[:, :seed_rows * width], (batch_size, 1)))
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
 
     def to_images(levels):
@@ -149,21 +159,22 @@ def main(argv=None):
             for index, image in enumerate(images):
                 image_grid.save_png(os.path.join(args.out_dir, 'image_%04d.png' % index), image)
             return
-        if total == 1 and seed_levels is None:
+        if total == 1 and not completing:
             image_grid.save_png(args.out, images[0])
             return
         columns = args.num_images if len(rows) > 1 else (
             args.columns or int(math.ceil(math.sqrt(total))))
-        if seed_levels is not None:
+        if completing:
             # Each row: the seed image, its kept rows, then the completions.
-            seed_image = to_images(seed_levels.reshape(1, -1))[0]
-            kept = seed_image.copy()
-            kept[seed_rows:] = 0
-            columns = args.num_images
+            seed_images = to_images(np.stack([seed for _, seed in rows]))
+            kept = seed_images.copy()
+            kept[:, seed_rows:] = 0
             images = np.concatenate([
-                np.concatenate([[seed_image, kept], row_images])
-                for row_images in images.reshape(len(rows), args.num_images, height, width)])
-            columns += 2
+                np.concatenate([[seed_image, kept_rows], row_images])
+                for seed_image, kept_rows, row_images in zip(
+                    seed_images, kept,
+                    images.reshape(len(rows), args.num_images, height, width))])
+            columns = args.num_images + 2
         image_grid.save_png(args.out, image_grid.tile(images, columns))
 
     tf.set_random_seed(seed)
@@ -181,8 +192,8 @@ def main(argv=None):
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
 
-    what = 'completions of %s (%d rows kept)' % (args.seed_image, seed_rows) \
-        if seed_levels is not None else 'images'
+    what = ('completions of %s (%d rows kept)' % (', '.join(args.seed_image), seed_rows)
+            if completing else 'images')
     print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
           % (total, what, height, width, checkpoint,
              'fast' if args.fast_generation else 'naive', args.temperature, seed))
@@ -192,9 +203,12 @@ def main(argv=None):
         tf.train.Saver(variables).restore(session, checkpoint)
         for first in range(0, total, batch_size):
             count = min(batch_size, total - first)
-            batch_labels = None
-            if labels is not None:
-                batch_labels = np.resize(labels[first:first + count], batch_size)
+            # A last, smaller batch is padded to the generator's batch size.
+            batch_labels = (None if labels is None
+                            else np.resize(labels[first:first + count], batch_size))
+            batch_primes = (None if primes is None
+                            else np.resize(primes[first:first + count],
+                                           (batch_size, primes.shape[1])))
 
             def on_progress(done, pixels_so_far):
                 progress.update(first * num_pixels + count * done)
@@ -206,14 +220,15 @@ def main(argv=None):
             try:
                 if args.fast_generation:
                     # One session.run per image row, or per --save_every pixels.
-                    pixels = generate_fast(session, generator, num_pixels, batch_labels, prime,
+                    pixels = generate_fast(session, generator, num_pixels, batch_labels,
+                                           batch_primes,
                                            temperature=args.temperature, argmax=args.argmax,
                                            pixels_per_run=args.save_every or width,
                                            on_progress=on_progress)
                 else:
                     pixels = generate_naive(session, pixels_input, logits_at, position,
                                             num_pixels, np.random.default_rng(seed + first),
-                                            labels_input, batch_labels, prime,
+                                            labels_input, batch_labels, batch_primes,
                                             temperature=args.temperature, argmax=args.argmax,
                                             on_progress=on_progress)
             except tf.errors.InvalidArgumentError as error:

@@ -35,7 +35,7 @@ CONFIGS = types.MappingProxyType({
     'default': os.path.join(ROOT, 'wavenet_params.json'),
     'anchor': os.path.join(ROOT, 'benchmarks', 'anchor_params.json'),
 })
-KINDS = ('train', 'fast', 'naive')
+KINDS = ('train', 'fast', 'naive', 'prime')
 NUM_CLASSES = 10  # random labels for class-conditional params (gc_channels > 0), as the digits
 LEARNING_RATE = 1e-3
 SEED = 0
@@ -53,6 +53,8 @@ class Settings:
         fast_repeats: timed full images after one warm-up image; their median is reported.
         naive_batches: batch sizes of naive generation.
         naive_pixels: pixels timed per naive measurement, extrapolated to a whole image.
+        prime_batches: batch sizes of the priming measurement (image completion).
+        prime_rows: seed rows primed in that measurement.
     """
     train_batches: tuple = (1, 8, 32)
     train_warmup_steps: int = 3
@@ -61,11 +63,13 @@ class Settings:
     fast_repeats: int = 3
     naive_batches: tuple = (1, 16)
     naive_pixels: int = 4 * IMAGE_SIZE
+    prime_batches: tuple = (16,)
+    prime_rows: int = IMAGE_SIZE // 2
 
 
 QUICK = Settings(train_batches=(1, 8), train_warmup_steps=1, train_timed_steps=1,
                  fast_batches=(1, 8), fast_repeats=1, naive_batches=(1, 8),
-                 naive_pixels=IMAGE_SIZE)
+                 naive_pixels=IMAGE_SIZE, prime_batches=(2,), prime_rows=2)
 
 
 def make_settings(quick, naive_pixels=None):
@@ -240,12 +244,47 @@ def measure_naive_generation(tf, model_class, params, batch, settings):
             'seconds_per_image_extrapolated': NUM_PIXELS * seconds_per_pixel_step / batch}
 
 
+def measure_priming(tf, model_class, params, batch, settings):
+    """Times priming the queues from seed rows in one pass against stepping through them.
+
+    Stepping a known pixel through the queues costs one generation step (the same layers run
+    once), so the stepped time is the time to generate as many pixels.
+
+    Returns:
+        dict with the median seconds of one-pass priming and of stepping, and their ratio.
+    """
+    rng = np.random.default_rng(SEED)
+    seed_pixels = settings.prime_rows * IMAGE_SIZE
+    with tf.Graph().as_default():
+        tf.set_random_seed(SEED)
+        generator = build_model(model_class, params).fast_generator(batch)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            label_feed = ({} if generator.labels is None else
+                          {generator.labels: random_labels(rng, generator.labels, batch)})
+            one_pass, stepped = [], []
+            for repeat in range(1 + settings.fast_repeats):
+                prime = random_pixels(rng, batch, seed_pixels, params.quantization_channels)
+                started = time.perf_counter()
+                session.run(generator.prime, {generator.prime_pixels: prime, **label_feed})
+                primed = time.perf_counter()
+                session.run(generator.pixels, {
+                    generator.start: 0, generator.num_steps: seed_pixels,
+                    generator.previous_pixel: np.zeros(batch, np.int32), **label_feed})
+                if repeat:  # the first round is the warm-up
+                    one_pass.append(primed - started)
+                    stepped.append(time.perf_counter() - primed)
+    return {'seed_pixels': seed_pixels, 'one_pass_seconds': statistics.median(one_pass),
+            'stepped_seconds': statistics.median(stepped),
+            'speedup': statistics.median(stepped) / statistics.median(one_pass)}
+
+
 def run_measurement(kind, config, batch, settings):
     """Runs one measurement in this process; returns its numbers with the peak RSS."""
     tf = cli.import_tensorflow(verbose=False)
     from wavenet.model import WaveNetModel
     measure = {'train': measure_training, 'fast': measure_fast_generation,
-               'naive': measure_naive_generation}[kind]
+               'naive': measure_naive_generation, 'prime': measure_priming}[kind]
     result = measure(tf, WaveNetModel, load_params(CONFIGS[config]), batch, settings)
     result.update(kind=kind, config=config, batch=batch, peak_rss_mib=peak_rss_mib())
     return result
@@ -273,7 +312,8 @@ def measure_all(configs, settings, quick):
     plan = [(kind, config, batch) for config in configs
             for kind, batches in (('train', settings.train_batches),
                                   ('fast', settings.fast_batches),
-                                  ('naive', settings.naive_batches))
+                                  ('naive', settings.naive_batches),
+                                  ('prime', settings.prime_batches))
             for batch in batches]
     results = []
     for index, (kind, config, batch) in enumerate(plan):
@@ -409,6 +449,20 @@ def fast_section(settings, results):
                  for r in results if r['kind'] == 'fast']))
 
 
+def priming_section(settings, results):
+    """Markdown: one-pass priming of seed rows against stepping through them."""
+    return ('## Priming for image completion\n\nThe queues of every layer are filled from '
+            '%d seed rows (%d pixels) in one pass of the full network, against stepping the '
+            'same pixels through the queues one at a time (as many generation steps); median '
+            'of %d.\n\n' % (settings.prime_rows, settings.prime_rows * IMAGE_SIZE,
+                             settings.fast_repeats)
+            + markdown_table(
+                ['config', 'batch', 'one pass (s)', 'stepped (s)', 'speedup'],
+                [[r['config'], str(r['batch']), '%.3f' % r['one_pass_seconds'],
+                  '%.3f' % r['stepped_seconds'], '%.1fx' % r['speedup']]
+                 for r in results if r['kind'] == 'prime']))
+
+
 def naive_section(settings, results):
     """Markdown: pixels/s and extrapolated seconds of naive generation."""
     return ('## Naive generation\n\n`generate_naive` with `model.logits(placeholder)'
@@ -486,7 +540,7 @@ def format_report(machine, settings, quick, configs, results):
                                    settings.fast_repeats, settings.naive_pixels))
     sections += [machine_section(machine, configs), training_section(settings, results),
                  fast_section(settings, results), naive_section(settings, results),
-                 speedup_section(configs, settings, results),
+                 speedup_section(configs, settings, results), priming_section(settings, results),
                  efficiency_section(configs, settings, results, machine['peak']['gflops'])]
     return '\n\n'.join(sections) + '\n'
 

@@ -112,3 +112,45 @@ def test_diverging_loss_stops_with_the_last_good_checkpoint(data, tmp_path):
     assert tf.train.latest_checkpoint(str(logdir)).endswith('-2')
     new_files = set(os.listdir(logdir)) - set(before)
     assert all(name.startswith('events.out.tfevents') for name in new_files), new_files
+
+
+def test_generation_from_a_model_with_nan_weights_is_a_clear_error(data, tmp_path):
+    logdir = tmp_path / 'run'
+    subprocess.run(train_command(data, logdir, '--num_steps=1'), check=True, capture_output=True,
+                   timeout=120)
+    checkpoint = tf.train.latest_checkpoint(str(logdir))
+    with tf.Graph().as_default():
+        reader = tf.train.load_checkpoint(checkpoint)
+        variables = [tf.Variable(reader.get_tensor(name), name=name)
+                     for name in reader.get_variable_to_shape_map()]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            biases = next(v for v in variables if v.op.name == 'wavenet/output/logits_biases')
+            session.run(biases.assign(tf.fill(tf.shape(biases), float('nan'))))
+            tf.train.Saver(variables).save(session, str(logdir / 'broken.ckpt'),
+                                           write_meta_graph=False)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'),
+                             '--checkpoint=%s' % (logdir / 'broken.ckpt'),
+                             '--out=%s' % (tmp_path / 'out.png'), '--num_images=2'],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1 and 'non-finite probabilities' in lines[0], result.stderr
+    assert 'Traceback' not in result.stderr
+    assert not (tmp_path / 'out.png').exists()
+
+
+def test_second_interrupt_exits_at_once_and_keeps_the_last_checkpoint(data, tmp_path):
+    logdir = tmp_path / 'run'
+    process = subprocess.Popen(
+        train_command(data, logdir, '--num_steps=100000', '--print_every=5',
+                      '--checkpoint_every=5'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_line(process, 'step 10: saved')
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode in (0, 128 + signal.SIGINT), errors
+    assert 'Traceback' not in errors
+    latest = tf.train.latest_checkpoint(str(logdir))
+    assert tf.train.load_variable(latest, 'global_step') >= 10

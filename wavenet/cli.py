@@ -11,26 +11,21 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text) from None
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be a positive integer, got %d' % value)
-    return value
+def _integer_at_least(minimum, requirement):
+    """An argparse type: an integer >= minimum, else an error saying `requirement`."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('%r is not an integer' % text) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError('%s, got %d' % (requirement, value))
+        return value
+    return parse
 
 
-def non_negative_int(text):
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not an integer' % text) from None
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be zero or more, got %d' % value)
-    return value
+positive_int = _integer_at_least(1, 'must be a positive integer')
+non_negative_int = _integer_at_least(0, 'must be zero or more')
 
 
 def boolean(text):

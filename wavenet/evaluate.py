@@ -67,8 +67,7 @@ def main(argv=None):
     from wavenet import logdir, reader
     from wavenet.model import WaveNetModel
     try:
-        checkpoint, run_dir = logdir.resolve_checkpoint(args.checkpoint)
-        params, image_size, classes = logdir.read_run_files(run_dir)
+        checkpoint, params, image_size, classes = logdir.open_run(args.checkpoint)
         images, skipped = reader.load_folder(args.data_dir, image_size,
                                              params.quantization_channels, classes)
     except (logdir.CheckpointError, reader.DataError) as error:

@@ -78,6 +78,18 @@ def resolve_checkpoint(path):
     return path, os.path.dirname(os.path.abspath(path))
 
 
+def open_run(path):
+    """The checkpoint meant by `path` and the run files of its logdir.
+
+    Returns:
+        (checkpoint prefix, params, image_size, classes).
+    Raises:
+        CheckpointError: when there is no such checkpoint or its logdir lacks its files.
+    """
+    checkpoint, run_dir = resolve_checkpoint(path)
+    return (checkpoint,) + read_run_files(run_dir)
+
+
 def check_variables_match(checkpoint, variables):
     """Raises CheckpointError naming the variables that `checkpoint` lacks or shapes differently.
 

@@ -44,6 +44,7 @@ class WaveNetModel:
         self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
         self._variables = self._create_variables(name)
+        self._matrices = self._combine_weights()
 
     @property
     def conditional(self):
@@ -109,15 +110,27 @@ class WaveNetModel:
                     'logits_biases': bias('logits_biases', [levels])}
         return variables
 
+    def _combine_weights(self):
+        """Weights in the layout the stack multiplies by, computed once per graph.
+
+        Built outside any loop, so fast generation does not redo them at every pixel.
+        """
+        layers = self._variables['layers']
+        return {
+            'filter_gate': [ops.filter_matrix(layer['filter_gate']) for layer in layers],
+            # The sum of every layer's skip projection is one product with these.
+            'skip': tf.concat([layer['skip'] for layer in layers], axis=0),
+            'skip_biases': (tf.add_n([layer['skip_biases'] for layer in layers])
+                            if self.params.use_biases else None)}
+
     def _layer_conditions(self, labels, positions):
         """The conditioning term each layer adds to its filter and gate pre-activations.
 
         Args:
             labels: int [B] classes, or None for an unconditional model.
-            positions: int [T] raster positions of the predicted pixels, or a scalar position.
+            positions: int [T] raster positions of the predicted pixels.
         Returns:
-            A list with one float tensor per layer, [B or 1, T, 2 * dilation_channels] for
-            positions [T] and [B or 1, 2 * dilation_channels] for a scalar position; or a
+            A list with one float tensor [B or 1, T, 2 * dilation_channels] per layer, or a
             list of None when the model has no conditioning.
         """
         conditioning = self._variables['conditioning']
@@ -129,11 +142,11 @@ class WaveNetModel:
             classes = tf.gather(conditioning['classes'], labels)  # [B, gc_channels]
             for layer, layer_terms in zip(layers, terms):
                 term = ops.dense(classes, layer['class_projection'])  # [B, 2 * dilation]
-                layer_terms.append(term if positions.shape.ndims == 0 else term[:, None])
+                layer_terms.append(term[:, None])
         if self.params.position_channels:
             width = self.image_size[1]
             places = (tf.gather(conditioning['rows'], positions // width)
-                      + tf.gather(conditioning['columns'], positions % width))  # [(T,) P]
+                      + tf.gather(conditioning['columns'], positions % width))  # [T, P]
             for layer, layer_terms in zip(layers, terms):
                 layer_terms.append(ops.dense(places, layer['position_projection'])[None])
         # Broadcasting sum: class terms are per image, position terms per pixel.
@@ -158,7 +171,8 @@ class WaveNetModel:
         for index, dilation in enumerate(self.params.dilations):
             layer = layers[index]
             filter_gate = ops.conv_taps(layer_taps(index, dilation, residual),
-                                        layer['filter_gate'], layer['filter_gate_biases'])
+                                        self._matrices['filter_gate'][index],
+                                        layer['filter_gate_biases'])
             if layer_conditions[index] is not None:
                 filter_gate += layer_conditions[index]
             filters, gates = tf.split(filter_gate, 2, axis=-1)
@@ -167,10 +181,8 @@ class WaveNetModel:
             if 'dense' in layer:
                 residual = residual + ops.dense(gated, layer['dense'], layer['dense_biases'])
         # The sum of every layer's skip projection, as one matrix product.
-        skip_weights = tf.concat([layer['skip'] for layer in layers], axis=0)
-        skip_biases = (tf.add_n([layer['skip_biases'] for layer in layers])
-                       if self.params.use_biases else None)
-        skips = ops.dense(tf.concat(gated_outputs, axis=-1), skip_weights, skip_biases)
+        skips = ops.dense(tf.concat(gated_outputs, axis=-1), self._matrices['skip'],
+                          self._matrices['skip_biases'])
         output = self._variables['output']
         hidden = tf.nn.relu(ops.dense(tf.nn.relu(skips), output['hidden'],
                                       output['hidden_biases']))
@@ -269,6 +281,9 @@ class WaveNetModel:
         temperature = tf.placeholder_with_default(1.0, [], name='temperature')
         argmax = tf.placeholder_with_default(False, [], name='argmax')
         levels = params.quantization_channels
+        # Every position's conditioning, computed once per run; each step slices its own.
+        condition_tables = self._layer_conditions(
+            labels, tf.range(self.image_size[0] * self.image_size[1]))
 
         def body(step, token, pixels_array, probabilities_array):
             enqueues = []
@@ -292,7 +307,8 @@ class WaveNetModel:
             logits = self._stack(
                 inputs, lambda index, _, layer_inputs: queue_taps(layer_queues[index],
                                                                    layer_inputs),
-                self._layer_conditions(labels, start + step))
+                [None if table is None else _at_position(table, start + step)
+                 for table in condition_tables])
             logits = tf.debugging.check_numerics(logits, 'generated logits')
             sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
             pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
@@ -303,8 +319,8 @@ class WaveNetModel:
                 probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
             return step + 1, pixel, pixels_array, probabilities_array
 
-        first_token = tf.where_v2(tf.equal(start, 0),
-                               tf.fill([batch_size], self.start_token), previous_pixel)
+        first_token = tf.where_v2(tf.equal(start, 0), tf.fill([batch_size], self.start_token),
+                                  previous_pixel)
         arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
                   tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
                                  element_shape=[batch_size, levels])]
@@ -329,8 +345,7 @@ class WaveNetModel:
         tokens = ops.shift_in_start_token(prime_pixels, self.start_token)  # [B, P]
         history_length = params.initial_filter_width - 1
         start_tokens = tf.fill([tf.shape(tokens)[0], history_length], self.start_token)
-        token_history = tf.concat([start_tokens, tokens], axis=1)[:, -history_length:] \
-            if history_length else None
+        token_history = tf.concat([start_tokens, tokens], axis=1)[:, -history_length:]
         layer_inputs = []
 
         def record_inputs(index, dilation, inputs):
@@ -353,9 +368,17 @@ class WaveNetModel:
                 end = length - index * dilation
                 chunk = padded[:, end - dilation:end]  # [B, dilation, C]
                 refills.append((queue, tf.transpose(chunk, [1, 0, 2])))
-        ops_list = []
+        enqueue_ops = []
         for queue, values in refills:
             emptied = queue.dequeue_many(queue.size())
             with tf.control_dependencies([emptied]):
-                ops_list.append(queue.enqueue_many(values))
-        return tf.group(*ops_list, name='prime')
+                enqueue_ops.append(queue.enqueue_many(values))
+        return tf.group(*enqueue_ops, name='prime')
+
+
+def _at_position(table, position):
+    """A conditioning term [B or 1, T or 1, C] at one position: [B or 1, C].
+
+    A time axis of 1 (class conditioning alone) applies to every position.
+    """
+    return table[:, 0] if table.shape[1] == 1 else table[:, position]

@@ -18,23 +18,34 @@ def dense(inputs, weights, biases=None):
     Returns:
         float [..., out_channels].
     """
-    outputs = tf.tensordot(inputs, weights, axes=[[-1], [0]])
+    if inputs.shape.ndims == 2:
+        outputs = tf.matmul(inputs, weights)
+    else:
+        leading = tf.shape(inputs)[:-1]
+        flat = tf.reshape(inputs, [-1, weights.shape[0]])  # [product of leading, in]
+        outputs = tf.reshape(tf.matmul(flat, weights),
+                             tf.concat([leading, tf.shape(weights)[1:]], axis=0))
     return outputs if biases is None else outputs + biases
 
 
-def conv_taps(taps, filters, biases=None):
+def filter_matrix(filters):
+    """Filters [filter_width, in, out] as the matrix [filter_width * in, out] of conv_taps."""
+    filter_width, in_channels, out_channels = filters.shape.as_list()
+    return tf.reshape(filters, [filter_width * in_channels, out_channels])
+
+
+def conv_taps(taps, matrix, biases=None):
     """One output step of a convolution from its input taps.
 
     Args:
         taps: list of filter_width tensors, each float [..., in_channels], oldest first.
-        filters: float [filter_width, in_channels, out_channels].
+        matrix: float [filter_width * in_channels, out_channels], from filter_matrix.
         biases: optional float [out_channels].
     Returns:
         float [..., out_channels]: sum over i of taps[i] x filters[i].
     """
-    filter_width, in_channels, out_channels = filters.shape.as_list()
     stacked = tf.concat(taps, axis=-1)  # [..., filter_width * in_channels]
-    return dense(stacked, tf.reshape(filters, [filter_width * in_channels, out_channels]), biases)
+    return dense(stacked, matrix, biases)
 
 
 def causal_shift(inputs, shift):
@@ -65,7 +76,7 @@ def causal_conv(inputs, filters, dilation, biases=None):
     """
     filter_width = filters.shape.as_list()[0]
     taps = [causal_shift(inputs, (filter_width - 1 - i) * dilation) for i in range(filter_width)]
-    return conv_taps(taps, filters, biases)
+    return conv_taps(taps, filter_matrix(filters), biases)
 
 
 def embedding_taps(token_taps, tables):
