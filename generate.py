@@ -97,8 +97,8 @@ def requested_labels(requested, classes, conditional):
     return [classes.index(name) for name in requested]
 
 
-def load_seeds(args, image_size, quantization_channels):
-    """The seed images as levels [num_seeds, height * width] and the rows to keep.
+def load_seeds(args, image_size, quantization_channels, channels):
+    """The seed images as levels [num_seeds, height * width * channels] and the rows to keep.
 
     Returns:
         ([None], 0) without --seed_image, else (list of int arrays, rows kept).
@@ -114,7 +114,7 @@ def load_seeds(args, image_size, quantization_channels):
     seeds = []
     for path in args.seed_image:
         try:
-            pixels = reader.load_image(path, image_size)
+            pixels = reader.load_image(path, image_size, channels)
         except reader.DataError as error:
             raise cli.UsageError(str(error)) from None
         seeds.append(reader.quantize(pixels, quantization_channels).reshape(-1))
@@ -130,28 +130,28 @@ def main(argv=None):
     from wavenet.model import WaveNetModel
 
     try:
-        checkpoint, params, image_size, classes = logdir.open_run(args.checkpoint)
+        checkpoint, params, image_size, classes, channels = logdir.open_run(args.checkpoint)
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     height, width = image_size
-    num_pixels = height * width
+    num_pixels = height * width * channels  # sub-pixels per image sequence
     row_labels = requested_labels(args.classes, classes, params.gc_channels > 0)
-    seeds, seed_rows = load_seeds(args, image_size, params.quantization_channels)
+    seeds, seed_rows = load_seeds(args, image_size, params.quantization_channels, channels)
     completing = args.seed_image is not None
     # Grid rows: every requested class with every seed image; --num_images images per row.
     rows = [(label, seed) for label in row_labels for seed in seeds]
     total = len(rows) * args.num_images
     labels = (None if row_labels == [None] else
               np.repeat(np.array([label for label, _ in rows], np.int32), args.num_images))
-    primes = (np.repeat(np.stack([seed[:seed_rows * width] for _, seed in rows]),
+    primes = (np.repeat(np.stack([seed[:seed_rows * width * channels] for _, seed in rows]),
                         args.num_images, axis=0) if completing else None)  # [total, P]
     batch_size = min(args.batch_size, total)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
 
     def to_images(levels):
-        """int levels [N, T] -> uint8 [N, height, width] 8-bit images."""
-        return reader.dequantize(levels.reshape(-1, height, width).astype(np.uint8),
-                                 params.quantization_channels)
+        """int levels [N, T] -> uint8 [N, height, width(, 3)] 8-bit images."""
+        return reader.dequantize(image_grid.as_images(levels, image_size, channels).astype(
+            np.uint8), params.quantization_channels)
 
     def write_output(levels):
         images = to_images(levels)
@@ -173,12 +173,12 @@ def main(argv=None):
                 np.concatenate([[seed_image, kept_rows], row_images])
                 for seed_image, kept_rows, row_images in zip(
                     seed_images, kept,
-                    images.reshape(len(rows), args.num_images, height, width))])
+                    images.reshape((len(rows), args.num_images) + images.shape[1:]))])
             columns = args.num_images + 2
         image_grid.save_png(args.out, image_grid.tile(images, columns))
 
     tf.set_random_seed(seed)
-    model = WaveNetModel(params, image_size, len(classes))
+    model = WaveNetModel(params, image_size, len(classes), channels)
     if args.fast_generation:
         generator = model.fast_generator(batch_size)
     else:

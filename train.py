@@ -37,6 +37,9 @@ def get_arguments(argv=None):
     parser.add_argument('--image_size', type=cli.image_size, default=None,
                         help='N or HxW every image is resized to (default: the size of the '
                              'first training image)')
+    parser.add_argument('--channels', type=int, choices=(1, 3), default=None,
+                        help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
+                             'sequence (default: the logdir\'s when resuming, else 1)')
     parser.add_argument('--validation_fraction', type=float, default=0.1,
                         help='share of the images held out when data_dir has no split folders')
     # Model and logdir.
@@ -125,7 +128,8 @@ def resolve_run(args, tf):
     """Decides params and image size from the flags and any earlier run in the logdir.
 
     Returns:
-        (params, image_size or None, stored classes or None, checkpoint to resume or None).
+        (params, image_size or None, stored classes or None, channels, checkpoint to resume
+        or None).
     Raises:
         cli.UsageError: for bad params, or params that differ from the logdir's.
     """
@@ -137,13 +141,13 @@ def resolve_run(args, tf):
         requested = (load_params(args.wavenet_params or DEFAULT_PARAMS)
                      if args.wavenet_params or not resuming else None)
         if resuming:
-            params, image_size, classes = logdir.read_run_files(args.logdir)
+            params, image_size, classes, channels = logdir.read_run_files(args.logdir)
     except (ParamsError, logdir.CheckpointError) as error:
         raise cli.UsageError(str(error)) from None
     if args.gc_channels is not None:
         requested = dataclasses.replace(requested or params, gc_channels=args.gc_channels)
     if not resuming:
-        return requested, args.image_size, None, None
+        return requested, args.image_size, None, args.channels or 1, None
     if requested is not None and params.diff(requested):
         raise cli.UsageError(
             'the requested params differ from %s in %s: resume without --wavenet_params and '
@@ -153,15 +157,19 @@ def resolve_run(args, tf):
         raise cli.UsageError('--image_size=%dx%d differs from %dx%d stored in %s: resume '
                              'without --image_size, or train into a new --logdir'
                              % (args.image_size + image_size + (args.logdir,)))
-    return params, image_size, classes, tf.train.latest_checkpoint(args.logdir)
+    if args.channels is not None and args.channels != channels:
+        raise cli.UsageError('--channels=%d differs from %d stored in %s: resume without '
+                             '--channels, or train into a new --logdir'
+                             % (args.channels, channels, args.logdir))
+    return params, image_size, classes, channels, tf.train.latest_checkpoint(args.logdir)
 
 
-def load_data(args, params, image_size, stored_classes):
+def load_data(args, params, image_size, stored_classes, channels):
     """Reads the dataset and prints what was found; raises cli.UsageError on bad data."""
     from wavenet import reader
     try:
         dataset = reader.load_dataset(args.data_dir, image_size, params.quantization_channels,
-                                      args.validation_fraction, args.seed)
+                                      args.validation_fraction, args.seed, channels)
     except reader.DataError as error:
         raise cli.UsageError(str(error)) from None
     for path, reason in dataset.skipped:
@@ -182,19 +190,20 @@ def load_data(args, params, image_size, stored_classes):
     height, width = dataset.image_size
     split = ('train/ and %s/ folders' % 'test' if dataset.split_source == 'folders'
              else '%.0f%% held out' % (100 * args.validation_fraction))
-    print('data: %s: %d training and %d validation images (%s), %dx%d, %d classes%s'
+    print('data: %s: %d training and %d validation images (%s), %dx%d %s, %d classes%s'
           % (args.data_dir, len(dataset.train.images), len(dataset.validation.images), split,
-             height, width, len(dataset.classes),
+             height, width, 'RGB' if channels == 3 else 'grayscale', len(dataset.classes),
              ', %d files skipped' % len(dataset.skipped) if dataset.skipped else ''))
     return dataset
 
 
-def describe_receptive_field(params, image_width):
+def describe_receptive_field(params, image_width, channels):
     """Prints the receptive field; warns when it is shorter than one image row."""
     field = params.receptive_field
-    print('receptive field: %d pixels (%.1f rows of %d)' % (field, field / image_width,
-                                                             image_width))
-    if field < image_width:
+    row = image_width * channels
+    unit = 'sub-pixels' if channels > 1 else 'pixels'
+    print('receptive field: %d %s (%.1f rows of %d)' % (field, unit, field / row, row))
+    if field < row:
         print('warning: the receptive field is shorter than one image row: pixels cannot see '
               'the pixel above them; add dilations', file=sys.stderr)
 
@@ -217,15 +226,19 @@ def main(argv=None):
     from wavenet.generation import generate_fast
     from wavenet.model import WaveNetModel
 
-    params, image_size, stored_classes, resume_from = resolve_run(args, tf)
-    dataset = load_data(args, params, image_size, stored_classes)
+    params, image_size, stored_classes, channels, resume_from = resolve_run(args, tf)
+    dataset = load_data(args, params, image_size, stored_classes, channels)
     height, width = dataset.image_size
-    num_pixels = height * width
-    describe_receptive_field(params, width)
+    num_pixels = height * width * channels  # sub-pixels per image sequence
+    describe_receptive_field(params, width, channels)
+    # [N, T]: raster order, the channels of each pixel next to each other.
     train_images = dataset.train.images.reshape(len(dataset.train.images), num_pixels)
 
     tf.set_random_seed(args.seed)
-    model = WaveNetModel(params, dataset.image_size, len(dataset.classes))
+    try:
+        model = WaveNetModel(params, dataset.image_size, len(dataset.classes), channels)
+    except ValueError as error:
+        raise cli.UsageError('%s (in the params of --wavenet_params)' % error) from None
     global_step = tf.train.get_or_create_global_step()
     images_input = tf.placeholder(tf.uint8, train_images.shape, name='images_input')
     labels_input = tf.placeholder(tf.int32, [len(train_images)], name='labels_input')
@@ -288,7 +301,8 @@ def main(argv=None):
             print('step %d already reached --num_steps=%d; nothing to train' % (step,
                                                                                 args.num_steps))
             return
-        logdir.write_run_files(args.logdir, params, dataset.image_size, dataset.classes)
+        logdir.write_run_files(args.logdir, params, dataset.image_size, dataset.classes,
+                               channels)
         writer = tf.summary.FileWriter(args.logdir, session.graph)
 
         def save_checkpoint(step):
@@ -304,14 +318,14 @@ def main(argv=None):
                 report.append('validation bits/dim %.4f' % validation_bits)
             if generator is not None:
                 samples = generate_fast(session, generator, num_pixels, sample_labels)
-                levels = samples.reshape(-1, height, width)
+                levels = image_grid.as_images(samples, dataset.image_size, channels)
                 grid = image_grid.tile(reader.dequantize(levels, params.quantization_channels),
                                        columns=int(math.ceil(math.sqrt(len(levels)))))
                 image_grid.save_png(os.path.join(args.logdir, 'samples',
                                                  'samples-%d.png' % step), grid)
                 writer.add_summary(tf.Summary(value=[tf.Summary.Value(
                     tag='samples', image=tf.Summary.Image(
-                        height=grid.shape[0], width=grid.shape[1], colorspace=1,
+                        height=grid.shape[0], width=grid.shape[1], colorspace=channels,
                         encoded_image_string=image_grid.encode_png(grid)))]), step)
             writer.flush()
             print('step %d: %s' % (step, ', '.join(report)), flush=True)

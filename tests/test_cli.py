@@ -380,7 +380,7 @@ def test_train_end_to_end(trained, paths):
     stored_params = json.loads((logdir / 'params.json').read_text())
     assert {key: stored_params.get(key) for key in TINY_PARAMS} == TINY_PARAMS, stored_params
     data = json.loads((logdir / 'data.json').read_text())
-    assert data == {'image_size': [8, 8], 'classes': ['bright', 'dark']}
+    assert data == {'image_size': [8, 8], 'classes': ['bright', 'dark'], 'channels': 1}
     assert tf.train.latest_checkpoint(str(logdir)) == str(logdir / 'model.ckpt-4')
     # Two samples in a grid of 2 columns with 1 pixel of padding.
     assert png(logdir / 'samples' / 'samples-4.png') == ('L', (17, 8))

@@ -19,12 +19,15 @@ VARIANTS = {
     'class_conditional': dict(TINY, gc_channels=4),
     'position_conditional': dict(TINY, position_channels=3),
     'class_and_position': dict(TINY, filter_width=3, gc_channels=5, position_channels=2),
+    'colour': dict(TINY, position_channels=3),
+    'colour_class_conditional': dict(TINY, filter_width=3, gc_channels=2, position_channels=2),
 }
+COLOUR_VARIANTS = ('colour', 'colour_class_conditional')
 IMAGE_SIZE = (5, 9)  # 45 pixels
 NUM_CLASSES = 3
 
 
-def build(params, seed=0):
+def build(params, seed=0, channels=1):
     """A model with random weights (biases too) in a fresh graph and session.
 
     Returns (graph, session, model, pixels placeholder [B, T], labels placeholder [B], logits).
@@ -32,7 +35,7 @@ def build(params, seed=0):
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(seed)
-        model = WaveNetModel(params, IMAGE_SIZE, NUM_CLASSES)
+        model = WaveNetModel(params, IMAGE_SIZE, NUM_CLASSES, channels)
         pixels = tf.placeholder(tf.int32, [None, None])
         labels = tf.placeholder(tf.int32, [None]) if model.conditional else None
         logits = model.logits(pixels, labels)
@@ -87,8 +90,10 @@ def test_receptive_field_is_exact():
 def test_fast_generation_equals_naive(variant):
     """Per-step distributions of fast generation equal the full network's, within 1e-5."""
     params = WaveNetParams(**VARIANTS[variant])
-    graph, session, model, pixels, labels, logits = build(params)
-    length, batch_size = IMAGE_SIZE[0] * IMAGE_SIZE[1], 3
+    channels = 3 if variant in COLOUR_VARIANTS else 1
+    graph, session, model, pixels, labels, logits = build(params, channels=channels)
+    length, batch_size = model.sequence_length, 3
+    assert length == IMAGE_SIZE[0] * IMAGE_SIZE[1] * channels
     with graph.as_default():
         generator = model.fast_generator(batch_size, with_probabilities=True)
         probabilities = tf.nn.softmax(logits)

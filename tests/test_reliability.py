@@ -1,4 +1,4 @@
-"""Training survives interruption: exact resume, signals, NaN guard."""
+"""Training from the command line: interruption, exact resume, numerical faults, warnings."""
 import os
 import signal
 import subprocess
@@ -52,20 +52,30 @@ def wait_for_line(process, text, timeout=60):
     raise AssertionError('never printed %r; got %r' % (text, lines))
 
 
+def interrupt(command, after_line, signum):
+    """Starts training, sends `signum` once it prints `after_line`, and waits for it to exit.
+
+    Returns:
+        (exit code, stdout, stderr, the step it reported stopping at).
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    wait_for_line(process, after_line)
+    process.send_signal(signum)
+    output, errors = process.communicate(timeout=120)
+    assert 'interrupted at step' in output, errors
+    stopped_at = int(output.split('interrupted at step ')[1].split(';')[0])
+    return process.returncode, output, errors, stopped_at
+
+
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path):
     steps = '--num_steps=400'
     subprocess.run(train_command(data, tmp_path / 'straight', steps, '--checkpoint_every=400'),
                    check=True, capture_output=True, timeout=300)
-    process = subprocess.Popen(
+    returncode, _, errors, stopped_at = interrupt(
         train_command(data, tmp_path / 'interrupted', steps, '--checkpoint_every=400',
-                      '--print_every=10'),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_line(process, 'step 20/400')
-    process.send_signal(signal.SIGINT)
-    output, errors = process.communicate(timeout=120)
-    assert process.returncode == 0, errors
-    assert 'interrupted at step' in output
-    stopped_at = int(output.split('interrupted at step ')[1].split(';')[0])
+                      '--print_every=10'), 'step 20/400', signal.SIGINT)
+    assert returncode == 0, errors
     assert 20 <= stopped_at < 400, 'the run was not interrupted halfway'
     assert tf.train.latest_checkpoint(str(tmp_path / 'interrupted')).endswith('-%d' % stopped_at)
     resumed = subprocess.run(train_command(data, tmp_path / 'interrupted', steps),
@@ -82,15 +92,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path):
 
 
 def test_sigterm_saves_and_exits_zero(data, tmp_path):
-    process = subprocess.Popen(
+    returncode, output, errors, stopped_at = interrupt(
         train_command(data, tmp_path / 'run', '--num_steps=100000', '--print_every=5'),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_line(process, 'step 5/')
-    process.send_signal(signal.SIGTERM)
-    output, errors = process.communicate(timeout=120)
-    assert process.returncode == 0, errors
+        'step 5/', signal.SIGTERM)
+    assert returncode == 0, errors
     assert 'SIGTERM' in errors
-    stopped_at = int(output.split('interrupted at step ')[1].split(';')[0])
     assert tf.train.latest_checkpoint(str(tmp_path / 'run')).endswith('-%d' % stopped_at)
     assert 'saved %s' % (tmp_path / 'run' / ('model.ckpt-%d' % stopped_at)) in output
 
@@ -154,3 +160,16 @@ def test_second_interrupt_exits_at_once_and_keeps_the_last_checkpoint(data, tmp_
     assert 'Traceback' not in errors
     latest = tf.train.latest_checkpoint(str(logdir))
     assert tf.train.load_variable(latest, 'global_step') >= 10
+
+
+def test_receptive_field_shorter_than_a_row_warns(data, tmp_path):
+    params = tmp_path / 'short.json'
+    params.write_text('{"dilations": [1], "residual_channels": 4, "dilation_channels": 4, '
+                      '"skip_channels": 4}')
+    command = train_command(data, tmp_path / 'run', '--num_steps=1')
+    command[command.index('--wavenet_params=%s' % (data / 'params.json'))] = (
+        '--wavenet_params=%s' % params)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'receptive field: 3 pixels (0.5 rows of 6)' in result.stdout
+    assert 'warning: the receptive field is shorter than one image row' in result.stderr

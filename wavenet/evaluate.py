@@ -2,9 +2,9 @@
 
 Usage: python -m wavenet.evaluate --checkpoint=LOGDIR_OR_PREFIX --data_dir=DIR
 
-Every pixel of every image under DIR counts (no subsampling); images are converted as in
-training (grayscale, resized to the model's image size, quantized). The last line printed is
-`bits/dim: X`. Validation during training uses bits_per_dim() below.
+Every pixel (every channel of every pixel, for colour) of every image under DIR counts (no
+subsampling); images are converted as in training (grayscale or RGB, resized to the model's
+image size, quantized). The last line printed is `bits/dim: X`. Validation during training uses bits_per_dim() below.
 """
 import argparse
 import math
@@ -23,7 +23,8 @@ def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, labe
         session: a Session with the model's variables restored.
         nats_per_image: float [B]: the model's negative log-likelihood of each input image.
         pixels_input: placeholder int [B, T] that nats_per_image reads.
-        images: uint8 [N, height, width] quantized levels, height * width = T.
+        images: uint8 [N, height, width] or [N, height, width, 3] quantized levels; the
+            product of their dimensions after the first is T.
         batch_size: images per session.run.
         labels_input: placeholder int [B] of a class-conditional model, else None.
         labels: int [N] classes of the images, for a class-conditional model.
@@ -67,9 +68,9 @@ def main(argv=None):
     from wavenet import logdir, reader
     from wavenet.model import WaveNetModel
     try:
-        checkpoint, params, image_size, classes = logdir.open_run(args.checkpoint)
+        checkpoint, params, image_size, classes, channels = logdir.open_run(args.checkpoint)
         images, skipped = reader.load_folder(args.data_dir, image_size,
-                                             params.quantization_channels, classes)
+                                             params.quantization_channels, classes, channels)
     except (logdir.CheckpointError, reader.DataError) as error:
         raise cli.UsageError(str(error)) from None
     for path, reason in skipped:
@@ -81,8 +82,8 @@ def main(argv=None):
                              'class folder named as in training (%s)'
                              % (args.data_dir, ', '.join(classes)))
     with tf.Graph().as_default():
-        model = WaveNetModel(params, image_size, len(classes))
-        pixels_input = tf.placeholder(tf.int32, [None, image_size[0] * image_size[1]])
+        model = WaveNetModel(params, image_size, len(classes), channels)
+        pixels_input = tf.placeholder(tf.int32, [None, model.sequence_length])
         labels_input = tf.placeholder(tf.int32, [None]) if model.conditional else None
         nats = model.nats_per_image(pixels_input, labels_input)
         variables = tf.global_variables()

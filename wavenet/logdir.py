@@ -1,6 +1,7 @@
 """What a training logdir holds besides checkpoints, and finding checkpoints in it.
 
-A logdir holds `params.json` (the WaveNetParams), `data.json` (image size and class names),
+A logdir holds `params.json` (the WaveNetParams), `data.json` (image size, channels and
+class names),
 TensorFlow checkpoints `model.ckpt-STEP.*` with their `checkpoint` index, and event files.
 Generation and evaluation rebuild the model from these files alone.
 """
@@ -20,16 +21,17 @@ class CheckpointError(Exception):
     """A checkpoint or logdir that cannot be used, with a one-line reason."""
 
 
-def write_run_files(logdir, params, image_size, classes):
+def write_run_files(logdir, params, image_size, classes, channels):
     """Writes params.json and data.json into `logdir` (each atomically)."""
     os.makedirs(logdir, exist_ok=True)
     write_json_atomic(os.path.join(logdir, PARAMS_FILE), params.to_dict())
     write_json_atomic(os.path.join(logdir, DATA_FILE),
-                      {'image_size': list(image_size), 'classes': list(classes)})
+                      {'image_size': list(image_size), 'classes': list(classes),
+                       'channels': channels})
 
 
 def read_run_files(logdir):
-    """Returns (params, image_size, classes) stored in `logdir`.
+    """Returns (params, image_size, classes, channels) stored in `logdir`.
 
     Raises:
         CheckpointError: when a file is missing or malformed.
@@ -48,6 +50,7 @@ def read_run_files(logdir):
             data = json.load(data_file)
         image_size = tuple(int(size) for size in data['image_size'])
         classes = tuple(str(name) for name in data['classes'])
+        channels = int(data.get('channels', 1))  # logdirs written before colour: grayscale
     except FileNotFoundError:
         raise CheckpointError('%s has no %s: point at a logdir written by train.py'
                               % (logdir, DATA_FILE)) from None
@@ -55,7 +58,9 @@ def read_run_files(logdir):
         raise CheckpointError('%s is malformed (%s)' % (data_path, error)) from None
     if len(image_size) != 2 or min(image_size) < 1:
         raise CheckpointError('%s has an invalid image_size %r' % (data_path, image_size))
-    return params, image_size, classes
+    if channels not in (1, 3):
+        raise CheckpointError('%s has an invalid channels %r (1 or 3)' % (data_path, channels))
+    return params, image_size, classes, channels
 
 
 def resolve_checkpoint(path):
@@ -82,7 +87,7 @@ def open_run(path):
     """The checkpoint meant by `path` and the run files of its logdir.
 
     Returns:
-        (checkpoint prefix, params, image_size, classes).
+        (checkpoint prefix, params, image_size, classes, channels).
     Raises:
         CheckpointError: when there is no such checkpoint or its logdir lacks its files.
     """

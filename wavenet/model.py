@@ -28,19 +28,29 @@ FastGenerator = collections.namedtuple('FastGenerator', [
 class WaveNetModel:
     """Creates the variables of a WaveNet and builds graphs that use them.
 
+    An image is one sequence of height * width * channels levels in raster order, the
+    channels of a pixel (R, G, B) next to each other.
+
     Args:
         params: a WaveNetParams.
         image_size: (height, width) of the images, needed for position conditioning.
         num_classes: number of classes, needed for class conditioning (gc_channels > 0).
+        channels: 1 for grayscale, 3 for RGB; colour models learn an embedding of the
+            channel of each sub-pixel, added with the position conditioning.
         name: variable scope of every variable.
     """
 
-    def __init__(self, params, image_size, num_classes=0, name='wavenet'):
+    def __init__(self, params, image_size, num_classes=0, channels=1, name='wavenet'):
         if params.gc_channels and num_classes < 1:
             raise ValueError('class conditioning (gc_channels=%d) needs at least one class'
                              % params.gc_channels)
+        if channels > 1 and not params.position_channels:
+            raise ValueError('a colour model needs position_channels > 0: the channel of '
+                             'each sub-pixel is fed through the position conditioning')
         self.params = params
         self.image_size = tuple(image_size)
+        self.channels = channels
+        self.sequence_length = self.image_size[0] * self.image_size[1] * channels
         self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
         self._variables = self._create_variables(name)
@@ -81,7 +91,10 @@ class WaveNetModel:
                     'rows': (weight('row_embedding', [height, params.position_channels])
                              if params.position_channels else None),
                     'columns': (weight('column_embedding', [width, params.position_channels])
-                                if params.position_channels else None)}
+                                if params.position_channels else None),
+                    'channels': (weight('channel_embedding',
+                                        [self.channels, params.position_channels])
+                                 if self.channels > 1 else None)}
             variables['layers'] = []
             for index, _ in enumerate(params.dilations):
                 with tf.variable_scope('layer%d' % index):
@@ -128,7 +141,7 @@ class WaveNetModel:
 
         Args:
             labels: int [B] classes, or None for an unconditional model.
-            positions: int [T] raster positions of the predicted pixels.
+            positions: int [T] positions of the predicted sub-pixels in the sequence.
         Returns:
             A list with one float tensor [B or 1, T, 2 * dilation_channels] per layer, or a
             list of None when the model has no conditioning.
@@ -145,8 +158,11 @@ class WaveNetModel:
                 layer_terms.append(term[:, None])
         if self.params.position_channels:
             width = self.image_size[1]
-            places = (tf.gather(conditioning['rows'], positions // width)
-                      + tf.gather(conditioning['columns'], positions % width))  # [T, P]
+            pixels = positions // self.channels
+            places = (tf.gather(conditioning['rows'], pixels // width)
+                      + tf.gather(conditioning['columns'], pixels % width))  # [T, P]
+            if conditioning['channels'] is not None:
+                places += tf.gather(conditioning['channels'], positions % self.channels)
             for layer, layer_terms in zip(layers, terms):
                 layer_terms.append(ops.dense(places, layer['position_projection'])[None])
         # Broadcasting sum: class terms are per image, position terms per pixel.
@@ -208,7 +224,7 @@ class WaveNetModel:
         """Logits of every pixel given the pixels before it (and the class).
 
         Args:
-            pixels: int [B, T] pixel levels in raster order, T <= height * width.
+            pixels: int [B, T] levels in raster order, T <= height * width * channels.
             labels: int [B] classes; required by a class-conditional model.
         Returns:
             float [B, T, quantization_channels]; position t depends on pixels[:, :t] only.
@@ -282,8 +298,7 @@ class WaveNetModel:
         argmax = tf.placeholder_with_default(False, [], name='argmax')
         levels = params.quantization_channels
         # Every position's conditioning, computed once per run; each step slices its own.
-        condition_tables = self._layer_conditions(
-            labels, tf.range(self.image_size[0] * self.image_size[1]))
+        condition_tables = self._layer_conditions(labels, tf.range(self.sequence_length))
 
         def body(step, token, pixels_array, probabilities_array):
             enqueues = []

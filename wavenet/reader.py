@@ -21,8 +21,9 @@ Image size rule: when no `image_size` is given, the size of the first training
 image (in sorted path order) that decodes is used, and every other image is
 resized to it with an antialiasing Lanczos filter.
 
-Every image is converted to 8-bit grayscale (see `load_image`) and then
-quantized to `quantization_channels` levels (see `quantize`).
+Every image is converted to 8-bit grayscale, or to 8-bit RGB when
+`channels=3` (see `load_image`), and then quantized to `quantization_channels`
+levels (see `quantize`).
 """
 
 import os
@@ -53,7 +54,8 @@ class ImageSet(NamedTuple):
     """Images of one split.
 
     Attributes:
-      images: uint8 [num_images, height, width], levels 0..Q-1.
+      images: uint8 [num_images, height, width] (grayscale) or
+        [num_images, height, width, 3] (RGB), levels 0..Q-1.
       labels: int32 [num_images], index into `Dataset.classes`, -1 for none.
       files: tuple of `num_images` str paths, in the same order.
     """
@@ -118,11 +120,12 @@ def dequantize(levels, quantization_channels):
     return restored.astype(np.uint8)
 
 
-def load_image(path, image_size=None):
-    """Reads one image file as 8-bit grayscale.
+def load_image(path, image_size=None, channels=1):
+    """Reads one image file as 8-bit grayscale or RGB.
 
-    Only the first frame of an animated or multi-page file is read. Colour is
-    converted to luma (ITU-R 601-2) and an alpha channel is dropped, not
+    Only the first frame of an animated or multi-page file is read. For
+    grayscale, colour is converted to luma (ITU-R 601-2); for RGB, grayscale
+    data is repeated in the three channels. An alpha channel is dropped, not
     composited. 16-bit data is scaled by 1/257 (65535 -> 255); 32-bit integer
     data is read as 8-bit when no value exceeds 255 and as 16-bit otherwise;
     float data is scaled by 255 when no value exceeds 1 and read as 0..255
@@ -132,9 +135,11 @@ def load_image(path, image_size=None):
       path: path of the image file.
       image_size: (height, width) to resize to with a Lanczos filter, or None
         to keep the size of the file.
+      channels: 1 for grayscale, 3 for RGB.
 
     Returns:
-      uint8 [height, width] array of intensities 0..255.
+      uint8 [height, width] (grayscale) or [height, width, 3] (RGB) array of
+      intensities 0..255.
 
     Raises:
       DataError: the file cannot be decoded or declares more than
@@ -142,8 +147,9 @@ def load_image(path, image_size=None):
     """
     if image_size is not None:
         image_size = _check_image_size(image_size)
+    _check_channels(channels)
     try:
-        return _read_image(path, image_size)
+        return _read_image(path, image_size, channels)
     except _UnreadableImage as error:
         raise DataError(f'cannot read image {path}: {error}; replace or '
                         'remove the file') from error
@@ -169,7 +175,7 @@ def list_image_files(folder):
 
 
 def load_dataset(data_dir, image_size=None, quantization_channels=256,
-                 validation_fraction=0.1, seed=0):
+                 validation_fraction=0.1, seed=0, channels=1):
     """Reads the training and validation images of a folder.
 
     See the module docstring for the folder layout and the image size rule.
@@ -184,6 +190,8 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
         When it is above 0, at least one file is held out, unless the folder
         holds a single file; at least one file is always kept for training.
       seed: seed of the permutation that picks the held-out files.
+      channels: 1 for grayscale images [N, height, width], 3 for RGB images
+        [N, height, width, 3].
 
     Returns:
       A Dataset.
@@ -196,6 +204,7 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
     _check_quantization_channels(quantization_channels)
     if image_size is not None:
         image_size = _check_image_size(image_size)
+    _check_channels(channels)
     if not 0 <= validation_fraction < 1:
         raise ValueError('validation_fraction must be in [0, 1), got '
                          f'{validation_fraction}')
@@ -212,9 +221,10 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
         validation_files = list_image_files(validation_root)
         split_source = 'folders'
 
-    train, train_skipped, image_size = _read_images(train_files, image_size)
+    train, train_skipped, image_size = _read_images(train_files, image_size,
+                                                    channels)
     validation, validation_skipped, _ = _read_images(validation_files,
-                                                     image_size)
+                                                     image_size, channels)
     skipped = tuple(train_skipped + validation_skipped)
     if not train:
         raise _no_readable_image(data_dir, skipped, 'training image')
@@ -223,16 +233,17 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
     classes = tuple(sorted(set(train_classes + validation_classes) - {None}))
     return Dataset(
         train=_image_set(train, train_classes, classes, image_size,
-                         quantization_channels),
+                         quantization_channels, channels),
         validation=_image_set(validation, validation_classes, classes,
-                              image_size, quantization_channels),
+                              image_size, quantization_channels, channels),
         classes=classes,
         image_size=image_size,
         skipped=skipped,
         split_source=split_source)
 
 
-def load_folder(folder, image_size, quantization_channels, classes=None):
+def load_folder(folder, image_size, quantization_channels, classes=None,
+                channels=1):
     """Reads every image below a folder, e.g. to evaluate a model on it.
 
     Args:
@@ -243,6 +254,7 @@ def load_folder(folder, image_size, quantization_channels, classes=None):
       classes: class names the labels index into, or None to label every
         image -1. An image in a first-level subfolder whose name is not in
         `classes`, or lying directly in `folder`, is labelled -1.
+      channels: 1 for grayscale, 3 for RGB.
 
     Returns:
       (image_set, skipped): an ImageSet of the images that could be read, and
@@ -256,27 +268,29 @@ def load_folder(folder, image_size, quantization_channels, classes=None):
     _check_quantization_channels(quantization_channels)
     if image_size is not None:
         image_size = _check_image_size(image_size)
+    _check_channels(channels)
     folder = os.fspath(folder)
     _check_folder(folder, 'folder')
     images, skipped, image_size = _read_images(_list_required(folder),
-                                               image_size)
+                                               image_size, channels)
     if not images:
         raise _no_readable_image(folder, skipped, 'image')
     image_set = _image_set(images, _class_names(images, folder),
                            tuple(classes or ()), image_size,
-                           quantization_channels)
+                           quantization_channels, channels)
     return image_set, tuple(skipped)
 
 
-def _read_image(path, image_size):
+def _read_image(path, image_size, channels):
     """Decodes one file; see `load_image`.
 
     Args:
       path: path of the image file.
       image_size: (height, width) to resize to, or None.
+      channels: 1 for grayscale, 3 for RGB.
 
     Returns:
-      uint8 [height, width] array of intensities 0..255.
+      uint8 [height, width] or [height, width, 3] array of intensities.
 
     Raises:
       _UnreadableImage: with a short reason.
@@ -298,12 +312,12 @@ def _read_image(path, image_size):
                         f'declares {width}x{height} pixels; 1 to '
                         f'{MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS) are allowed')
                 image.load()
-                pixels = _to_gray(image)
+                pixels = _to_gray(image) if channels == 1 else _to_rgb(image)
         except _UnreadableImage:
             raise
         except Exception as error:  # pylint: disable=broad-except
             raise _UnreadableImage(_reason(error)) from error
-    if image_size is not None and pixels.shape != image_size:
+    if image_size is not None and pixels.shape[:2] != image_size:
         height, width = image_size
         pixels = np.asarray(Image.fromarray(pixels).resize(
             (width, height), Image.Resampling.LANCZOS))
@@ -329,6 +343,15 @@ def _to_gray(image):
     return np.asarray(gray, dtype=np.uint8)
 
 
+def _to_rgb(image):
+    """Converts a decoded PIL image to a uint8 [height, width, 3] array."""
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ('I', 'F', 'L'):
+        gray = _to_gray(image)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    # Dropping the alpha band of RGBA keeps the colour under it.
+    return np.asarray(image.convert('RGBA').convert('RGB'), dtype=np.uint8)
+
+
 def _reason(error):
     """A short reason for a decoding error."""
     if isinstance(error, Image.UnidentifiedImageError):
@@ -340,13 +363,14 @@ def _reason(error):
     return f'{type(error).__name__}: {error}'
 
 
-def _read_images(paths, image_size):
+def _read_images(paths, image_size, channels):
     """Decodes files, skipping those that cannot be read.
 
     Args:
       paths: paths of the image files.
       image_size: (height, width) to resize to, or None for the size of the
         first file that decodes.
+      channels: 1 for grayscale, 3 for RGB.
 
     Returns:
       (images, skipped, image_size): a list of (path, uint8 [height, width]
@@ -356,17 +380,17 @@ def _read_images(paths, image_size):
     images, skipped = [], []
     for path in paths:
         try:
-            pixels = _read_image(path, image_size)
+            pixels = _read_image(path, image_size, channels)
         except _UnreadableImage as error:
             skipped.append((path, str(error)))
             continue
-        image_size = image_size or pixels.shape
+        image_size = image_size or pixels.shape[:2]
         images.append((path, pixels))
     return images, skipped, image_size
 
 
 def _image_set(images, class_names, classes, image_size,
-               quantization_channels):
+               quantization_channels, channels):
     """Stacks decoded images into a quantized ImageSet.
 
     Args:
@@ -375,12 +399,14 @@ def _image_set(images, class_names, classes, image_size,
       classes: tuple of class names the labels index into.
       image_size: (height, width) of every image.
       quantization_channels: number of levels Q.
+      channels: 1 for grayscale, 3 for RGB (a trailing axis of 3).
 
     Returns:
       An ImageSet; names not in `classes` get label -1.
     """
     index = {name: i for i, name in enumerate(classes)}
-    pixels = np.zeros((len(images),) + tuple(image_size), np.uint8)
+    shape = tuple(image_size) + ((channels,) if channels > 1 else ())
+    pixels = np.zeros((len(images),) + shape, np.uint8)
     for i, (_, image) in enumerate(images):
         pixels[i] = image
     labels = np.array([index.get(name, -1) for name in class_names], np.int32)
@@ -485,6 +511,12 @@ def _check_quantization_channels(quantization_channels):
             or not 2 <= quantization_channels <= 256):
         raise ValueError('quantization_channels must be an integer in '
                          f'2..256, got {quantization_channels!r}')
+
+
+def _check_channels(channels):
+    """Raises ValueError unless channels is 1 (grayscale) or 3 (RGB)."""
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f'channels must be 1 or 3, got {channels!r}')
 
 
 def _check_image_size(image_size):

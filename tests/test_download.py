@@ -1,0 +1,471 @@
+"""datasets/download.py, offline: small fake archives in the official formats, served by a
+local HTTP server on 127.0.0.1 (nothing here reaches the internet)."""
+import functools
+import gzip
+import hashlib
+import http.server
+import importlib.util
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tarfile
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'datasets', 'download.py')
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location('datasets_download', SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+download = _load_module()
+
+
+# ----------------------------------------------------------------------------- fake files
+
+def idx_images(images):
+    """IDX image bytes: magic 2051, N, rows, columns (big-endian int32), then the pixels."""
+    images = np.asarray(images, dtype=np.uint8)
+    return struct.pack('>4i', 2051, *images.shape) + images.tobytes()
+
+
+def idx_labels(labels):
+    """IDX label bytes: magic 2049, N (big-endian int32), then the labels."""
+    labels = np.asarray(labels, dtype=np.uint8)
+    return struct.pack('>2i', 2049, len(labels)) + labels.tobytes()
+
+
+def cifar_records(images, labels):
+    """CIFAR-10 binary records: label byte, then the R, G and B planes of each image."""
+    return b''.join(bytes([label]) + np.asarray(image, np.uint8).transpose(2, 0, 1).tobytes()
+                    for image, label in zip(images, labels))
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+def make_mnist_files(folder, seed=0, num_train=13, num_test=6):
+    """Writes the four gzipped IDX files; returns ({split: (images, labels)}, {name: md5})."""
+    rng = np.random.default_rng(seed)
+    splits = {}
+    checksums = {}
+    for split, count, prefix in (('train', num_train, 'train'), ('test', num_test, 't10k')):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = np.arange(count, dtype=np.uint8) % 10
+        rng.shuffle(labels)
+        splits[split] = (images, labels)
+        for kind, data in (('images-idx3', idx_images(images)),
+                           ('labels-idx1', idx_labels(labels))):
+            name = '%s-%s-ubyte.gz' % (prefix, kind)
+            payload = gzip.compress(data, mtime=0)
+            with open(os.path.join(folder, name), 'wb') as out:
+                out.write(payload)
+            checksums[name] = md5(payload)
+    return splits, checksums
+
+
+def make_cifar_archive(folder, seed=1, per_batch=2, num_test=3, extra_members=()):
+    """Writes cifar-10-binary.tar.gz; returns ({split: (images, labels)}, {name: md5})."""
+    rng = np.random.default_rng(seed)
+    members = []
+    splits = {}
+    for split, names, count in (
+            ('train', ['data_batch_%d.bin' % i for i in range(1, 6)], per_batch),
+            ('test', ['test_batch.bin'], num_test)):
+        all_images, all_labels = [], []
+        for name in names:
+            images = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+            labels = rng.integers(0, 10, size=count).astype(np.uint8)
+            members.append(('cifar-10-batches-bin/' + name, cifar_records(images, labels)))
+            all_images.append(images)
+            all_labels.append(labels)
+        splits[split] = (np.concatenate(all_images), np.concatenate(all_labels))
+    members.append(('cifar-10-batches-bin/batches.meta.txt', b'airplane\nautomobile\n'))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz') as archive:
+        for name, data in list(members) + list(extra_members):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    payload = buffer.getvalue()
+    with open(os.path.join(folder, 'cifar-10-binary.tar.gz'), 'wb') as out:
+        out.write(payload)
+    return splits, {'cifar-10-binary.tar.gz': md5(payload)}
+
+
+def check_output(out_dir, splits, classes, mode, size):
+    """Every written PNG has the expected pixels, mode, size and class folder."""
+    for split, (images, labels) in splits.items():
+        folder = os.path.join(out_dir, split)
+        assert sorted(os.listdir(folder)) == sorted(classes)
+        written = sorted(os.path.join(c, f) for c in classes
+                         for f in os.listdir(os.path.join(folder, c)))
+        expected = sorted(os.path.join(classes[label], '%05d.png' % index)
+                          for index, label in enumerate(labels))
+        assert written == expected
+        for index, (image, label) in enumerate(zip(images, labels)):
+            with Image.open(os.path.join(folder, classes[label], '%05d.png' % index)) as png:
+                assert png.format == 'PNG'
+                assert png.mode == mode
+                assert png.size == size
+                np.testing.assert_array_equal(np.asarray(png), image)
+    with open(os.path.join(out_dir, '.complete')) as marker:
+        counts = json.load(marker)
+    assert counts['train'] == len(splits['train'][1])
+    assert counts['test'] == len(splits['test'][1])
+    assert not [name for name in os.listdir(out_dir) if name.startswith('.tmp')]
+
+
+# ------------------------------------------------------------------------ local server
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; answers Range requests with 206 unless the server ignores ranges."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.requests.append((self.path, self.headers.get('Range')))
+        path = self.translate_path(self.path)
+        if not os.path.isfile(path):
+            self.send_error(404)
+            return
+        with open(path, 'rb') as served:
+            data = served.read()
+        first = 0
+        match = self.headers.get('Range')
+        if match and self.server.ranges:
+            first = int(match.split('=')[1].split('-')[0])
+            if first >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header('Content-Range', 'bytes %d-%d/%d' % (first, len(data) - 1,
+                                                                   len(data)))
+        else:
+            self.send_response(200)
+        self.send_header('Content-Type', 'application/octet-stream')
+        self.send_header('Content-Length', str(len(data) - first))
+        self.end_headers()
+        self.wfile.write(data[first:])
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Starts servers of folders on 127.0.0.1; returns (base URL, server); stops them after."""
+    servers = []
+
+    def start(folder, ranges=True):
+        server = http.server.ThreadingHTTPServer(
+            ('127.0.0.1', 0), functools.partial(Handler, directory=str(folder)))
+        server.requests = []
+        server.ranges = ranges
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return 'http://127.0.0.1:%d/' % server.server_address[1], server
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def closed_port_url():
+    """A URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    return 'http://127.0.0.1:%d/' % port
+
+
+def run(argv, md5s, capsys):
+    """Runs main() in this process; returns (status, stdout, stderr)."""
+    status = download.main(argv, md5s=md5s)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture
+def mnist_server(tmp_path, serve):
+    """Fake MNIST files served locally: (base URL, server, splits, md5s)."""
+    files = tmp_path / 'served'
+    files.mkdir()
+    splits, checksums = make_mnist_files(str(files))
+    url, server = serve(files)
+    return url, server, splits, checksums
+
+
+# ---------------------------------------------------------------------------- parsing
+
+def test_read_idx_round_trip_and_validation():
+    images = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
+    np.testing.assert_array_equal(download.read_idx_images(idx_images(images)), images)
+    np.testing.assert_array_equal(download.read_idx_labels(idx_labels([3, 7])), [3, 7])
+    with pytest.raises(download.FormatError, match='magic number is 2049, expected 2051'):
+        download.read_idx_images(idx_labels([3, 7]))
+    with pytest.raises(download.FormatError, match='should have'):
+        download.read_idx_images(idx_images(images)[:-1])
+    with pytest.raises(download.FormatError, match='should have'):
+        download.read_idx_labels(idx_labels([1, 2]) + b'\0')
+    with pytest.raises(download.FormatError, match='too short'):
+        download.read_idx_labels(b'\0\0\x08')
+
+
+def test_read_cifar_binary_channel_order():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 10, 20, 30  # R, G, B
+    image[0, 1] = (200, 100, 50)
+    record = bytes([7]) + bytes([10] * 1024) + bytes([20] * 1024) + bytes([30] * 1024)
+    record = bytearray(record)
+    record[1 + 1], record[1 + 1024 + 1], record[1 + 2048 + 1] = 200, 100, 50
+    images, labels = download.read_cifar_binary(bytes(record))
+    assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[0], image)
+    np.testing.assert_array_equal(labels, [7])
+    with pytest.raises(download.FormatError, match='whole number'):
+        download.read_cifar_binary(bytes(record)[:-1])
+
+
+def test_write_split_modes(tmp_path):
+    gray = np.full((2, 5, 4), 9, np.uint8)
+    count = download.write_split(gray, np.array([1, 1]), ('a', 'b'), str(tmp_path / 's'))
+    assert count == 2
+    assert sorted(os.listdir(tmp_path / 's')) == ['a', 'b']
+    assert sorted(os.listdir(tmp_path / 's' / 'b')) == ['00000.png', '00001.png']
+    with Image.open(tmp_path / 's' / 'b' / '00001.png') as png:
+        assert (png.mode, png.size) == ('L', (4, 5))
+
+
+# ------------------------------------------------------------------------- full runs
+
+def test_mnist_full_run(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
+                                 checksums, capsys)
+    assert status == 0, stderr
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    assert sorted(os.listdir(out / '.downloads')) == sorted(checksums)
+    assert len(server.requests) == 4 and all(r is None for _, r in server.requests)
+    assert 'converting mnist: 19 images' in stderr  # plain final progress line (not a tty)
+    assert 'downloading train-images-idx3-ubyte.gz:' in stderr
+
+
+def test_fashion_mnist_class_names(tmp_path, mnist_server, capsys):
+    url, _, splits, checksums = mnist_server
+    out = tmp_path / 'fashion'
+    status, _, stderr = run(['fashion_mnist', '--out', str(out), '--base_url', url],
+                            checksums, capsys)
+    assert status == 0, stderr
+    classes = ('t-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt',
+               'sneaker', 'bag', 'ankle_boot')
+    assert download.DATASETS['fashion_mnist'].classes == classes
+    check_output(str(out), splits, classes, 'L', (28, 28))
+
+
+def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
+    files = tmp_path / 'served'
+    files.mkdir()
+    evil = [('../escaped.bin', b'x' * 10), ('/tmp/absolute-escape.bin', b'y')]
+    splits, checksums = make_cifar_archive(str(files), extra_members=evil)
+    url, _ = serve(files)
+    out = tmp_path / 'work' / 'cifar'
+    status, _, stderr = run(['cifar10', '--out=%s' % out, '--base_url=%s' % url],
+                            checksums, capsys)
+    assert status == 0, stderr
+    classes = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
+               'ship', 'truck')
+    check_output(str(out), splits, classes, 'RGB', (32, 32))
+    assert len(splits['train'][1]) == 10 and len(splits['test'][1]) == 3
+    assert not (tmp_path / 'work' / 'escaped.bin').exists()
+    assert not (out / 'escaped.bin').exists()
+    assert sorted(os.listdir(out)) == ['.complete', '.downloads', 'test', 'train']
+
+
+def test_cifar_member_that_is_not_a_file_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode='w:gz') as archive:
+        info = tarfile.TarInfo('cifar-10-batches-bin/test_batch.bin')
+        info.type = tarfile.SYMTYPE
+        info.linkname = '/etc/passwd'
+        archive.addfile(info)
+    path = tmp_path / 'cifar-10-binary.tar.gz'
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(download.FormatError, match='not a regular file'):
+        download.read_cifar_archive(str(path))
+
+
+# ------------------------------------------------------------------- download behaviour
+
+def test_resume_with_range(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    name = 'train-images-idx3-ubyte.gz'
+    data = (tmp_path / 'served' / name).read_bytes()
+    half = len(data) // 2
+    (out / '.downloads').mkdir(parents=True)
+    (out / '.downloads' / (name + '.part')).write_bytes(data[:half])
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
+                            checksums, capsys)
+    assert status == 0, stderr
+    assert ('/' + name, 'bytes=%d-' % half) in server.requests
+    assert (out / '.downloads' / name).read_bytes() == data
+    assert not (out / '.downloads' / (name + '.part')).exists()
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_server_without_ranges_restarts_from_zero(tmp_path, serve, capsys):
+    files = tmp_path / 'served'
+    files.mkdir()
+    splits, checksums = make_mnist_files(str(files))
+    url, server = serve(files, ranges=False)
+    out = tmp_path / 'mnist'
+    name = 't10k-labels-idx1-ubyte.gz'
+    (out / '.downloads').mkdir(parents=True)
+    (out / '.downloads' / (name + '.part')).write_bytes(b'garbage that is not the start')
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
+                            checksums, capsys)
+    assert status == 0, stderr
+    assert ('/' + name, 'bytes=29-') in server.requests  # asked, got 200, started over
+    assert (out / '.downloads' / name).read_bytes() == (files / name).read_bytes()
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_checksum_mismatch(tmp_path, mnist_server, capsys):
+    url, _, _, checksums = mnist_server
+    name = 'train-labels-idx1-ubyte.gz'
+    wrong = dict(checksums, **{name: '0' * 32})
+    out = tmp_path / 'mnist'
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], wrong, capsys)
+    assert status == 2
+    error = [line for line in stderr.splitlines() if line.startswith('error:')]
+    assert len(error) == 1 and stderr.rstrip().splitlines()[-1] == error[0]
+    assert name in error[0] and '0' * 32 in error[0] and checksums[name] in error[0]
+    assert 'Traceback' not in stderr
+    assert not (out / '.downloads' / name).exists()
+    assert not (out / '.downloads' / (name + '.part')).exists()
+    assert not (out / '.complete').exists()
+    assert not (out / 'train').exists()
+
+
+def test_mirrors_tried_in_order(tmp_path, mnist_server, capsys):
+    url, _, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url(),
+                                  '--base_url=%s' % url], checksums, capsys)
+    assert status == 0, stderr
+    assert 'failed:' in stdout
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_missing_file_on_server_is_an_error(tmp_path, serve, capsys):
+    files = tmp_path / 'served'
+    files.mkdir()
+    url, _ = serve(files)
+    status, _, stderr = run(['cifar10', '--out=%s' % (tmp_path / 'c'), '--base_url=%s' % url],
+                            None, capsys)
+    assert status == 2
+    assert stderr.splitlines()[-1].startswith('error: could not download cifar-10-binary')
+    assert '404' in stderr.splitlines()[-1]
+
+
+def test_unreachable_url(tmp_path, capsys):
+    out = tmp_path / 'mnist'
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url(),
+                             '--timeout=5'], None, capsys)
+    assert status == 2
+    assert stderr.count('\n') == 1 and stderr.startswith('error: could not download ')
+    assert 'Traceback' not in stderr
+    assert not (out / '.complete').exists()
+
+
+# ------------------------------------------------------------------ output folder states
+
+def test_half_dataset_is_rebuilt_without_downloading_again(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
+    assert run(argv, checksums, capsys)[0] == 0
+    requests = len(server.requests)
+    os.remove(out / '.complete')  # as if interrupted before the end
+    os.remove(out / 'train' / str(splits['train'][1][0]) / '00000.png')
+    (out / 'train' / '3' / '00099.png').write_bytes(b'half written')
+    status, stdout, stderr = run(argv, checksums, capsys)
+    assert status == 0, stderr
+    assert 'half dataset' in stdout
+    assert 'already downloaded and verified' in stdout
+    assert len(server.requests) == requests  # the verified archives were reused
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_complete_dataset_is_left_alone(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
+    assert run(argv, checksums, capsys)[0] == 0
+    requests = len(server.requests)
+    png = out / 'test' / str(splits['test'][1][0]) / '00000.png'
+    before = os.stat(png).st_mtime_ns
+    status, stdout, _ = run(argv, checksums, capsys)
+    assert status == 0
+    assert 'already there' in stdout
+    assert len(server.requests) == requests
+    assert os.stat(png).st_mtime_ns == before
+
+
+def test_foreign_train_folder_is_not_deleted(tmp_path, capsys):
+    out = tmp_path / 'mine'
+    (out / 'train' / '3').mkdir(parents=True)
+    (out / 'train' / '3' / 'my_digit.png').write_bytes(b'precious')
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url()],
+                            None, capsys)
+    assert status == 2 and 'did not write' in stderr and stderr.count('\n') == 1
+    assert (out / 'train' / '3' / 'my_digit.png').read_bytes() == b'precious'
+
+
+def test_bad_out_and_unknown_dataset(tmp_path, capsys):
+    a_file = tmp_path / 'file'
+    a_file.write_text('x')
+    status, _, stderr = run(['mnist', '--out=%s' % a_file], None, capsys)
+    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
+    status, _, stderr = run(['mnist', '--out=%s' % (a_file / 'sub')], None, capsys)
+    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
+    status, _, stderr = run(['svhn', '--out=%s' % tmp_path], None, capsys)
+    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
+    assert 'svhn' in stderr
+    status, _, stderr = run(['mnist', '--out=x', '--base_url=ftp://example.invalid/'],
+                            None, capsys)
+    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
+
+
+def test_command_line(tmp_path):
+    """As a subprocess: --help documents every flag with defaults; errors are one line."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    help_text = subprocess.run([sys.executable, SCRIPT, '--help'], capture_output=True,
+                               text=True, check=True, env=env).stdout
+    for flag in ('--out', '--base_url', '--timeout'):
+        assert flag in help_text
+    assert 'default' in help_text and 'https://ossci-datasets.s3.amazonaws.com/mnist/' \
+        in help_text.replace('\n', '').replace(' ', '')
+    for name in ('mnist', 'fashion_mnist', 'cifar10'):
+        assert name in help_text
+    result = subprocess.run(
+        [sys.executable, SCRIPT, 'mnist', '--out=%s' % (tmp_path / 'm'),
+         '--base_url=%s' % closed_port_url()], capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert result.stderr.count('\n') == 1 and result.stderr.startswith('error: ')
