@@ -61,6 +61,11 @@ def get_arguments(argv=None):
     parser.add_argument('--fast_generation', type=cli.boolean, default=True,
                         help='incremental generation with per-layer queues; false runs the '
                              'whole network once per pixel (slow, for checking)')
+    parser.add_argument('--generation_state', choices=('queues', 'arrays'), default='queues',
+                        help='where fast generation keeps each layer\'s recent inputs: FIFO '
+                             'queues (one session.run per row, progress and --save_every) or '
+                             'TensorArrays (one run per batch; faster at batch 1, slower from '
+                             'batch 16, more memory)')
     parser.add_argument('--save_every', type=cli.non_negative_int, default=0,
                         help='write the in-progress image to --out every N pixels (0: only '
                              'at the end)')
@@ -69,6 +74,8 @@ def get_arguments(argv=None):
     args = parser.parse_args(argv)
     if not math.isfinite(args.temperature) or args.temperature <= 0:
         parser.error('--temperature must be a positive number, got %s' % args.temperature)
+    if args.save_every and args.generation_state == 'arrays':
+        parser.error('--save_every needs --generation_state=queues')
     if args.seed_rows is not None and args.seed_image is None:
         parser.error('--seed_rows needs --seed_image')
     return args
@@ -180,7 +187,7 @@ def main(argv=None):
     tf.set_random_seed(seed)
     model = WaveNetModel(params, image_size, len(classes), channels)
     if args.fast_generation:
-        generator = model.fast_generator(batch_size)
+        generator = model.fast_generator(batch_size, state=args.generation_state)
     else:
         pixels_input = tf.placeholder(tf.int32, [batch_size, num_pixels])
         labels_input = tf.placeholder(tf.int32, [batch_size]) if model.conditional else None

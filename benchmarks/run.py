@@ -10,6 +10,7 @@ JSON file next to it. See benchmarks/README.md for what each number means.
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -35,7 +36,7 @@ CONFIGS = types.MappingProxyType({
     'default': os.path.join(ROOT, 'wavenet_params.json'),
     'anchor': os.path.join(ROOT, 'benchmarks', 'anchor_params.json'),
 })
-KINDS = ('train', 'fast', 'naive', 'prime')
+KINDS = ('train', 'fast', 'arrays', 'naive', 'prime')
 NUM_CLASSES = 10  # random labels for class-conditional params (gc_channels > 0), as the digits
 LEARNING_RATE = 1e-3
 SEED = 0
@@ -178,8 +179,8 @@ def measure_training(tf, model_class, params, batch, settings):
             'step_seconds': step_seconds}
 
 
-def measure_fast_generation(tf, model_class, params, batch, settings):
-    """Times whole images from model.fast_generator, one session.run per image.
+def measure_fast_generation(tf, model_class, params, batch, settings, state='queues'):
+    """Times whole images from model.fast_generator(state=...), one session.run per image.
 
     Returns:
         dict with the median seconds per batch of images, images and pixels per second.
@@ -187,7 +188,7 @@ def measure_fast_generation(tf, model_class, params, batch, settings):
     rng = np.random.default_rng(SEED)
     with tf.Graph().as_default():
         tf.set_random_seed(SEED)
-        generator = build_model(model_class, params).fast_generator(batch)
+        generator = build_model(model_class, params).fast_generator(batch, state=state)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             image_seconds = []
@@ -284,6 +285,7 @@ def run_measurement(kind, config, batch, settings):
     tf = cli.import_tensorflow(verbose=False)
     from wavenet.model import WaveNetModel
     measure = {'train': measure_training, 'fast': measure_fast_generation,
+               'arrays': functools.partial(measure_fast_generation, state='arrays'),
                'naive': measure_naive_generation, 'prime': measure_priming}[kind]
     result = measure(tf, WaveNetModel, load_params(CONFIGS[config]), batch, settings)
     result.update(kind=kind, config=config, batch=batch, peak_rss_mib=peak_rss_mib())
@@ -312,6 +314,7 @@ def measure_all(configs, settings, quick):
     plan = [(kind, config, batch) for config in configs
             for kind, batches in (('train', settings.train_batches),
                                   ('fast', settings.fast_batches),
+                                  ('arrays', settings.fast_batches),
                                   ('naive', settings.naive_batches),
                                   ('prime', settings.prime_batches))
             for batch in batches]
@@ -438,15 +441,18 @@ def training_section(settings, results):
 
 def fast_section(settings, results):
     """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
-    return ('## Fast generation\n\n`model.fast_generator(B)` + `generate_fast(..., '
-            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image.\n\n'
+    return ('## Fast generation\n\n`model.fast_generator(B, state=STATE)` + `generate_fast(..., '
+            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image. '
+            'State `queues`: each layer\'s recent inputs in FIFO queues; `arrays`: in '
+            'TensorArrays.\n\n'
             % (NUM_PIXELS, settings.fast_repeats)
             + markdown_table(
-                ['config', 'batch', 's/batch', 'images/s', 'pixels/s', 'peak RSS (MiB)'],
-                [[r['config'], str(r['batch']), '%.2f' % r['seconds_per_batch'],
-                  format_number(r['images_per_s'], 2), format_number(r['pixels_per_s']),
-                  format_number(r['peak_rss_mib'])]
-                 for r in results if r['kind'] == 'fast']))
+                ['config', 'state', 'batch', 's/batch', 'images/s', 'pixels/s',
+                 'peak RSS (MiB)'],
+                [[r['config'], 'queues' if r['kind'] == 'fast' else 'arrays', str(r['batch']),
+                  '%.2f' % r['seconds_per_batch'], format_number(r['images_per_s'], 2),
+                  format_number(r['pixels_per_s']), format_number(r['peak_rss_mib'])]
+                 for r in results if r['kind'] in ('fast', 'arrays')]))
 
 
 def priming_section(settings, results):

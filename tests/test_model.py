@@ -88,7 +88,7 @@ def test_receptive_field_is_exact():
 
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
 def test_fast_generation_equals_naive(variant):
-    """Per-step distributions of fast generation equal the full network's, within 1e-5."""
+    """Per-step distributions of queue-based generation equal the full network's, to 1e-5."""
     params = WaveNetParams(**VARIANTS[variant])
     channels = 3 if variant in COLOUR_VARIANTS else 1
     graph, session, model, pixels, labels, logits = build(params, channels=channels)
@@ -126,6 +126,33 @@ def test_fast_generation_equals_naive(variant):
     completed = np.concatenate([generated[:, :known], completion], axis=1)
     naive = session.run(probabilities, feed(pixels, labels, completed, label_values))[:, known:]
     np.testing.assert_allclose(completion_probabilities, naive, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize('variant', ['wide_filters', 'width_one_input', 'class_and_position',
+                                     'colour_class_conditional'])
+def test_array_state_generation_equals_naive(variant):
+    """TensorArray state: the same distributions, from scratch and after known pixels."""
+    params = WaveNetParams(**VARIANTS[variant])
+    channels = 3 if variant in COLOUR_VARIANTS else 1
+    graph, session, model, pixels, labels, logits = build(params, channels=channels)
+    length, batch_size = model.sequence_length, 2
+    with graph.as_default():
+        generator = model.fast_generator(batch_size, with_probabilities=True, state='arrays')
+        probabilities = tf.nn.softmax(logits)
+    assert not generator.resumable
+    label_values = np.array([1, 2], np.int32)
+    label_feed = {generator.labels: label_values} if model.conditional else {}
+    for known in (0, 11):
+        prime = np.random.default_rng(known).integers(0, 16, (batch_size, known)).astype(np.int32)
+        previous = prime[:, -1] if known else np.zeros(batch_size, np.int32)
+        generated, fast = session.run(
+            [generator.pixels, generator.probabilities],
+            {generator.prime_pixels: prime, generator.start: known,
+             generator.num_steps: length - known, generator.previous_pixel: previous,
+             **label_feed})
+        completed = np.concatenate([prime, generated], axis=1)
+        naive = session.run(probabilities, feed(pixels, labels, completed, label_values))
+        np.testing.assert_allclose(fast, naive[:, known:], atol=1e-5, rtol=0)
 
 
 def test_generate_fast_keeps_prime_pixels_and_argmax_is_deterministic():

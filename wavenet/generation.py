@@ -20,7 +20,8 @@ def generate_fast(session, generator, num_pixels, labels=None, prime_pixels=None
         prime_pixels: optional int [B, P] known first pixels (P < T), kept as they are.
         temperature: softmax temperature, > 0.
         argmax: take the likeliest level instead of sampling.
-        pixels_per_run: pixels generated per session.run (default: all at once).
+        pixels_per_run: pixels generated per session.run (default: all at once); ignored by
+            a generator whose state does not persist between runs, which needs one run.
         on_progress: optional function(pixels done, pixels so far [B, done]) after each run.
     Returns:
         int32 [B, T] pixel levels.
@@ -35,14 +36,15 @@ def generate_fast(session, generator, num_pixels, labels=None, prime_pixels=None
     pixels = np.zeros((batch_size, num_pixels), np.int32)
     done = prime_pixels.shape[1]
     pixels[:, :done] = prime_pixels
-    pixels_per_run = pixels_per_run or num_pixels
+    if not generator.resumable or not pixels_per_run:
+        pixels_per_run = num_pixels
     while done < num_pixels:
         steps = min(pixels_per_run, num_pixels - done)
         previous = pixels[:, done - 1] if done else np.zeros(batch_size, np.int32)
         pixels[:, done:done + steps] = session.run(generator.pixels, {
             generator.start: done, generator.num_steps: steps,
             generator.previous_pixel: previous, generator.temperature: temperature,
-            generator.argmax: argmax, **label_feed})
+            generator.argmax: argmax, generator.prime_pixels: prime_pixels, **label_feed})
         done += steps
         if on_progress is not None:
             on_progress(done, pixels[:, :done])

@@ -22,7 +22,10 @@ FastGenerator = collections.namedtuple('FastGenerator', [
     'argmax',           # placeholder bool [], default False: take the likeliest level
     'pixels',           # int32 [B, num_steps]: the generated pixels
     'probabilities',    # float32 [B, num_steps, Q] at temperature 1, or None if not requested
+    'resumable',        # bool: state persists between runs (queues); else one run per image
 ])
+
+GENERATION_STATES = ('queues', 'arrays')
 
 
 class WaveNetModel:
@@ -263,104 +266,95 @@ class WaveNetModel:
                                                 'position_projection') if key in layer)
         return found
 
-    def fast_generator(self, batch_size, with_probabilities=False):
-        """Builds incremental generation with one FIFO queue per dilated tap.
+    def fast_generator(self, batch_size, with_probabilities=False, state='queues'):
+        """Builds incremental generation: one step through the layers per generated pixel.
 
-        Each layer keeps its last (filter_width - 1) * dilation inputs in filter_width - 1
-        queues of capacity `dilation`; one generated pixel costs one step through the layers.
-        A run generates `num_steps` pixels inside one tf.while_loop; the queues keep their
-        state between runs, so a caller can generate an image in several runs.
+        A layer's step needs its inputs from dilation, 2 * dilation, ...,
+        (filter_width - 1) * dilation steps back. Where they wait is `state`:
+        - 'queues': filter_width - 1 FIFO queues of capacity `dilation` per layer. The queues
+          keep their state between session runs, so a caller can generate an image in several
+          runs (for progress and in-progress images); `prime` refills them from known pixels.
+        - 'arrays': one TensorArray per layer holding all its inputs, living within one run.
+          A run reads `prime_pixels` itself and generates every remaining pixel; `prime` does
+          nothing.
+        Either way the pixels of a run are generated inside one tf.while_loop.
 
         Args:
             batch_size: Python int, images generated at once.
             with_probabilities: also return every step's distribution (for tests).
+            state: 'queues' or 'arrays'.
         Returns:
             A FastGenerator.
         """
+        if state not in GENERATION_STATES:
+            raise ValueError('state must be one of %s, got %r' % (GENERATION_STATES, state))
         params = self.params
-        width = params.filter_width
-        input_queues = [tf.FIFOQueue(1, tf.int32, shapes=[[batch_size]])
-                        for _ in range(params.initial_filter_width - 1)]
-        layer_queues = [[tf.FIFOQueue(dilation, tf.float32,
-                                      shapes=[[batch_size, params.residual_channels]])
-                         for _ in range(width - 1)]
-                        for dilation in params.dilations]
-
         labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if self.conditional
                   else None)
         prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
-        prime = self._prime_queues(prime_pixels, labels, input_queues, layer_queues)
-
         start = tf.placeholder(tf.int32, [], name='start')
         num_steps = tf.placeholder(tf.int32, [], name='num_steps')
         previous_pixel = tf.placeholder(tf.int32, [batch_size], name='previous_pixel')
         temperature = tf.placeholder_with_default(1.0, [], name='temperature')
         argmax = tf.placeholder_with_default(False, [], name='argmax')
-        levels = params.quantization_channels
         # Every position's conditioning, computed once per run; each step slices its own.
         condition_tables = self._layer_conditions(labels, tf.range(self.sequence_length))
+        known_tokens, known_inputs = self._known_histories(prime_pixels, labels)
+        if state == 'queues':
+            memory = _QueueMemory(self, batch_size, known_tokens, known_inputs)
+        else:
+            memory = _ArrayMemory(self, batch_size, known_tokens, known_inputs)
 
-        def body(step, token, pixels_array, probabilities_array):
-            enqueues = []
-
-            def queue_taps(queues, current):
-                """Taps oldest first, from the queues; pushes `current` through them."""
-                taps = [current]
-                incoming = current
-                for queue in queues:
-                    oldest = queue.dequeue()
-                    with tf.control_dependencies([oldest]):
-                        enqueues.append(queue.enqueue(incoming))
-                    taps.insert(0, oldest)
-                    incoming = oldest
-                return taps
-
+        def body(step, token, pixels_array, probabilities_array, *histories):
+            position = start + step
+            taps = memory.step(list(histories), position)
             variables = self._variables['input']
-            inputs = ops.embedding_taps(queue_taps(input_queues, token), variables['tables'])
+            inputs = ops.embedding_taps(taps.of_tokens(token), variables['tables'])
             if variables['biases'] is not None:
                 inputs += variables['biases']
             logits = self._stack(
-                inputs, lambda index, _, layer_inputs: queue_taps(layer_queues[index],
-                                                                   layer_inputs),
-                [None if table is None else _at_position(table, start + step)
+                inputs, lambda index, _, layer_inputs: taps.of_layer(index, layer_inputs),
+                [None if table is None else _at_position(table, position)
                  for table in condition_tables])
             logits = tf.debugging.check_numerics(logits, 'generated logits')
             sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
             pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
-            with tf.control_dependencies(enqueues):
+            with tf.control_dependencies(taps.updates):
                 pixel = tf.identity(pixel)
             pixels_array = pixels_array.write(step, pixel)
             if with_probabilities:
                 probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
-            return step + 1, pixel, pixels_array, probabilities_array
+            return [step + 1, pixel, pixels_array, probabilities_array] + taps.histories
 
         first_token = tf.where_v2(tf.equal(start, 0), tf.fill([batch_size], self.start_token),
                                   previous_pixel)
         arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
                   tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
-                                 element_shape=[batch_size, levels])]
-        _, _, pixels_array, probabilities_array = tf.while_loop(
+                                 element_shape=[batch_size, params.quantization_channels])]
+        results = tf.while_loop(
             lambda step, *_: step < num_steps, body,
-            [tf.constant(0), first_token] + arrays,
+            [tf.constant(0), first_token] + arrays + memory.initial_histories,
             parallel_iterations=1, back_prop=False)
+        pixels_array, probabilities_array = results[2], results[3]
         pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
         probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
                          if with_probabilities else None)
-        return FastGenerator(labels, prime_pixels, prime, start, num_steps, previous_pixel,
-                             temperature, argmax, pixels, probabilities)
+        return FastGenerator(labels, prime_pixels, memory.prime, start, num_steps,
+                             previous_pixel, temperature, argmax, pixels, probabilities,
+                             resumable=state == 'queues')
 
-    def _prime_queues(self, prime_pixels, labels, input_queues, layer_queues):
-        """Op that empties every queue and refills it from the known pixels, in one pass.
+    def _known_histories(self, prime_pixels, labels):
+        """What each layer saw of the known pixels, from one pass of the full network.
 
-        The full path runs once over the known pixels; each queue then receives the layer
-        inputs it would hold had those pixels been generated one by one (zeros, or the start
-        token, before the first pixel).
+        Args:
+            prime_pixels: int [B, P] known first pixels (P may be 0).
+            labels: int [B] classes, or None.
+        Returns:
+            (tokens int [B, P], the input tokens of positions 0..P-1; a list with each
+            layer's inputs float [B, P, residual_channels]). The first generation step
+            (position P) takes the last known pixel as its token.
         """
-        params = self.params
-        tokens = ops.shift_in_start_token(prime_pixels, self.start_token)  # [B, P]
-        history_length = params.initial_filter_width - 1
-        start_tokens = tf.fill([tf.shape(tokens)[0], history_length], self.start_token)
-        token_history = tf.concat([start_tokens, tokens], axis=1)[:, -history_length:]
+        tokens = ops.shift_in_start_token(prime_pixels, self.start_token)
         layer_inputs = []
 
         def record_inputs(index, dilation, inputs):
@@ -369,17 +363,53 @@ class WaveNetModel:
 
         self._stack(self._input_convolution(tokens), record_inputs,
                     self._layer_conditions(labels, tf.range(tf.shape(tokens)[1])))
-        # The first generation step (position P) feeds the token of position P itself, the
-        # last known pixel: the queues hold positions < P, computed here from tokens[:, :P].
+        return tokens, layer_inputs
+
+
+class _StepTaps:
+    """One generation step's view of the stored layer inputs.
+
+    Attributes:
+        of_tokens: function(current token [B]) -> the input convolution's token taps.
+        of_layer: function(layer index, current input [B, C]) -> that layer's taps.
+        updates: ops that store this step's inputs (run before the step ends).
+        histories: the loop variables holding the stored inputs after this step.
+    """
+
+    def __init__(self, of_tokens, of_layer):
+        self.of_tokens, self.of_layer = of_tokens, of_layer
+        self.updates, self.histories = [], []
+
+
+class _QueueMemory:
+    """Layer inputs kept in FIFO queues that persist between session runs.
+
+    Queue j of a layer (j = 0, 1, ...) holds its inputs delayed by (j + 1) * dilation; a step
+    dequeues the oldest of each and pushes the newer value in. `prime` empties every queue and
+    refills it with what it would hold after the known pixels: zeros (or the start token)
+    before the first one.
+    """
+
+    def __init__(self, model, batch_size, known_tokens, known_inputs):
+        params = model.params
+        self._input_queues = [tf.FIFOQueue(1, tf.int32, shapes=[[batch_size]])
+                              for _ in range(params.initial_filter_width - 1)]
+        self._layer_queues = [[tf.FIFOQueue(dilation, tf.float32,
+                                            shapes=[[batch_size, params.residual_channels]])
+                               for _ in range(params.filter_width - 1)]
+                              for dilation in params.dilations]
+        self.initial_histories = []
         refills = []
-        for index, queue in enumerate(input_queues):
+        history_length = len(self._input_queues)
+        start_tokens = tf.fill([batch_size, history_length], model.start_token)
+        token_history = tf.concat([start_tokens, known_tokens], axis=1)[:, -history_length:]
+        for index, queue in enumerate(self._input_queues):
             values = token_history[:, history_length - 1 - index]  # oldest at the deepest queue
             refills.append((queue, tf.expand_dims(values, 0)))
-        for queues, inputs, dilation in zip(layer_queues, layer_inputs, params.dilations):
+        for queues, inputs, dilation in zip(self._layer_queues, known_inputs, params.dilations):
             length = len(queues) * dilation
             padded = tf.pad(inputs, [[0, 0], [length, 0], [0, 0]])[:, -length:]  # [B, L, C]
             for index, queue in enumerate(queues):
-                # Queue `index` holds the inputs delayed by (index + 1) * dilation.
                 end = length - index * dilation
                 chunk = padded[:, end - dilation:end]  # [B, dilation, C]
                 refills.append((queue, tf.transpose(chunk, [1, 0, 2])))
@@ -388,7 +418,80 @@ class WaveNetModel:
             emptied = queue.dequeue_many(queue.size())
             with tf.control_dependencies([emptied]):
                 enqueue_ops.append(queue.enqueue_many(values))
-        return tf.group(*enqueue_ops, name='prime')
+        self.prime = tf.group(*enqueue_ops, name='prime')
+
+    def step(self, histories, position):
+        """Taps from the queues for the step at `position` (queues need neither argument)."""
+        del histories, position
+        taps = _StepTaps(None, None)
+
+        def queue_taps(queues, current):
+            """Taps oldest first, from the queues; pushes `current` through them."""
+            result = [current]
+            incoming = current
+            for queue in queues:
+                oldest = queue.dequeue()
+                with tf.control_dependencies([oldest]):
+                    taps.updates.append(queue.enqueue(incoming))
+                result.insert(0, oldest)
+                incoming = oldest
+            return result
+
+        taps.of_tokens = lambda token: queue_taps(self._input_queues, token)
+        taps.of_layer = lambda index, inputs: queue_taps(self._layer_queues[index], inputs)
+        return taps
+
+
+class _ArrayMemory:
+    """Layer inputs kept in TensorArrays (one per layer, plus one of tokens) within one run.
+
+    Array entry `position + delay` holds the input at `position`, where `delay` is the
+    layer's longest tap offset; the first `delay` entries are zeros (the start token for the
+    tokens), then come the known pixels' inputs, then each generated step's.
+    """
+
+    def __init__(self, model, batch_size, known_tokens, known_inputs):
+        params = model.params
+        length = model.sequence_length
+        self._token_delay = params.initial_filter_width - 1
+        self._delays = [(params.filter_width - 1) * dilation for dilation in params.dilations]
+        self._model = model
+        self.prime = tf.no_op(name='prime')
+        start_tokens = tf.fill([batch_size, self._token_delay], model.start_token)
+        histories = [self._filled(tf.int32, [batch_size], length + self._token_delay,
+                                  tf.concat([start_tokens, known_tokens], axis=1))]
+        for inputs, delay in zip(known_inputs, self._delays):
+            padded = tf.pad(inputs, [[0, 0], [delay, 0], [0, 0]])  # [B, delay + P, C]
+            histories.append(self._filled(tf.float32, [batch_size, params.residual_channels],
+                                          length + delay, padded))
+        self.initial_histories = histories
+
+    @staticmethod
+    def _filled(dtype, element_shape, size, values):
+        """A TensorArray of `size` entries whose first ones are values [B, n, ...] along n."""
+        array = tf.TensorArray(dtype, size=size, element_shape=element_shape,
+                               clear_after_read=False)
+        order = [1, 0] + list(range(2, len(element_shape) + 1))
+        return array.scatter(tf.range(tf.shape(values)[1]), tf.transpose(values, order))
+
+    def step(self, histories, position):
+        """Taps read from the arrays for the step at `position`; records the new inputs."""
+        taps = _StepTaps(None, None)
+        taps.histories = list(histories)
+        params = self._model.params
+
+        def array_taps(slot, current, delay, spacing, width):
+            array = taps.histories[slot]
+            result = [array.read(position + delay - (width - 1 - i) * spacing)
+                      for i in range(width - 1)] + [current]
+            taps.histories[slot] = array.write(position + delay, current)
+            return result
+
+        taps.of_tokens = lambda token: array_taps(0, token, self._token_delay, 1,
+                                                  params.initial_filter_width)
+        taps.of_layer = lambda index, inputs: array_taps(
+            index + 1, inputs, self._delays[index], params.dilations[index], params.filter_width)
+        return taps
 
 
 def _at_position(table, position):
