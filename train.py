@@ -67,8 +67,8 @@ def get_arguments(argv=None):
                         help='optimizer')
     parser.add_argument('--momentum', type=float, default=0.9,
                         help='momentum of sgd and rmsprop')
-    parser.add_argument('--l2_regularization_strength', type=float, default=0.0,
-                        help='weight of the L2 penalty on all weights (not biases)')
+    parser.add_argument('--l2_regularization_strength', type=float, default=5e-5,
+                        help='weight of the L2 penalty on all weights (not biases); 0 for none')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the initialization, the data order and the split')
     # Output.
@@ -281,7 +281,9 @@ def main(argv=None):
     sample_labels = (np.arange(args.num_samples) % len(dataset.classes) if model.conditional
                      else None)
 
-    saver = tf.train.Saver(tf.global_variables(), max_to_keep=args.max_checkpoints)
+    # Relative paths in the `checkpoint` index: a moved or copied logdir still resumes.
+    saver = tf.train.Saver(tf.global_variables(), max_to_keep=args.max_checkpoints,
+                           save_relative_paths=True)
     if resume_from:
         try:
             logdir.check_variables_match(resume_from, tf.global_variables())

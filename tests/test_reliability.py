@@ -1,5 +1,6 @@
 """Training from the command line: interruption, exact resume, numerical faults, warnings."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,3 +174,14 @@ def test_receptive_field_shorter_than_a_row_warns(data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert 'receptive field: 3 pixels (0.5 rows of 6)' in result.stdout
     assert 'warning: the receptive field is shorter than one image row' in result.stderr
+
+
+def test_a_moved_logdir_still_resumes(data, tmp_path):
+    subprocess.run(train_command(data, tmp_path / 'old', '--num_steps=2'), check=True,
+                   capture_output=True, timeout=120)
+    shutil.move(str(tmp_path / 'old'), str(tmp_path / 'new'))
+    result = subprocess.run(train_command(data, tmp_path / 'new', '--num_steps=3'),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'resumed from %s' % (tmp_path / 'new' / 'model.ckpt-2') in result.stdout
+    assert tf.train.latest_checkpoint(str(tmp_path / 'new')).endswith('-3')
