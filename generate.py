@@ -10,7 +10,6 @@ no training flag is repeated here.
 import argparse
 import math
 import os
-import sys
 
 import numpy as np
 

@@ -376,8 +376,8 @@ class _StepTaps:
         histories: the loop variables holding the stored inputs after this step.
     """
 
-    def __init__(self, of_tokens, of_layer):
-        self.of_tokens, self.of_layer = of_tokens, of_layer
+    def __init__(self):
+        self.of_tokens = self.of_layer = None
         self.updates, self.histories = [], []
 
 
@@ -423,7 +423,7 @@ class _QueueMemory:
     def step(self, histories, position):
         """Taps from the queues for the step at `position` (queues need neither argument)."""
         del histories, position
-        taps = _StepTaps(None, None)
+        taps = _StepTaps()
 
         def queue_taps(queues, current):
             """Taps oldest first, from the queues; pushes `current` through them."""
@@ -476,7 +476,7 @@ class _ArrayMemory:
 
     def step(self, histories, position):
         """Taps read from the arrays for the step at `position`; records the new inputs."""
-        taps = _StepTaps(None, None)
+        taps = _StepTaps()
         taps.histories = list(histories)
         params = self._model.params
 
