@@ -58,13 +58,18 @@ def get_arguments(argv=None):
     parser.add_argument('--seed', type=int, default=None,
                         help='random seed (default: a different run every time)')
     parser.add_argument('--fast_generation', type=cli.boolean, default=True,
-                        help='incremental generation with per-layer queues; false runs the '
-                             'whole network once per pixel (slow, for checking)')
-    parser.add_argument('--generation_state', choices=('queues', 'arrays'), default='queues',
-                        help='where fast generation keeps each layer\'s recent inputs: FIFO '
-                             'queues (one session.run per row, progress and --save_every) or '
-                             'TensorArrays (one run per batch; faster at batch 1, slower from '
-                             'batch 16, more memory)')
+                        help='incremental generation, one step through the layers per pixel; '
+                             'false runs the whole network once per pixel (slow, for checking)')
+    parser.add_argument('--generation_state', choices=('ring', 'queues', 'arrays'),
+                        default='ring',
+                        help='where fast generation keeps each layer\'s recent inputs: one '
+                             'ring buffer (fastest), FIFO queues (both: one session.run per '
+                             'row, progress and --save_every) or TensorArrays (one run per '
+                             'batch, more memory)')
+    parser.add_argument('--lanes', type=cli.positive_int, default=None,
+                        help='independent groups the batch is split into for fast generation, '
+                             'each on one thread (default: one per CPU core if each gets at '
+                             'least 16 images, else 1)')
     parser.add_argument('--save_every', type=cli.non_negative_int, default=0,
                         help='write the in-progress image to --out every N pixels (0: only '
                              'at the end)')
@@ -74,7 +79,7 @@ def get_arguments(argv=None):
     if not math.isfinite(args.temperature) or args.temperature <= 0:
         parser.error('--temperature must be a positive number, got %s' % args.temperature)
     if args.save_every and args.generation_state == 'arrays':
-        parser.error('--save_every needs --generation_state=queues')
+        parser.error('--save_every needs --generation_state=ring or queues')
     if args.seed_rows is not None and args.seed_image is None:
         parser.error('--seed_rows needs --seed_image')
     return args
@@ -132,7 +137,7 @@ def main(argv=None):
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
     from wavenet import image_grid, logdir, reader
-    from wavenet.generation import generate_fast, generate_naive
+    from wavenet import generation
     from wavenet.model import WaveNetModel
 
     try:
@@ -152,6 +157,8 @@ def main(argv=None):
     primes = (np.repeat(np.stack([seed[:seed_rows * width * channels] for _, seed in rows]),
                         args.num_images, axis=0) if completing else None)  # [total, P]
     batch_size = min(args.batch_size, total)
+    lanes = min(args.lanes or generation.lanes_for(batch_size, generation.available_cores()),
+                batch_size)
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
 
     def to_images(levels):
@@ -186,7 +193,7 @@ def main(argv=None):
     tf.set_random_seed(seed)
     model = WaveNetModel(params, image_size, len(classes), channels)
     if args.fast_generation:
-        generator = model.fast_generator(batch_size, state=args.generation_state)
+        generator = model.fast_generator(batch_size, state=args.generation_state, lanes=lanes)
     else:
         pixels_input = tf.placeholder(tf.int32, [batch_size, num_pixels])
         labels_input = tf.placeholder(tf.int32, [batch_size]) if model.conditional else None
@@ -205,7 +212,9 @@ def main(argv=None):
              'fast' if args.fast_generation else 'naive', args.temperature, seed))
     generated = np.zeros((total, num_pixels), np.int32)
     progress = cli.Progress(total * num_pixels, 'pixels')
-    with tf.Session() as session:
+    config = (tf.ConfigProto(**generation.thread_options(lanes)) if args.fast_generation
+              else None)
+    with tf.Session(config=config) as session:
         tf.train.Saver(variables).restore(session, checkpoint)
         for first in range(0, total, batch_size):
             count = min(batch_size, total - first)
@@ -226,17 +235,16 @@ def main(argv=None):
             try:
                 if args.fast_generation:
                     # One session.run per image row, or per --save_every pixels.
-                    pixels = generate_fast(session, generator, num_pixels, batch_labels,
-                                           batch_primes,
-                                           temperature=args.temperature, argmax=args.argmax,
-                                           pixels_per_run=args.save_every or width,
-                                           on_progress=on_progress)
+                    pixels = generation.generate_fast(
+                        session, generator, num_pixels, batch_labels, batch_primes,
+                        temperature=args.temperature, argmax=args.argmax,
+                        pixels_per_run=args.save_every or width, on_progress=on_progress)
                 else:
-                    pixels = generate_naive(session, pixels_input, logits_at, position,
-                                            num_pixels, np.random.default_rng(seed + first),
-                                            labels_input, batch_labels, batch_primes,
-                                            temperature=args.temperature, argmax=args.argmax,
-                                            on_progress=on_progress)
+                    pixels = generation.generate_naive(
+                        session, pixels_input, logits_at, position, num_pixels,
+                        np.random.default_rng(seed + first), labels_input, batch_labels,
+                        batch_primes, temperature=args.temperature, argmax=args.argmax,
+                        on_progress=on_progress)
             except tf.errors.InvalidArgumentError as error:
                 raise cli.UsageError('the model in %s gives non-finite probabilities (%s): '
                                      'the checkpoint is corrupt or training diverged'

@@ -69,6 +69,13 @@ def get_arguments(argv=None):
                         help='momentum of sgd and rmsprop')
     parser.add_argument('--l2_regularization_strength', type=float, default=5e-5,
                         help='weight of the L2 penalty on all weights (not biases); 0 for none')
+    parser.add_argument('--dropout', type=float, default=0.0,
+                        help='share of every layer\'s gated activations dropped in training '
+                             '(not in validation or generation); 0: none')
+    parser.add_argument('--augment_shift', type=cli.non_negative_int, default=0,
+                        help='translate each training image by a random whole number of '
+                             'pixels, up to this many in each direction (edge pixels '
+                             'repeated); 0: no augmentation')
     parser.add_argument('--seed', type=int, default=0,
                         help='seed of the initialization, the data order and the split')
     # Output.
@@ -89,6 +96,8 @@ def get_arguments(argv=None):
     args = parser.parse_args(argv)
     if args.learning_rate <= 0 or not math.isfinite(args.learning_rate):
         parser.error('--learning_rate must be a positive number')
+    if not 0 <= args.dropout < 1:
+        parser.error('--dropout must be in [0, 1)')
     if not 0 <= args.validation_fraction < 1:
         parser.error('--validation_fraction must be in [0, 1)')
     return args
@@ -224,7 +233,7 @@ def main(argv=None):
     from wavenet import image_grid, logdir, ops, reader
     from wavenet.evaluate import bits_per_dim
     from wavenet.generation import generate_fast
-    from wavenet.model import WaveNetModel
+    from wavenet.model import Dropout, WaveNetModel
 
     params, image_size, stored_classes, channels, resume_from = resolve_run(args, tf)
     dataset = load_data(args, params, image_size, stored_classes, channels)
@@ -250,8 +259,15 @@ def main(argv=None):
     batch_indices = ops.shuffled_batch_indices(global_step, len(train_images), args.batch_size,
                                                args.seed)
     batch = tf.gather(data_variables[0], batch_indices)  # [B, T] uint8
+    if args.augment_shift:
+        offsets = ops.random_offsets(global_step, args.batch_size, args.augment_shift, args.seed)
+        images = tf.reshape(batch, [args.batch_size, height, width, channels])
+        batch = tf.reshape(ops.translate_images(images, offsets), [args.batch_size, num_pixels])
     batch_labels = tf.gather(data_variables[1], batch_indices) if model.conditional else None
-    loss = model.loss(tf.cast(batch, tf.int32), batch_labels)
+    # Dropout masks, like the batch, are a function of the seed and the step: exact resume.
+    dropout = Dropout(args.dropout, tf.stack([tf.constant(args.seed, tf.int64),
+                                              tf.cast(global_step, tf.int64)]))
+    loss = model.loss(tf.cast(batch, tf.int32), batch_labels, dropout)
     if args.learning_rate_schedule == 'cosine':
         learning_rate = tf.train.cosine_decay(args.learning_rate, global_step, args.num_steps)
     else:

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
 from wavenet import cli, generation  # noqa: E402
+from wavenet.model import GENERATION_STATES  # noqa: E402
 from wavenet.params import load_params  # noqa: E402
 
 IMAGE_SIZE = 28
@@ -36,7 +37,9 @@ CONFIGS = types.MappingProxyType({
     'default': os.path.join(ROOT, 'wavenet_params.json'),
     'anchor': os.path.join(ROOT, 'benchmarks', 'anchor_params.json'),
 })
-KINDS = ('train', 'fast', 'arrays', 'naive', 'prime')
+# Fast generation is measured once per generation state; the first state is the default.
+KINDS = ('train',) + GENERATION_STATES + ('naive', 'prime')
+DEFAULT_STATE = GENERATION_STATES[0]
 NUM_CLASSES = 10  # random labels for class-conditional params (gc_channels > 0), as the digits
 LEARNING_RATE = 1e-3
 SEED = 0
@@ -61,7 +64,7 @@ class Settings:
     train_warmup_steps: int = 3
     train_timed_steps: int = 10
     fast_batches: tuple = (1, 16, 64, 256)
-    fast_repeats: int = 3
+    fast_repeats: int = 5
     naive_batches: tuple = (1, 16)
     naive_pixels: int = 4 * IMAGE_SIZE
     prime_batches: tuple = (16,)
@@ -179,17 +182,27 @@ def measure_training(tf, model_class, params, batch, settings):
             'step_seconds': step_seconds}
 
 
-def measure_fast_generation(tf, model_class, params, batch, settings, state='queues'):
+def generation_lanes(batch):
+    """The lanes generate.py uses for a batch on this machine."""
+    return generation.lanes_for(batch, generation.available_cores())
+
+
+def measure_fast_generation(tf, model_class, params, batch, settings, state=DEFAULT_STATE):
     """Times whole images from model.fast_generator(state=...), one session.run per image.
+
+    The lanes and threads are those of generate.py (generation.lanes_for, thread_options).
 
     Returns:
         dict with the median seconds per batch of images, images and pixels per second.
     """
     rng = np.random.default_rng(SEED)
+    lanes = generation_lanes(batch)
     with tf.Graph().as_default():
         tf.set_random_seed(SEED)
-        generator = build_model(model_class, params).fast_generator(batch, state=state)
-        with tf.Session() as session:
+        generator = build_model(model_class, params).fast_generator(batch, state=state,
+                                                                    lanes=lanes)
+        config = tf.ConfigProto(**generation.thread_options(lanes))
+        with tf.Session(config=config) as session:
             session.run(tf.global_variables_initializer())
             image_seconds = []
             for repeat in range(1 + settings.fast_repeats):
@@ -201,7 +214,7 @@ def measure_fast_generation(tf, model_class, params, batch, settings, state='que
                 if repeat:  # the first image is the warm-up
                     image_seconds.append(time.perf_counter() - started)
     seconds = statistics.median(image_seconds)
-    return {'seconds_per_batch': seconds, 'images_per_s': batch / seconds,
+    return {'lanes': lanes, 'seconds_per_batch': seconds, 'images_per_s': batch / seconds,
             'pixels_per_s': batch * NUM_PIXELS / seconds, 'image_seconds': image_seconds}
 
 
@@ -246,9 +259,9 @@ def measure_naive_generation(tf, model_class, params, batch, settings):
 
 
 def measure_priming(tf, model_class, params, batch, settings):
-    """Times priming the queues from seed rows in one pass against stepping through them.
+    """Times priming the default state from seed rows in one pass against stepping.
 
-    Stepping a known pixel through the queues costs one generation step (the same layers run
+    Stepping a known pixel through the state costs one generation step (the same layers run
     once), so the stepped time is the time to generate as many pixels.
 
     Returns:
@@ -256,10 +269,12 @@ def measure_priming(tf, model_class, params, batch, settings):
     """
     rng = np.random.default_rng(SEED)
     seed_pixels = settings.prime_rows * IMAGE_SIZE
+    lanes = generation_lanes(batch)
     with tf.Graph().as_default():
         tf.set_random_seed(SEED)
-        generator = build_model(model_class, params).fast_generator(batch)
-        with tf.Session() as session:
+        generator = build_model(model_class, params).fast_generator(batch, lanes=lanes)
+        config = tf.ConfigProto(**generation.thread_options(lanes))
+        with tf.Session(config=config) as session:
             session.run(tf.global_variables_initializer())
             label_feed = ({} if generator.labels is None else
                           {generator.labels: random_labels(rng, generator.labels, batch)})
@@ -284,9 +299,11 @@ def run_measurement(kind, config, batch, settings):
     """Runs one measurement in this process; returns its numbers with the peak RSS."""
     tf = cli.import_tensorflow(verbose=False)
     from wavenet.model import WaveNetModel
-    measure = {'train': measure_training, 'fast': measure_fast_generation,
-               'arrays': functools.partial(measure_fast_generation, state='arrays'),
-               'naive': measure_naive_generation, 'prime': measure_priming}[kind]
+    measures = {'train': measure_training, 'naive': measure_naive_generation,
+                'prime': measure_priming}
+    measures.update({state: functools.partial(measure_fast_generation, state=state)
+                     for state in GENERATION_STATES})
+    measure = measures[kind]
     result = measure(tf, WaveNetModel, load_params(CONFIGS[config]), batch, settings)
     result.update(kind=kind, config=config, batch=batch, peak_rss_mib=peak_rss_mib())
     return result
@@ -312,11 +329,11 @@ def measure_all(configs, settings, quick):
         list of result dicts, in the order run.
     """
     plan = [(kind, config, batch) for config in configs
-            for kind, batches in (('train', settings.train_batches),
-                                  ('fast', settings.fast_batches),
-                                  ('arrays', settings.fast_batches),
-                                  ('naive', settings.naive_batches),
-                                  ('prime', settings.prime_batches))
+            for kind, batches in ((('train', settings.train_batches),)
+                                  + tuple((state, settings.fast_batches)
+                                          for state in GENERATION_STATES)
+                                  + (('naive', settings.naive_batches),
+                                     ('prime', settings.prime_batches)))
             for batch in batches]
     results = []
     for index, (kind, config, batch) in enumerate(plan):
@@ -443,25 +460,27 @@ def fast_section(settings, results):
     """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
     return ('## Fast generation\n\n`model.fast_generator(B, state=STATE)` + `generate_fast(..., '
             'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image. '
-            'State `queues`: each layer\'s recent inputs in FIFO queues; `arrays`: in '
-            'TensorArrays.\n\n'
-            % (NUM_PIXELS, settings.fast_repeats)
+            'Where each layer\'s recent inputs wait: `ring`, one ring buffer for all layers '
+            '(the default); `queues`, FIFO queues; `arrays`, TensorArrays. Lanes and threads as '
+            'generate.py chooses them: the batch split into one lane per core when each lane '
+            'gets at least %d images, else one lane; one thread per lane and per op.\n\n'
+            % (NUM_PIXELS, settings.fast_repeats, generation.MIN_IMAGES_PER_LANE)
             + markdown_table(
-                ['config', 'state', 'batch', 's/batch', 'images/s', 'pixels/s',
+                ['config', 'state', 'batch', 'lanes', 's/batch', 'images/s', 'pixels/s',
                  'peak RSS (MiB)'],
-                [[r['config'], 'queues' if r['kind'] == 'fast' else 'arrays', str(r['batch']),
+                [[r['config'], r['kind'], str(r['batch']), str(r['lanes']),
                   '%.2f' % r['seconds_per_batch'], format_number(r['images_per_s'], 2),
                   format_number(r['pixels_per_s']), format_number(r['peak_rss_mib'])]
-                 for r in results if r['kind'] in ('fast', 'arrays')]))
+                 for r in results if r['kind'] in GENERATION_STATES]))
 
 
 def priming_section(settings, results):
     """Markdown: one-pass priming of seed rows against stepping through them."""
-    return ('## Priming for image completion\n\nThe queues of every layer are filled from '
-            '%d seed rows (%d pixels) in one pass of the full network, against stepping the '
-            'same pixels through the queues one at a time (as many generation steps); median '
-            'of %d.\n\n' % (settings.prime_rows, settings.prime_rows * IMAGE_SIZE,
-                             settings.fast_repeats)
+    return ('## Priming for image completion\n\nThe generation state (`%s`) of every layer '
+            'is filled from %d seed rows (%d pixels) in one pass of the full network, against '
+            'stepping the same pixels through it one at a time (as many generation steps); '
+            'median of %d.\n\n' % (DEFAULT_STATE, settings.prime_rows,
+                                    settings.prime_rows * IMAGE_SIZE, settings.fast_repeats)
             + markdown_table(
                 ['config', 'batch', 'one pass (s)', 'stepped (s)', 'speedup'],
                 [[r['config'], str(r['batch']), '%.3f' % r['one_pass_seconds'],
@@ -492,14 +511,15 @@ def speedup_section(configs, settings, results):
     rows = []
     for config in configs:
         for batch in settings.naive_batches:
-            fast, naive = (find(results, 'fast', config, batch),
+            fast, naive = (find(results, DEFAULT_STATE, config, batch),
                            find(results, 'naive', config, batch))
             if fast and naive:
                 rows.append([config, str(batch), format_number(fast['pixels_per_s']),
                              format_number(naive['pixels_per_s'], 1),
                              '%.0fx' % (fast['pixels_per_s'] / naive['pixels_per_s'])])
     return ('## Speedup of fast over naive generation\n\nRatio of pixels/s at the same batch '
-            'size (naive extrapolated as above).\n\n'
+            'size (fast with the default state, `%s`; naive extrapolated as above).\n\n'
+            % DEFAULT_STATE
             + markdown_table(['config', 'batch', 'fast pixels/s', 'naive pixels/s', 'speedup'],
                              rows))
 
@@ -515,7 +535,7 @@ def efficiency_section(configs, settings, results, peak_gflops):
         forward = flops_per_pixel(load_params(CONFIGS[config]))
         training = TRAINING_MULTIPLIER * forward
         train_gflops = training * find(results, 'train', config, train_batch)['pixels_per_s']
-        fast_gflops = forward * find(results, 'fast', config, fast_batch)['pixels_per_s']
+        fast_gflops = forward * find(results, DEFAULT_STATE, config, fast_batch)['pixels_per_s']
         train_gflops, fast_gflops = train_gflops / 1e9, fast_gflops / 1e9
         rows.append([config, format_number(forward), format_number(training),
                      format_number(train_gflops, 1), percent_of_peak(train_gflops, peak_gflops),

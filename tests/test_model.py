@@ -86,20 +86,26 @@ def test_receptive_field_is_exact():
                                   base_logits)
 
 
+@pytest.mark.parametrize('state,lanes', [('ring', 1), ('ring', 2), ('queues', 1)])
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
-def test_fast_generation_equals_naive(variant):
-    """Per-step distributions of queue-based generation equal the full network's, to 1e-5."""
+def test_fast_generation_equals_naive(variant, state, lanes):
+    """Per-step distributions of resumable fast generation equal the full network's, to 1e-5.
+
+    With two lanes the batch of 3 is split 2 + 1, labels and known pixels with it.
+    """
     params = WaveNetParams(**VARIANTS[variant])
     channels = 3 if variant in COLOUR_VARIANTS else 1
     graph, session, model, pixels, labels, logits = build(params, channels=channels)
     length, batch_size = model.sequence_length, 3
     assert length == IMAGE_SIZE[0] * IMAGE_SIZE[1] * channels
     with graph.as_default():
-        generator = model.fast_generator(batch_size, with_probabilities=True)
+        generator = model.fast_generator(batch_size, with_probabilities=True, state=state,
+                                         lanes=lanes)
         probabilities = tf.nn.softmax(logits)
+    assert generator.resumable
     label_values = np.array([2, 0, 1], np.int32)
     label_feed = {generator.labels: label_values} if model.conditional else {}
-    # In several runs (the queues keep their state between them) ...
+    # In several runs (the state persists between them) ...
     session.run(generator.prime, {generator.prime_pixels: np.zeros((batch_size, 0), np.int32),
                                   **label_feed})
     generated, fast_probabilities = [], []
@@ -116,7 +122,7 @@ def test_fast_generation_equals_naive(variant):
     fast_probabilities = np.concatenate(fast_probabilities, axis=1)
     naive = session.run(probabilities, feed(pixels, labels, generated, label_values))
     np.testing.assert_allclose(fast_probabilities, naive, atol=1e-5, rtol=0)
-    # ... and after priming the queues from known pixels in one pass.
+    # ... and after priming the state from known pixels in one pass.
     known = 17
     session.run(generator.prime, {generator.prime_pixels: generated[:, :known], **label_feed})
     completion, completion_probabilities = session.run(
@@ -128,16 +134,18 @@ def test_fast_generation_equals_naive(variant):
     np.testing.assert_allclose(completion_probabilities, naive, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize('lanes', [1, 2])
 @pytest.mark.parametrize('variant', ['wide_filters', 'width_one_input', 'class_and_position',
                                      'colour_class_conditional'])
-def test_array_state_generation_equals_naive(variant):
+def test_array_state_generation_equals_naive(variant, lanes):
     """TensorArray state: the same distributions, from scratch and after known pixels."""
     params = WaveNetParams(**VARIANTS[variant])
     channels = 3 if variant in COLOUR_VARIANTS else 1
     graph, session, model, pixels, labels, logits = build(params, channels=channels)
     length, batch_size = model.sequence_length, 2
     with graph.as_default():
-        generator = model.fast_generator(batch_size, with_probabilities=True, state='arrays')
+        generator = model.fast_generator(batch_size, with_probabilities=True, state='arrays',
+                                         lanes=lanes)
         probabilities = tf.nn.softmax(logits)
     assert not generator.resumable
     label_values = np.array([1, 2], np.int32)
@@ -153,6 +161,16 @@ def test_array_state_generation_equals_naive(variant):
         completed = np.concatenate([prime, generated], axis=1)
         naive = session.run(probabilities, feed(pixels, labels, completed, label_values))
         np.testing.assert_allclose(fast, naive[:, known:], atol=1e-5, rtol=0)
+
+
+def test_fast_generator_rejects_bad_lanes_and_states():
+    graph, _, model, _, _, _ = build(WaveNetParams(**TINY))
+    with graph.as_default():
+        for lanes in (0, 3):
+            with pytest.raises(ValueError, match='lanes must be from 1 to the batch size 2'):
+                model.fast_generator(2, lanes=lanes)
+        with pytest.raises(ValueError, match='state must be one of'):
+            model.fast_generator(2, state='stack')
 
 
 def test_generate_fast_keeps_prime_pixels_and_argmax_is_deterministic():

@@ -111,3 +111,38 @@ def test_shuffled_batches_depend_on_seed():
         second = ops.shuffled_batch_indices(tf.constant(0, tf.int64), 100, 100, seed=2)
         first_value, second_value = run([first, second])
     assert (first_value != second_value).any()
+
+
+def numpy_translate(images, offsets):
+    """Loops: out[b, y, x] = images[b, clip(y - down), clip(x - right)]."""
+    batch, height, width, _ = images.shape
+    outputs = np.empty_like(images)
+    for b in range(batch):
+        down, right = offsets[b]
+        for y in range(height):
+            for x in range(width):
+                outputs[b, y, x] = images[b, min(max(y - down, 0), height - 1),
+                                          min(max(x - right, 0), width - 1)]
+    return outputs
+
+
+def test_translate_images_matches_numpy():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(4, 5, 7, 3)).astype(np.uint8)
+    offsets = np.array([[0, 0], [2, -1], [-3, 4], [1, 1]], np.int32)
+    with tf.Graph().as_default():
+        result = run(ops.translate_images(tf.constant(images), tf.constant(offsets)))
+    np.testing.assert_array_equal(result, numpy_translate(images, offsets))
+    np.testing.assert_array_equal(result[0], images[0])
+
+
+def test_random_offsets_are_bounded_repeatable_and_vary_with_the_step():
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        offsets = ops.random_offsets(step, 500, 2, seed=7)
+        with tf.Session() as session:
+            first, again, later = (session.run(offsets, {step: value}) for value in (3, 3, 4))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, later)
+    assert first.dtype == np.int32 and first.shape == (500, 2)
+    assert set(np.unique(first)) == {-2, -1, 0, 1, 2}

@@ -69,17 +69,22 @@ def interrupt(command, after_line, signum):
     return process.returncode, output, errors, stopped_at
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path):
+@pytest.mark.parametrize('regularization', [(), ('--dropout=0.3', '--augment_shift=2')],
+                         ids=['plain', 'dropout_and_shifts'])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path, regularization):
+    """Random batches, dropout masks and shifts are functions of the step: resume is exact."""
     steps = '--num_steps=400'
-    subprocess.run(train_command(data, tmp_path / 'straight', steps, '--checkpoint_every=400'),
+    subprocess.run(train_command(data, tmp_path / 'straight', steps, '--checkpoint_every=400',
+                                 *regularization),
                    check=True, capture_output=True, timeout=300)
     returncode, _, errors, stopped_at = interrupt(
         train_command(data, tmp_path / 'interrupted', steps, '--checkpoint_every=400',
-                      '--print_every=10'), 'step 20/400', signal.SIGINT)
+                      '--print_every=10', *regularization), 'step 20/400', signal.SIGINT)
     assert returncode == 0, errors
     assert 20 <= stopped_at < 400, 'the run was not interrupted halfway'
     assert tf.train.latest_checkpoint(str(tmp_path / 'interrupted')).endswith('-%d' % stopped_at)
-    resumed = subprocess.run(train_command(data, tmp_path / 'interrupted', steps),
+    resumed = subprocess.run(train_command(data, tmp_path / 'interrupted', steps,
+                                           *regularization),
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert 'resumed from' in resumed.stdout

@@ -1,5 +1,36 @@
-"""Running generation: the fast (queue) path in row-sized runs, and the naive path."""
+"""Running generation: the fast path in row-sized runs, and the naive path."""
+import os
+
 import numpy as np
+
+# Images per lane below which one lane is faster than one lane per core (measured on 2 CPU
+# cores: 16 images in one lane 44 images/s, in two 38; 32 images in one lane 50, in two 66).
+MIN_IMAGES_PER_LANE = 16
+
+
+def available_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def lanes_for(batch_size, cores):
+    """Lanes of fast generation for a batch: one per core, if each gets enough images."""
+    return max(1, min(cores, batch_size // MIN_IMAGES_PER_LANE))
+
+
+def thread_options(lanes):
+    """Session threads for fast generation in `lanes` lanes: one per lane, one per op.
+
+    Small ops (the per-pixel matrix products of a batch) run faster on one thread than split
+    across several; the lanes keep every core busy instead.
+
+    Returns:
+        keyword arguments of tf.ConfigProto.
+    """
+    return {'intra_op_parallelism_threads': 1, 'inter_op_parallelism_threads': lanes}
 
 
 def check_temperature(temperature):

@@ -3,10 +3,12 @@
 One WaveNetModel object owns the variables. Its full path (training, evaluation, naive
 generation) and its incremental path (fast generation) run the same layer code on the same
 variables; they differ only in where each layer's input taps come from: delayed copies of
-the whole sequence, or FIFO queues holding each layer's recent inputs.
+the whole sequence, or a store of each layer's recent inputs (a ring buffer, FIFO queues or
+TensorArrays).
 """
 import collections
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from wavenet import ops
@@ -25,7 +27,12 @@ FastGenerator = collections.namedtuple('FastGenerator', [
     'resumable',        # bool: state persists between runs (queues); else one run per image
 ])
 
-GENERATION_STATES = ('queues', 'arrays')
+GENERATION_STATES = ('ring', 'queues', 'arrays')
+
+Dropout = collections.namedtuple('Dropout', [
+    'rate',  # Python float in [0, 1): share of the gated activations set to zero
+    'seed',  # int64 [2]: the masks are a function of this seed alone (and the layer)
+])
 
 
 class WaveNetModel:
@@ -132,12 +139,49 @@ class WaveNetModel:
         Built outside any loop, so fast generation does not redo them at every pixel.
         """
         layers = self._variables['layers']
+        conditional_keys = [key for key in ('class_projection', 'position_projection')
+                            if key in layers[0]]
         return {
             'filter_gate': [ops.filter_matrix(layer['filter_gate']) for layer in layers],
+            # Every layer's conditioning projection side by side: one product for all layers.
+            **{key: tf.concat([layer[key] for layer in layers], axis=1)
+               for key in conditional_keys},
             # The sum of every layer's skip projection is one product with these.
             'skip': tf.concat([layer['skip'] for layer in layers], axis=0),
             'skip_biases': (tf.add_n([layer['skip_biases'] for layer in layers])
                             if self.params.use_biases else None)}
+
+    def _condition_parts(self, labels, positions):
+        """Every layer's conditioning terms, side by side: [..., L * 2 * dilation_channels].
+
+        Args:
+            labels: int [B] classes, or None for an unconditional model.
+            positions: int [T] positions in the sequence.
+        Returns:
+            (class part float [B, L * 2D] or None, position part float [T, L * 2D] or None),
+            L layers of 2D filter and gate channels each.
+        """
+        conditioning = self._variables['conditioning']
+        class_part = position_part = None
+        if self.conditional:
+            if labels is None:
+                raise ValueError('this model is class-conditional: labels are required')
+            classes = tf.gather(conditioning['classes'], labels)  # [B, gc_channels]
+            class_part = ops.dense(classes, self._matrices['class_projection'])
+        if self.params.position_channels:
+            width = self.image_size[1]
+            pixels = positions // self.channels
+            places = (tf.gather(conditioning['rows'], pixels // width)
+                      + tf.gather(conditioning['columns'], pixels % width))  # [T, P]
+            if conditioning['channels'] is not None:
+                places += tf.gather(conditioning['channels'], positions % self.channels)
+            position_part = ops.dense(places, self._matrices['position_projection'])
+        return class_part, position_part
+
+    def _split_layers(self, terms):
+        """[..., L * 2D] -> a list of L terms [..., 2D]; None -> a list of L Nones."""
+        num_layers = len(self.params.dilations)
+        return [None] * num_layers if terms is None else tf.split(terms, num_layers, axis=-1)
 
     def _layer_conditions(self, labels, positions):
         """The conditioning term each layer adds to its filter and gate pre-activations.
@@ -146,33 +190,37 @@ class WaveNetModel:
             labels: int [B] classes, or None for an unconditional model.
             positions: int [T] positions of the predicted sub-pixels in the sequence.
         Returns:
-            A list with one float tensor [B or 1, T, 2 * dilation_channels] per layer, or a
-            list of None when the model has no conditioning.
+            A list with one float tensor [B or 1, T or 1, 2 * dilation_channels] per layer, or
+            a list of None when the model has no conditioning.
         """
-        conditioning = self._variables['conditioning']
-        layers = self._variables['layers']
-        terms = [[] for _ in layers]
-        if self.conditional:
-            if labels is None:
-                raise ValueError('this model is class-conditional: labels are required')
-            classes = tf.gather(conditioning['classes'], labels)  # [B, gc_channels]
-            for layer, layer_terms in zip(layers, terms):
-                term = ops.dense(classes, layer['class_projection'])  # [B, 2 * dilation]
-                layer_terms.append(term[:, None])
-        if self.params.position_channels:
-            width = self.image_size[1]
-            pixels = positions // self.channels
-            places = (tf.gather(conditioning['rows'], pixels // width)
-                      + tf.gather(conditioning['columns'], pixels % width))  # [T, P]
-            if conditioning['channels'] is not None:
-                places += tf.gather(conditioning['channels'], positions % self.channels)
-            for layer, layer_terms in zip(layers, terms):
-                layer_terms.append(ops.dense(places, layer['position_projection'])[None])
+        class_part, position_part = self._condition_parts(labels, positions)
+        parts = [part for part in (None if class_part is None else class_part[:, None],
+                                   None if position_part is None else position_part[None])
+                 if part is not None]
         # Broadcasting sum: class terms are per image, position terms per pixel.
-        return [sum(layer_terms[1:], layer_terms[0]) if layer_terms else None
-                for layer_terms in terms]
+        return self._split_layers(sum(parts[1:], parts[0]) if parts else None)
 
-    def _stack(self, inputs, layer_taps, layer_conditions):
+    def _step_conditions(self, labels):
+        """Conditioning for one generation step at a time.
+
+        Args:
+            labels: int [B] classes, or None for an unconditional model.
+        Returns:
+            function(position int32 []) -> a list with one term [B or 1, 2 * dilation_channels]
+            (or None) per layer. The class terms and the table of every position's terms are
+            computed once, outside the step.
+        """
+        class_part, position_part = self._condition_parts(
+            labels, tf.range(self.sequence_length))
+
+        def at_position(position):
+            terms = [part for part in (class_part, None if position_part is None
+                                       else position_part[position, None])
+                     if part is not None]
+            return self._split_layers(sum(terms[1:], terms[0]) if terms else None)
+        return at_position
+
+    def _stack(self, inputs, layer_taps, layer_conditions, dropout=None):
         """Runs the residual layers and the output stack.
 
         Args:
@@ -181,6 +229,7 @@ class WaveNetModel:
                 -> list of filter_width taps, oldest first, each [..., residual_channels].
             layer_conditions: from _layer_conditions: one term (or None) per layer, added to
                 the filter and gate pre-activations.
+            dropout: optional Dropout, applied to every layer's gated activations.
         Returns:
             float [..., quantization_channels] logits.
         """
@@ -196,6 +245,10 @@ class WaveNetModel:
                 filter_gate += layer_conditions[index]
             filters, gates = tf.split(filter_gate, 2, axis=-1)
             gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
+            if dropout is not None and dropout.rate > 0:
+                gated = tf.nn.experimental.stateless_dropout(
+                    gated, dropout.rate,
+                    seed=tf.random.experimental.stateless_fold_in(dropout.seed, index))
             gated_outputs.append(gated)
             if 'dense' in layer:
                 residual = residual + ops.dense(gated, layer['dense'], layer['dense_biases'])
@@ -223,37 +276,39 @@ class WaveNetModel:
         width = self.params.filter_width
         return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation) for i in range(width)]
 
-    def logits(self, pixels, labels=None):
+    def logits(self, pixels, labels=None, dropout=None):
         """Logits of every pixel given the pixels before it (and the class).
 
         Args:
             pixels: int [B, T] levels in raster order, T <= height * width * channels.
             labels: int [B] classes; required by a class-conditional model.
+            dropout: optional Dropout of the gated activations (training only).
         Returns:
             float [B, T, quantization_channels]; position t depends on pixels[:, :t] only.
         """
         positions = tf.range(tf.shape(pixels)[1])
         return self._stack(self._full_inputs(pixels), self._delayed_copies,
-                           self._layer_conditions(labels, positions))
+                           self._layer_conditions(labels, positions), dropout)
 
-    def nats_per_image(self, pixels, labels=None):
+    def nats_per_image(self, pixels, labels=None, dropout=None):
         """Negative log-likelihood of each image.
 
         Args:
             pixels: int [B, T].
             labels: int [B] classes; required by a class-conditional model.
+            dropout: optional Dropout of the gated activations (training only).
         Returns:
             float [B]: the sum over pixels of -ln p(pixel | earlier pixels).
         """
-        logits = self.logits(pixels, labels)
+        logits = self.logits(pixels, labels, dropout)
         nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.cast(pixels, tf.int32), logits=logits)  # [B, T]
         return tf.reduce_sum(nats, axis=1)
 
-    def loss(self, pixels, labels=None):
+    def loss(self, pixels, labels=None, dropout=None):
         """Mean negative log-likelihood per pixel, in nats: scalar."""
         num_pixels = tf.cast(tf.shape(pixels)[1], tf.float32)
-        return tf.reduce_mean(self.nats_per_image(pixels, labels)) / num_pixels
+        return tf.reduce_mean(self.nats_per_image(pixels, labels, dropout)) / num_pixels
 
     def weights(self):
         """Every weight matrix and table (no biases): the targets of L2 regularization."""
@@ -266,29 +321,43 @@ class WaveNetModel:
                                                 'position_projection') if key in layer)
         return found
 
-    def fast_generator(self, batch_size, with_probabilities=False, state='queues'):
+    def fast_generator(self, batch_size, with_probabilities=False, state=GENERATION_STATES[0],
+                       lanes=1):
         """Builds incremental generation: one step through the layers per generated pixel.
 
         A layer's step needs its inputs from dilation, 2 * dilation, ...,
         (filter_width - 1) * dilation steps back. Where they wait is `state`:
-        - 'queues': filter_width - 1 FIFO queues of capacity `dilation` per layer. The queues
-          keep their state between session runs, so a caller can generate an image in several
-          runs (for progress and in-progress images); `prime` refills them from known pixels.
+        - 'ring': one ring buffer (a local variable [rows, B, residual_channels]) with
+          (filter_width - 1) * dilation rows per layer; a step reads every layer's taps with
+          one gather and stores every layer's input with one scatter.
+        - 'queues': filter_width - 1 FIFO queues of capacity `dilation` per layer; a step
+          dequeues and enqueues once per queue.
+        Both keep their state between session runs, so a caller can generate an image in
+        several runs (for progress and in-progress images); `prime` refills them from known
+        pixels in one pass of the full network.
         - 'arrays': one TensorArray per layer holding all its inputs, living within one run.
           A run reads `prime_pixels` itself and generates every remaining pixel; `prime` does
           nothing.
-        Either way the pixels of a run are generated inside one tf.while_loop.
+        Either way the pixels of a run are generated inside one tf.while_loop per lane.
+
+        Lanes split the batch into independent groups of images, each with its own loop and
+        state: a session with one thread per lane and one thread per op
+        (generation.session_config) runs them side by side, which on a few CPU cores beats
+        splitting every small op across threads.
 
         Args:
             batch_size: Python int, images generated at once.
             with_probabilities: also return every step's distribution (for tests).
-            state: 'queues' or 'arrays'.
+            state: one of GENERATION_STATES.
+            lanes: Python int from 1 to batch_size, independent groups of images.
         Returns:
             A FastGenerator.
         """
         if state not in GENERATION_STATES:
             raise ValueError('state must be one of %s, got %r' % (GENERATION_STATES, state))
-        params = self.params
+        if not 1 <= lanes <= batch_size:
+            raise ValueError('lanes must be from 1 to the batch size %d, got %r'
+                             % (batch_size, lanes))
         labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if self.conditional
                   else None)
         prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
@@ -297,13 +366,39 @@ class WaveNetModel:
         previous_pixel = tf.placeholder(tf.int32, [batch_size], name='previous_pixel')
         temperature = tf.placeholder_with_default(1.0, [], name='temperature')
         argmax = tf.placeholder_with_default(False, [], name='argmax')
-        # Every position's conditioning, computed once per run; each step slices its own.
-        condition_tables = self._layer_conditions(labels, tf.range(self.sequence_length))
+        # Lanes: independent groups of images, each with its own loop and state.
+        lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
+                      for lane in range(lanes)]
+        lane_results = []
+        for lane, size in enumerate(lane_sizes):
+            with tf.name_scope('lane%d' % lane):
+                lane_results.append(self._generation_lane(
+                    size, *[None if tensor is None else tf.split(tensor, lane_sizes)[lane]
+                            for tensor in (labels, prime_pixels, previous_pixel)],
+                    start, num_steps, temperature, argmax, with_probabilities, state))
+        primes, lane_pixels, lane_probabilities = zip(*lane_results)
+        pixels = tf.concat(lane_pixels, axis=0)  # [B, num_steps]
+        probabilities = tf.concat(lane_probabilities, axis=0) if with_probabilities else None
+        return FastGenerator(labels, prime_pixels, tf.group(*primes, name='prime'), start,
+                             num_steps, previous_pixel, temperature, argmax, pixels,
+                             probabilities, resumable=state != 'arrays')
+
+    def _generation_lane(self, batch_size, labels, prime_pixels, previous_pixel, start,
+                         num_steps, temperature, argmax, with_probabilities, state):
+        """One lane of fast generation: its state and its loop over the pixels of a run.
+
+        Args:
+            batch_size: Python int, images of this lane.
+            labels: int [B] classes, or None; prime_pixels: int [B, P]; previous_pixel:
+                int [B]; the others as the placeholders of fast_generator.
+        Returns:
+            (prime op, pixels int32 [B, num_steps], probabilities float32 [B, num_steps, Q]
+            or None).
+        """
+        conditions_at = self._step_conditions(labels)
         known_tokens, known_inputs = self._known_histories(prime_pixels, labels)
-        if state == 'queues':
-            memory = _QueueMemory(self, batch_size, known_tokens, known_inputs)
-        else:
-            memory = _ArrayMemory(self, batch_size, known_tokens, known_inputs)
+        memory_class = {'ring': _RingMemory, 'queues': _QueueMemory, 'arrays': _ArrayMemory}[state]
+        memory = memory_class(self, batch_size, known_tokens, known_inputs)
 
         def body(step, token, pixels_array, probabilities_array, *histories):
             position = start + step
@@ -314,13 +409,13 @@ class WaveNetModel:
                 inputs += variables['biases']
             logits = self._stack(
                 inputs, lambda index, _, layer_inputs: taps.of_layer(index, layer_inputs),
-                [None if table is None else _at_position(table, position)
-                 for table in condition_tables])
+                conditions_at(position))
             logits = tf.debugging.check_numerics(logits, 'generated logits')
             sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
             pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
-            with tf.control_dependencies(taps.updates):
-                pixel = tf.identity(pixel)
+            with tf.control_dependencies(taps.finish()):
+                # The next step starts after this one has stored its inputs.
+                step, pixel = tf.identity(step), tf.identity(pixel)
             pixels_array = pixels_array.write(step, pixel)
             if with_probabilities:
                 probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
@@ -330,7 +425,7 @@ class WaveNetModel:
                                   previous_pixel)
         arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
                   tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
-                                 element_shape=[batch_size, params.quantization_channels])]
+                                 element_shape=[batch_size, self.params.quantization_channels])]
         results = tf.while_loop(
             lambda step, *_: step < num_steps, body,
             [tf.constant(0), first_token] + arrays + memory.initial_histories,
@@ -339,9 +434,7 @@ class WaveNetModel:
         pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
         probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
                          if with_probabilities else None)
-        return FastGenerator(labels, prime_pixels, memory.prime, start, num_steps,
-                             previous_pixel, temperature, argmax, pixels, probabilities,
-                             resumable=state == 'queues')
+        return memory.prime, pixels, probabilities
 
     def _known_histories(self, prime_pixels, labels):
         """What each layer saw of the known pixels, from one pass of the full network.
@@ -372,13 +465,15 @@ class _StepTaps:
     Attributes:
         of_tokens: function(current token [B]) -> the input convolution's token taps.
         of_layer: function(layer index, current input [B, C]) -> that layer's taps.
-        updates: ops that store this step's inputs (run before the step ends).
+        finish: function() -> ops that store this step's inputs, called after every layer's
+            of_layer; the step ends after them.
         histories: the loop variables holding the stored inputs after this step.
     """
 
     def __init__(self):
         self.of_tokens = self.of_layer = None
-        self.updates, self.histories = [], []
+        self.finish = list
+        self.histories = []
 
 
 class _QueueMemory:
@@ -424,6 +519,8 @@ class _QueueMemory:
         """Taps from the queues for the step at `position` (queues need neither argument)."""
         del histories, position
         taps = _StepTaps()
+        updates = []
+        taps.finish = lambda: updates
 
         def queue_taps(queues, current):
             """Taps oldest first, from the queues; pushes `current` through them."""
@@ -432,7 +529,7 @@ class _QueueMemory:
             for queue in queues:
                 oldest = queue.dequeue()
                 with tf.control_dependencies([oldest]):
-                    taps.updates.append(queue.enqueue(incoming))
+                    updates.append(queue.enqueue(incoming))
                 result.insert(0, oldest)
                 incoming = oldest
             return result
@@ -440,6 +537,134 @@ class _QueueMemory:
         taps.of_tokens = lambda token: queue_taps(self._input_queues, token)
         taps.of_layer = lambda index, inputs: queue_taps(self._layer_queues[index], inputs)
         return taps
+
+
+class _RingMemory:
+    """Layer inputs kept in one ring buffer, a local variable that persists between runs.
+
+    Layer l owns rows offset_l .. offset_l + size_l - 1 of the buffer [rows, B, C], with
+    size_l = (filter_width - 1) * dilation_l: its input at position t is written to row
+    offset_l + t mod size_l and stays there until the step that reads it as its oldest tap.
+    A step reads every layer's taps with one gather and writes every layer's input with one
+    scatter, instead of a dequeue and an enqueue per queue. The input convolution's earlier
+    tokens have a ring of their own, [initial_filter_width - 1, B]. `prime` writes what the
+    rings hold after the known pixels: zeros (or the start token) before the first one.
+    """
+
+    def __init__(self, model, batch_size, known_tokens, known_inputs):
+        params = model.params
+        self._token_ring = _Ring(tf.int32, [batch_size], [(1, params.initial_filter_width - 1)],
+                                 'token_ring')
+        self._layer_ring = _Ring(tf.float32, [batch_size, params.residual_channels],
+                                 [(dilation, params.filter_width - 1)
+                                  for dilation in params.dilations], 'layer_ring')
+        refills = [self._token_ring.refill([known_tokens], model.start_token),
+                   self._layer_ring.refill(known_inputs, 0.0)]
+        self.prime = tf.group(*[refill for refill in refills if refill is not None],
+                              name='prime')
+        self.initial_histories = []
+
+    def step(self, histories, position):
+        """Taps read from the rings for the step at `position`; finish() writes the inputs."""
+        del histories
+        taps = _StepTaps()
+        token_taps = self._token_ring.read(position)
+        layer_taps = self._layer_ring.read(position)
+        current = {}  # 'token' and each layer index -> this step's input
+
+        def of_tokens(token):
+            current['token'] = token
+            return token_taps[0] + [token]
+
+        def of_layer(index, inputs):
+            current[index] = inputs
+            return layer_taps[index] + [inputs]
+
+        def finish():
+            updates = [self._token_ring.write(position, [current['token']], token_taps),
+                       self._layer_ring.write(position, [current[index] for index in
+                                                         range(len(layer_taps))], layer_taps)]
+            return [update for update in updates if update is not None]
+
+        taps.of_tokens, taps.of_layer, taps.finish = of_tokens, of_layer, finish
+        return taps
+
+
+class _Ring:
+    """Several delay lines in one buffer variable [rows, ...element_shape].
+
+    Line i, of spacing s_i and n_i taps, owns size_i = s_i * n_i rows from offset_i: its value
+    at position t goes to row offset_i + t mod size_i, and the step at position t reads its
+    values from positions t - n_i s_i, ..., t - s_i (oldest first). The buffer is a local
+    variable (not saved in checkpoints), written whole by `refill`.
+    """
+
+    def __init__(self, dtype, element_shape, lines, name):
+        self._lines = lines
+        self._sizes = [spacing * taps for spacing, taps in lines]
+        offsets = np.cumsum([0] + self._sizes)
+        self._offsets = offsets[:-1]
+        rows = int(offsets[-1])
+        read_rows, read_delays, read_sizes = [], [], []
+        for (spacing, taps), offset, size in zip(lines, self._offsets, self._sizes):
+            read_rows += [offset] * taps
+            read_delays += [k * spacing for k in range(taps, 0, -1)]
+            read_sizes += [size] * taps
+        self._read_rows = np.array(read_rows, np.int32)
+        self._read_shifts = np.array(read_sizes, np.int32) - np.array(read_delays, np.int32)
+        self._read_sizes = np.array(read_sizes, np.int32)
+        self._buffer = None if rows == 0 else tf.Variable(
+            tf.zeros([rows] + element_shape, dtype), trainable=False, name=name,
+            collections=[tf.GraphKeys.LOCAL_VARIABLES])
+
+    def refill(self, known, pad_value):
+        """Writes what every line holds after its known values.
+
+        Args:
+            known: per line, its values at positions 0..P-1, [B, P, ...element_shape[1:]].
+            pad_value: Python number standing for every position before 0.
+        Returns:
+            the assign op, or None when the ring is empty.
+        """
+        if self._buffer is None:
+            return None
+        segments = []
+        for values, size in zip(known, self._sizes):
+            if size == 0:
+                continue
+            padding = [[0, 0], [size, 0]] + [[0, 0]] * (values.shape.ndims - 2)
+            recent = tf.pad(values, padding, constant_values=pad_value)[:, -size:]
+            # recent[:, j] is position P - size + j, whose row r = (P + j) mod size.
+            order = tf.floormod(tf.range(size) - tf.shape(values)[1], size)
+            segments.append(tf.gather(recent, order, axis=1))  # [B, size, ...]
+        stacked = tf.concat(segments, axis=1)  # [B, rows, ...]
+        order = [1, 0] + list(range(2, stacked.shape.ndims))
+        return tf.assign(self._buffer, tf.transpose(stacked, order))
+
+    def read(self, position):
+        """Per line, its taps at `position`, oldest first: a list of lists of [...element]."""
+        if self._buffer is None:
+            return [[] for _ in self._lines]
+        rows = self._read_rows + tf.floormod(position + self._read_shifts, self._read_sizes)
+        values = tf.unstack(tf.gather(self._buffer, rows))
+        taps, start = [], 0
+        for _, count in self._lines:
+            taps.append(values[start:start + count])
+            start += count
+        return taps
+
+    def write(self, position, values, read_taps):
+        """Stores each line's value at `position`, after the reads `read_taps` of this step.
+
+        Returns the scatter op, or None when the ring is empty.
+        """
+        if self._buffer is None:
+            return None
+        stored = [value for value, size in zip(values, self._sizes) if size]
+        rows = self._offsets[np.array(self._sizes) > 0] + tf.floormod(
+            position, np.array([size for size in self._sizes if size], np.int32))
+        with tf.control_dependencies([tap for line in read_taps for tap in line]):
+            return tf.scatter_update(self._buffer, rows, tf.stack(stored))
 
 
 class _ArrayMemory:
@@ -492,11 +717,3 @@ class _ArrayMemory:
         taps.of_layer = lambda index, inputs: array_taps(
             index + 1, inputs, self._delays[index], params.dilations[index], params.filter_width)
         return taps
-
-
-def _at_position(table, position):
-    """A conditioning term [B or 1, T or 1, C] at one position: [B or 1, C].
-
-    A time axis of 1 (class conditioning alone) applies to every position.
-    """
-    return table[:, 0] if table.shape[1] == 1 else table[:, position]

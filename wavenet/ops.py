@@ -123,6 +123,40 @@ def shift_in_start_token(pixels, start_token):
     return tf.concat([start, pixels], axis=1)[:, :tf.shape(pixels)[1]]
 
 
+def translate_images(images, offsets):
+    """Shifts each image by whole pixels, repeating its edge rows and columns.
+
+    Args:
+        images: [B, H, W, C].
+        offsets: int32 [B, 2]: rows down and columns right, each may be negative.
+    Returns:
+        [B, H, W, C] with outputs[b, y, x] = images[b, clip(y - down), clip(x - right)],
+        clip keeping the index inside the image.
+    """
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    rows = tf.clip_by_value(tf.range(height)[None] - offsets[:, :1], 0, height - 1)  # [B, H]
+    columns = tf.clip_by_value(tf.range(width)[None] - offsets[:, 1:], 0, width - 1)  # [B, W]
+    moved_rows = tf.gather(images, rows, axis=1, batch_dims=1)  # [B, H, W, C]
+    return tf.gather(moved_rows, columns, axis=2, batch_dims=1)
+
+
+def random_offsets(step, batch_size, max_shift, seed):
+    """Random translations of batch number `step`, a function of (seed, step) alone.
+
+    Args:
+        step: int64 scalar tensor, the global step.
+        batch_size: Python int.
+        max_shift: Python int >= 0, the largest shift in each direction.
+        seed: Python int.
+    Returns:
+        int32 [batch_size, 2] offsets, uniform in [-max_shift, max_shift].
+    """
+    stream = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    # A second seed word keeps these draws apart from the batch order's permutations.
+    return tf.random.stateless_uniform([batch_size, 2], seed=stream + [0, 1 << 40],
+                                       minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
+
+
 def nats_to_bits(nats):
     """Converts a negative log-likelihood from nats to bits."""
     return nats / math.log(2.0)
