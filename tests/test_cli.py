@@ -248,10 +248,10 @@ def runs(paths):
     # Quick: refused by argparse, or --help, before TensorFlow is imported.
     fresh = root / 'never_created'
     for flag in ('--batch_size=0', '--batch_size=-1', '--num_steps=0', '--image_size=0',
-                 '--image_size=abc'):
+                 '--image_size=abc', '--dropout=1', '--dropout=-0.1', '--augment_shift=-1'):
         quick.append(('train ' + flag, lambda flag=flag: script(
             *train_args(p['data'], fresh / 'flags', p['params']) + [flag])))
-    for flag in ('--temperature=0', '--temperature=-1'):
+    for flag in ('--temperature=0', '--temperature=-1', '--lanes=0'):
         quick.append(('generate ' + flag, lambda flag=flag: script(
             GENERATE, '--checkpoint=%s' % p['logdir'], '--out=%s' % (p['gen'] / 'never.png'),
             flag)))
@@ -314,6 +314,10 @@ def runs(paths):
         '--out=%s' % one_b, '--num_images=1', '--seed=7')))
     dependent.append(('generate_grid', lambda: generate(
         '--out=%s' % (p['gen'] / 'grid.png'), '--num_images=4', '--seed=1')))
+    for state in ('ring', 'queues', 'arrays'):
+        dependent.append(('generate_lanes_' + state, lambda state=state: generate(
+            '--out=%s' % (p['gen'] / ('lanes_%s.png' % state)), '--num_images=5',
+            '--batch_size=3', '--lanes=2', '--generation_state=' + state, '--seed=3')))
     dependent.append(('generate_out_dir', lambda: script(
         GENERATE, '--checkpoint=%s' % (p['logdir'] / 'model.ckpt-2'),
         '--out_dir=%s' % (p['gen'] / 'out_dir' / 'images'), '--num_images=3', '--seed=2')))
@@ -484,6 +488,14 @@ def test_generate_grid(runs, paths):
     assert png(paths['gen'] / 'grid.png') == ('L', (2 * 8 + 1, 2 * 8 + 1))
 
 
+@pytest.mark.parametrize('state', ['ring', 'queues', 'arrays'])
+def test_generate_in_lanes_with_every_state(runs, paths, state):
+    """5 images in batches of 3 (the last one padded), each batch in 2 lanes."""
+    result = runs['generate_lanes_' + state]
+    assert result.returncode == 0, describe(result)
+    assert png(paths['gen'] / ('lanes_%s.png' % state)) == ('L', (3 * 8 + 2, 2 * 8 + 1))
+
+
 def test_generate_out_dir_from_checkpoint_prefix(runs, paths):
     result = runs['generate_out_dir']
     assert result.returncode == 0, describe(result)
@@ -534,7 +546,8 @@ def test_train_skips_corrupt_image(runs, paths):
 
 
 @pytest.mark.parametrize('flag', ['--batch_size=0', '--batch_size=-1', '--num_steps=0',
-                                  '--image_size=0', '--image_size=abc'])
+                                  '--image_size=0', '--image_size=abc', '--dropout=1',
+                                  '--dropout=-0.1', '--augment_shift=-1'])
 def test_train_bad_flag_value(runs, paths, flag):
     assert_argparse_error(runs['train ' + flag], flag.split('=')[0])
     assert not (paths['root'] / 'never_created').exists()
@@ -577,9 +590,9 @@ def test_generate_logdir_with_edited_params(runs):
     assert after == before
 
 
-@pytest.mark.parametrize('flag', ['--temperature=0', '--temperature=-1'])
-def test_generate_bad_temperature(runs, flag):
-    assert_argparse_error(runs['generate ' + flag], '--temperature')
+@pytest.mark.parametrize('flag', ['--temperature=0', '--temperature=-1', '--lanes=0'])
+def test_generate_bad_flag_value(runs, flag):
+    assert_argparse_error(runs['generate ' + flag], flag.split('=')[0])
 
 
 def test_evaluate_missing_data_dir(runs, paths):
@@ -589,11 +602,13 @@ def test_evaluate_missing_data_dir(runs, paths):
 # ----------------------------------------------------------------------------- --help
 
 TRAIN_FLAGS = ['--data_dir', '--logdir', '--wavenet_params', '--batch_size', '--num_steps',
-               '--learning_rate', '--optimizer', '--l2_regularization_strength',
+               '--learning_rate', '--optimizer', '--l2_regularization_strength', '--dropout',
+               '--augment_shift',
                '--checkpoint_every', '--max_checkpoints', '--image_size', '--seed',
                '--histograms', '--verbose']
 GENERATE_FLAGS = ['--checkpoint', '--out', '--out_dir', '--num_images', '--temperature',
-                  '--argmax', '--seed', '--fast_generation', '--save_every']
+                  '--argmax', '--seed', '--fast_generation', '--generation_state', '--lanes',
+                  '--save_every']
 
 
 @pytest.mark.parametrize('name, flags, defaults', [
@@ -604,7 +619,7 @@ GENERATE_FLAGS = ['--checkpoint', '--out', '--out_dir', '--num_images', '--tempe
     ('generate_help', GENERATE_FLAGS, {'--out': 'samples.png', '--num_images': '16',
                                        '--temperature': '1.0', '--argmax': 'False',
                                        '--seed': 'None', '--fast_generation': 'True',
-                                       '--save_every': '0'}),
+                                       '--save_every': '0', '--generation_state': 'ring'}),
 ])
 def test_help(runs, name, flags, defaults):
     result = runs[name]
