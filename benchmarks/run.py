@@ -59,21 +59,25 @@ class Settings:
         naive_pixels: pixels timed per naive measurement, extrapolated to a whole image.
         prime_batches: batch sizes of the priming measurement (image completion).
         prime_rows: seed rows primed in that measurement.
+        processes: processes each training and fast-generation measurement runs in, one
+            round of every measurement after another; the process with the median result is
+            reported (naive generation and priming run in one process each).
     """
     train_batches: tuple = (1, 8, 32)
     train_warmup_steps: int = 3
     train_timed_steps: int = 10
     fast_batches: tuple = (1, 16, 64, 256)
-    fast_repeats: int = 5
+    fast_repeats: int = 3
     naive_batches: tuple = (1, 16)
     naive_pixels: int = 4 * IMAGE_SIZE
     prime_batches: tuple = (16,)
     prime_rows: int = IMAGE_SIZE // 2
+    processes: int = 3
 
 
 QUICK = Settings(train_batches=(1, 8), train_warmup_steps=1, train_timed_steps=1,
                  fast_batches=(1, 8), fast_repeats=1, naive_batches=(1, 8),
-                 naive_pixels=IMAGE_SIZE, prime_batches=(2,), prime_rows=2)
+                 naive_pixels=IMAGE_SIZE, prime_batches=(2,), prime_rows=2, processes=1)
 
 
 def make_settings(quick, naive_pixels=None):
@@ -322,11 +326,20 @@ def measure_in_subprocess(kind, config, batch, quick, naive_pixels):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+# The result a measurement is judged by, to pick the median of its processes.
+PRIMARY_METRIC = {'train': 'pixels_per_s', 'naive': 'pixels_per_s', 'prime': 'speedup',
+                  **{state: 'images_per_s' for state in GENERATION_STATES}}
+
+
 def measure_all(configs, settings, quick):
-    """Runs every measurement of every config, each in its own subprocess.
+    """Runs every measurement of every config, each in its own subprocesses.
+
+    Training and fast generation run settings.processes times, in rounds (every measurement
+    once, then again), so that a slow spell of the machine does not hit one of them only.
 
     Returns:
-        list of result dicts, in the order run.
+        list of result dicts, one per measurement: the process with the median primary
+        metric, with 'processes' holding that metric of every process.
     """
     plan = [(kind, config, batch) for config in configs
             for kind, batches in ((('train', settings.train_batches),)
@@ -335,12 +348,25 @@ def measure_all(configs, settings, quick):
                                   + (('naive', settings.naive_batches),
                                      ('prime', settings.prime_batches)))
             for batch in batches]
+    runs = {measurement: [] for measurement in plan}
+    rounds = [[measurement for measurement in plan
+               if round_index == 0 or measurement[0] not in ('naive', 'prime')]
+              for round_index in range(settings.processes)]
+    total, done = sum(len(measurements) for measurements in rounds), 0
+    for measurements in rounds:
+        for kind, config, batch in measurements:
+            done += 1
+            print('[%d/%d] %s %s batch %d' % (done, total, kind, config, batch),
+                  file=sys.stderr, flush=True)
+            runs[kind, config, batch].append(measure_in_subprocess(
+                kind, config, batch, quick, settings.naive_pixels))
     results = []
-    for index, (kind, config, batch) in enumerate(plan):
-        print('[%d/%d] %s %s batch %d' % (index + 1, len(plan), kind, config, batch),
-              file=sys.stderr, flush=True)
-        results.append(measure_in_subprocess(kind, config, batch, quick,
-                                             settings.naive_pixels))
+    for (kind, config, batch), measured in runs.items():
+        metric = PRIMARY_METRIC[kind]
+        ranked = sorted(measured, key=lambda result: result[metric])
+        median = dict(ranked[(len(ranked) - 1) // 2])
+        median['processes'] = [result[metric] for result in measured]
+        results.append(median)
     return results
 
 
@@ -427,6 +453,11 @@ def format_number(value, decimals=0):
     return '{:,.{}f}'.format(value, decimals)
 
 
+def value_range(values, decimals=0):
+    """'low-high' of the values, with thousands separators."""
+    return '%s-%s' % (format_number(min(values), decimals), format_number(max(values), decimals))
+
+
 def machine_section(machine, configs):
     """Markdown list: CPU, cores, fp32 peak and its assumption, versions, load, date."""
     peak = machine['peak']
@@ -447,29 +478,37 @@ def machine_section(machine, configs):
 def training_section(settings, results):
     """Markdown: ms/step, pixels/s and peak RSS of every training measurement."""
     return ('## Training\n\nAdam on `model.loss` (as train.py); median of %d timed step(s) '
-            'after %d warm-up step(s); peak RSS of a process doing only this.\n\n'
-            % (settings.train_timed_steps, settings.train_warmup_steps)
+            'after %d warm-up step(s), in each of %d process(es); the process with the median '
+            'pixels/s is shown, with the range over all of them; peak RSS of a process doing '
+            'only this.\n\n'
+            % (settings.train_timed_steps, settings.train_warmup_steps, settings.processes)
             + markdown_table(
-                ['config', 'batch', 'ms/step', 'pixels/s', 'peak RSS (MiB)'],
+                ['config', 'batch', 'ms/step', 'pixels/s', 'range of pixels/s',
+                 'peak RSS (MiB)'],
                 [[r['config'], str(r['batch']), format_number(r['ms_per_step'], 1),
-                  format_number(r['pixels_per_s']), format_number(r['peak_rss_mib'])]
+                  format_number(r['pixels_per_s']), value_range(r['processes']),
+                  format_number(r['peak_rss_mib'])]
                  for r in results if r['kind'] == 'train']))
 
 
 def fast_section(settings, results):
     """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
     return ('## Fast generation\n\n`model.fast_generator(B, state=STATE)` + `generate_fast(..., '
-            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image. '
+            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image, in each '
+            'of %d process(es); the process with the median images/s is shown, with the range '
+            'over all of them. '
             'Where each layer\'s recent inputs wait: `ring`, one ring buffer for all layers '
             '(the default); `queues`, FIFO queues; `arrays`, TensorArrays. Lanes and threads as '
             'generate.py chooses them: the batch split into one lane per core when each lane '
             'gets at least %d images, else one lane; one thread per lane and per op.\n\n'
-            % (NUM_PIXELS, settings.fast_repeats, generation.MIN_IMAGES_PER_LANE)
+            % (NUM_PIXELS, settings.fast_repeats, settings.processes,
+               generation.MIN_IMAGES_PER_LANE)
             + markdown_table(
-                ['config', 'state', 'batch', 'lanes', 's/batch', 'images/s', 'pixels/s',
-                 'peak RSS (MiB)'],
+                ['config', 'state', 'batch', 'lanes', 's/batch', 'images/s',
+                 'range of images/s', 'pixels/s', 'peak RSS (MiB)'],
                 [[r['config'], r['kind'], str(r['batch']), str(r['lanes']),
                   '%.2f' % r['seconds_per_batch'], format_number(r['images_per_s'], 2),
+                  value_range(r['processes'], 1),
                   format_number(r['pixels_per_s']), format_number(r['peak_rss_mib'])]
                  for r in results if r['kind'] in GENERATION_STATES]))
 

@@ -1,5 +1,7 @@
 """WaveNetParams: JSON round trip, unknown keys and invalid values rejected."""
+import glob
 import json
+import os
 
 import pytest
 
@@ -68,3 +70,13 @@ def test_shipped_default_params_load_and_span_several_rows():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     params = load_params(os.path.join(root, 'wavenet_params.json'))
     assert params.receptive_field >= 5 * 28
+
+
+def test_every_params_file_in_the_repository_loads():
+    """The default params and the ones the tuning log and benchmarks name are valid."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [os.path.join(root, 'wavenet_params.json')] + sorted(
+        glob.glob(os.path.join(root, 'benchmarks', '*params*.json')))
+    assert len(paths) >= 4
+    for path in paths:
+        assert load_params(path).receptive_field >= 28, path

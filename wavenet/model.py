@@ -24,7 +24,7 @@ FastGenerator = collections.namedtuple('FastGenerator', [
     'argmax',           # placeholder bool [], default False: take the likeliest level
     'pixels',           # int32 [B, num_steps]: the generated pixels
     'probabilities',    # float32 [B, num_steps, Q] at temperature 1, or None if not requested
-    'resumable',        # bool: state persists between runs (queues); else one run per image
+    'resumable',        # bool: state persists between runs (ring, queues); else one run
 ])
 
 GENERATION_STATES = ('ring', 'queues', 'arrays')
@@ -178,10 +178,19 @@ class WaveNetModel:
             position_part = ops.dense(places, self._matrices['position_projection'])
         return class_part, position_part
 
-    def _split_layers(self, terms):
-        """[..., L * 2D] -> a list of L terms [..., 2D]; None -> a list of L Nones."""
+    def _split_layers(self, parts):
+        """The broadcasting sum of the parts (None for none), split into one term per layer.
+
+        Args:
+            parts: tensors [..., L * 2D] or None.
+        Returns:
+            a list of L terms [..., 2D], or of L Nones when every part is None.
+        """
+        parts = [part for part in parts if part is not None]
         num_layers = len(self.params.dilations)
-        return [None] * num_layers if terms is None else tf.split(terms, num_layers, axis=-1)
+        if not parts:
+            return [None] * num_layers
+        return tf.split(sum(parts[1:], parts[0]), num_layers, axis=-1)
 
     def _layer_conditions(self, labels, positions):
         """The conditioning term each layer adds to its filter and gate pre-activations.
@@ -194,11 +203,9 @@ class WaveNetModel:
             a list of None when the model has no conditioning.
         """
         class_part, position_part = self._condition_parts(labels, positions)
-        parts = [part for part in (None if class_part is None else class_part[:, None],
-                                   None if position_part is None else position_part[None])
-                 if part is not None]
         # Broadcasting sum: class terms are per image, position terms per pixel.
-        return self._split_layers(sum(parts[1:], parts[0]) if parts else None)
+        return self._split_layers([None if class_part is None else class_part[:, None],
+                                   None if position_part is None else position_part[None]])
 
     def _step_conditions(self, labels):
         """Conditioning for one generation step at a time.
@@ -214,10 +221,8 @@ class WaveNetModel:
             labels, tf.range(self.sequence_length))
 
         def at_position(position):
-            terms = [part for part in (class_part, None if position_part is None
-                                       else position_part[position, None])
-                     if part is not None]
-            return self._split_layers(sum(terms[1:], terms[0]) if terms else None)
+            return self._split_layers([class_part, None if position_part is None
+                                       else position_part[position, None]])
         return at_position
 
     def _stack(self, inputs, layer_taps, layer_conditions, dropout=None):
@@ -602,7 +607,7 @@ class _Ring:
     def __init__(self, dtype, element_shape, lines, name):
         self._lines = lines
         self._sizes = [spacing * taps for spacing, taps in lines]
-        offsets = np.cumsum([0] + self._sizes)
+        offsets = np.cumsum([0] + self._sizes).astype(np.int32)
         self._offsets = offsets[:-1]
         rows = int(offsets[-1])
         read_rows, read_delays, read_sizes = [], [], []
