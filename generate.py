@@ -63,9 +63,9 @@ def get_arguments(argv=None):
     parser.add_argument('--generation_state', choices=('ring', 'queues', 'arrays'),
                         default='ring',
                         help='where fast generation keeps each layer\'s recent inputs: one '
-                             'ring buffer (fastest), FIFO queues (both: one session.run per '
-                             'row, progress and --save_every) or TensorArrays (one run per '
-                             'batch, more memory)')
+                             'ring buffer for all layers (one read and one write per pixel), '
+                             'FIFO queues (both: one session.run per row, progress and '
+                             '--save_every) or TensorArrays (one run per batch, more memory)')
     parser.add_argument('--lanes', type=cli.positive_int, default=None,
                         help='independent groups the batch is split into for fast generation, '
                              'each on one thread (default: one per CPU core if each gets at '
