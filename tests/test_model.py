@@ -4,7 +4,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from wavenet.generation import generate_fast
-from wavenet.model import WaveNetModel
+from wavenet.model import Dropout, WaveNetModel
 from wavenet.params import WaveNetParams
 
 TINY = dict(dilations=(1, 2, 4, 1, 3), residual_channels=8, dilation_channels=6,
@@ -207,3 +207,23 @@ def test_overfits_a_few_images():
                 final, _ = session.run([loss, train_op])
     assert initial > np.log(16) * 0.9  # about uniform over 16 levels at the start
     assert final < initial / 10, (initial, final)
+
+
+def test_dropout_changes_only_the_training_loss_and_follows_its_seed():
+    params = WaveNetParams(**TINY)
+    images = np.random.default_rng(5).integers(0, 16, size=(2, 30))
+    with tf.Graph().as_default():
+        model = WaveNetModel(params, IMAGE_SIZE)
+        pixels = tf.constant(images, tf.int32)
+        seed = tf.placeholder(tf.int64, [2])
+        plain = model.loss(pixels)
+        dropped = model.loss(pixels, dropout=Dropout(0.5, seed))
+        no_rate = model.loss(pixels, dropout=Dropout(0.0, seed))
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            base = session.run(plain)
+            first, again, other = (session.run(dropped, {seed: value})
+                                   for value in ([1, 2], [1, 2], [1, 3]))
+            assert session.run(no_rate, {seed: [1, 2]}) == base
+    assert first == again
+    assert first != base and first != other

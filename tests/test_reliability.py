@@ -190,3 +190,16 @@ def test_a_moved_logdir_still_resumes(data, tmp_path):
     assert result.returncode == 0, result.stderr
     assert 'resumed from %s' % (tmp_path / 'new' / 'model.ckpt-2') in result.stdout
     assert tf.train.latest_checkpoint(str(tmp_path / 'new')).endswith('-3')
+
+
+def test_dropout_and_shifts_change_what_training_learns(data, tmp_path):
+    """The flags reach the training graph: the same seed and steps end with other weights."""
+    runs = {'plain': (), 'dropout': ('--dropout=0.3',), 'shifts': ('--augment_shift=2',)}
+    weights = {}
+    for name, flags in runs.items():
+        subprocess.run(train_command(data, tmp_path / name, '--num_steps=3', *flags),
+                       check=True, capture_output=True, timeout=300)
+        weights[name] = checkpoint_values(tmp_path / name)
+    for name in ('dropout', 'shifts'):
+        assert any(not np.array_equal(weights[name][key], weights['plain'][key])
+                   for key in weights['plain'] if 'Adam' not in key), name
