@@ -285,8 +285,43 @@ def draw_vertical_text(draw, text, centre, font):
     draw.bitmap((x, y), layer, fill=INK)
 
 
+def curve_pixels(axes, series, spacing):
+    """Pixels along the polyline of `series`, about `spacing` pixels apart, in canvas
+    coordinates: [points, 2]. A curve's count is thus proportional to its drawn length."""
+    points = np.array(axes.points(series), dtype=float).reshape(-1, 2) + axes.box[:2]
+    pixels = [points[-1:]]
+    for start, end in zip(points[:-1], points[1:]):
+        count = max(1, int(np.ceil(np.hypot(*(end - start)) / spacing)))
+        fractions = np.arange(count)[:, None] / count
+        pixels.append(start + fractions * (end - start))
+    return np.concatenate(pixels)
+
+
+def legend_corner(axes, runs, size, margin, validation_weight=10):
+    """(left, top) of a `size` (width, height) legend in the corner of the plot area that hides
+    the least curve length, validation counted `validation_weight` times; ties go to the top
+    right, then the top left, the bottom right and the bottom left."""
+    width, height = size
+    left, top, right, bottom = axes.box
+    corners = [(right - margin - width, top + margin), (left + margin, top + margin),
+               (right - margin - width, bottom - margin - height),
+               (left + margin, bottom - margin - height)]
+    weighted = []
+    for run in runs:
+        weighted.append((curve_pixels(axes, smoothed(run.train), spacing=2.0), 1))
+        weighted.append((curve_pixels(axes, run.validation, spacing=2.0), validation_weight))
+
+    def hidden(corner):
+        x, y = corner
+        return sum(weight * int(np.sum((pixels[:, 0] >= x) & (pixels[:, 0] <= x + width) &
+                                       (pixels[:, 1] >= y) & (pixels[:, 1] <= y + height)))
+                   for pixels, weight in weighted)
+    return min(corners, key=hidden)
+
+
 def draw_legend(draw, axes, runs, font, scale):
-    """Draws a boxed legend (label + validation/train per run) at the top right of the plot."""
+    """Draws a boxed legend (label + validation/train per run) in the plot corner where it hides
+    the least of the curves."""
     entries = []
     for index, run in enumerate(runs):
         colour = PALETTE[index % len(PALETTE)]
@@ -301,8 +336,8 @@ def draw_legend(draw, axes, runs, font, scale):
     text_width = max(text_size(draw, label, font)[0] for label, *_ in entries)
     width = pad * 2 + sample + gap + text_width
     height = pad * 2 + line_height * len(entries)
-    right, top = axes.box[2] - 10 * scale, axes.box[1] + 10 * scale
-    left = right - width
+    left, top = legend_corner(axes, runs, (width, height), margin=10 * scale)
+    right = left + width
     draw.rectangle((left, top, right, top + height), fill=WHITE, outline=(200, 200, 200),
                    width=scale)
     for row, (label, colour, line_width, marker) in enumerate(entries):

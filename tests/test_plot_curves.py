@@ -103,3 +103,32 @@ def test_moving_average_and_ticks():
     assert plot_curves.format_tick(1.0, 0.05) == '1.00'
     assert plot_curves.format_tick(2000, 500) == '2000'
     assert plot_curves.format_tick(0.75, 0.25) == '0.75'
+
+
+def series(pairs):
+    """A Series of (step, value) pairs."""
+    steps, values = zip(*pairs)
+    return plot_curves.Series(np.array(steps, dtype=float), np.array(values, dtype=float))
+
+
+@pytest.mark.parametrize('validation_values, expected_corner', [
+    ((0.0, 0.0), 'top right'),      # nothing up there: the first choice
+    ((9.0, 9.0), 'top left'),       # validation along the top right: the next choice
+    ((9.0, 0.0), 'top right'),      # validation falls steeply below the top right corner
+])
+def test_the_legend_goes_where_it_hides_the_least_curve(validation_values, expected_corner):
+    axes = plot_curves.Axes((0, 0, 1000, 500), xlim=(0, 100), ylim=(0, 10))
+    train = series([(step, 5.0) for step in range(0, 101)])  # through the middle, not corners
+    validation = series([(60, validation_values[0]), (100, validation_values[1])])
+    runs = [plot_curves.Run('a', train, validation)]
+    corners = {'top right': (790, 10), 'top left': (10, 10), 'bottom right': (790, 390),
+               'bottom left': (10, 390)}
+    assert plot_curves.legend_corner(axes, runs, (200, 100), margin=10) == \
+        corners[expected_corner]
+
+
+def test_curve_pixels_follow_the_drawn_length():
+    axes = plot_curves.Axes((5, 7, 105, 107), xlim=(0, 10), ylim=(0, 10))
+    pixels = plot_curves.curve_pixels(axes, series([(0, 0), (10, 0), (10, 10)]), spacing=2.0)
+    assert len(pixels) == 101  # two 100-pixel segments, a point every 2 pixels, and the end
+    assert pixels.min(axis=0).tolist() == [5, 7] and pixels.max(axis=0).tolist() == [105, 107]
