@@ -265,8 +265,7 @@ def main(argv=None):
         batch = tf.reshape(ops.translate_images(images, offsets), [args.batch_size, num_pixels])
     batch_labels = tf.gather(data_variables[1], batch_indices) if model.conditional else None
     # Dropout masks, like the batch, are a function of the seed and the step: exact resume.
-    dropout = Dropout(args.dropout, tf.stack([tf.constant(args.seed, tf.int64),
-                                              tf.cast(global_step, tf.int64)]))
+    dropout = Dropout(args.dropout, ops.stateless_seed(args.seed, global_step))
     loss = model.loss(tf.cast(batch, tf.int32), batch_labels, dropout)
     if args.learning_rate_schedule == 'cosine':
         learning_rate = tf.train.cosine_decay(args.learning_rate, global_step, args.num_steps)

@@ -347,7 +347,7 @@ class WaveNetModel:
 
         Lanes split the batch into independent groups of images, each with its own loop and
         state: a session with one thread per lane and one thread per op
-        (generation.session_config) runs them side by side, which on a few CPU cores beats
+        (generation.thread_options) runs them side by side, which on a few CPU cores beats
         splitting every small op across threads.
 
         Args:
@@ -374,12 +374,14 @@ class WaveNetModel:
         # Lanes: independent groups of images, each with its own loop and state.
         lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
                       for lane in range(lanes)]
+        # Per tensor, its part of every lane (Nones for no labels).
+        lane_parts = [[None] * lanes if tensor is None else tf.split(tensor, lane_sizes)
+                      for tensor in (labels, prime_pixels, previous_pixel)]
         lane_results = []
         for lane, size in enumerate(lane_sizes):
             with tf.name_scope('lane%d' % lane):
                 lane_results.append(self._generation_lane(
-                    size, *[None if tensor is None else tf.split(tensor, lane_sizes)[lane]
-                            for tensor in (labels, prime_pixels, previous_pixel)],
+                    size, *[parts[lane] for parts in lane_parts],
                     start, num_steps, temperature, argmax, with_probabilities, state))
         primes, lane_pixels, lane_probabilities = zip(*lane_results)
         pixels = tf.concat(lane_pixels, axis=0)  # [B, num_steps]

@@ -123,6 +123,18 @@ def shift_in_start_token(pixels, start_token):
     return tf.concat([start, pixels], axis=1)[:, :tf.shape(pixels)[1]]
 
 
+def stateless_seed(seed, counter):
+    """The seed of a stateless random op drawn from (seed, counter) alone.
+
+    Args:
+        seed: Python int, the run's seed.
+        counter: integer scalar tensor (a step or an epoch).
+    Returns:
+        int64 [2].
+    """
+    return tf.stack([tf.constant(seed, tf.int64), tf.cast(counter, tf.int64)])
+
+
 def translate_images(images, offsets):
     """Shifts each image by whole pixels, repeating its edge rows and columns.
 
@@ -151,9 +163,9 @@ def random_offsets(step, batch_size, max_shift, seed):
     Returns:
         int32 [batch_size, 2] offsets, uniform in [-max_shift, max_shift].
     """
-    stream = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
     # A second seed word keeps these draws apart from the batch order's permutations.
-    return tf.random.stateless_uniform([batch_size, 2], seed=stream + [0, 1 << 40],
+    return tf.random.stateless_uniform([batch_size, 2],
+                                       seed=stateless_seed(seed, step) + [0, 1 << 40],
                                        minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
 
 
@@ -184,7 +196,7 @@ def shuffled_batch_indices(step, num_items, batch_size, seed):
 
     def permutation(epoch):
         keys = tf.random.stateless_uniform(
-            [num_items], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            [num_items], seed=stateless_seed(seed, epoch))
         return tf.cast(tf.argsort(keys, stable=True), tf.int32)
 
     permutations = tf.map_fn(permutation, epoch_range, dtype=tf.int32)  # [epochs, num_items]
