@@ -1,6 +1,7 @@
 """Generates images from a trained image WaveNet.
 
 Usage: python generate.py --checkpoint=LOGDIR_OR_PREFIX --out=samples.png [flags]
+       python generate.py --checkpoint=RUN1 --checkpoint=RUN2 ...   (sample from an ensemble)
        python generate.py ... --class=3 --class=7      (class-conditional models; or --class=all)
        python generate.py ... --seed_image=digit.png --seed_rows=14   (complete an image)
 
@@ -23,9 +24,12 @@ def get_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description='Generate images with a trained WaveNet image model.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--checkpoint', default=os.path.join(ROOT, 'logdir'),
+    parser.add_argument('--checkpoint', action=cli.ReplaceDefaultAppend,
+                        default=[os.path.join(ROOT, 'logdir')],
                         help='a training logdir (its latest checkpoint) or a checkpoint prefix '
-                             'such as LOGDIR/model.ckpt-1000')
+                             'such as LOGDIR/model.ckpt-1000; repeat it to sample from the '
+                             'ensemble of several models (at every pixel, the mean of their '
+                             'distributions)')
     parser.add_argument('--out', default='samples.png',
                         help='PNG file: one image, or a grid of all of them (folders are '
                              'created)')
@@ -136,14 +140,16 @@ def main(argv=None):
     """Restores a checkpoint, generates the images and writes the PNG files."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet import image_grid, logdir, reader
-    from wavenet import generation
-    from wavenet.model import WaveNetModel
+    from wavenet import ensemble, generation, image_grid, logdir, reader
 
     try:
-        checkpoint, params, image_size, classes, channels = logdir.open_run(args.checkpoint)
+        checkpoints, member_params, image_size, classes, channels = ensemble.open_runs(
+            args.checkpoint)
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
+    params = member_params[0]  # the members share levels and class conditioning
+    source = (checkpoints[0] if len(checkpoints) == 1 else
+              'the ensemble of %s' % ', '.join(checkpoints))
     height, width = image_size
     num_pixels = height * width * channels  # sub-pixels per image sequence
     row_labels = requested_labels(args.classes, classes, params.gc_channels > 0)
@@ -191,7 +197,7 @@ def main(argv=None):
         image_grid.save_png(args.out, image_grid.tile(images, columns))
 
     tf.set_random_seed(seed)
-    model = WaveNetModel(params, image_size, len(classes), channels)
+    model = ensemble.Ensemble(checkpoints, member_params, image_size, len(classes), channels)
     if args.fast_generation:
         generator = model.fast_generator(batch_size, state=args.generation_state, lanes=lanes)
     else:
@@ -199,23 +205,22 @@ def main(argv=None):
         labels_input = tf.placeholder(tf.int32, [batch_size]) if model.conditional else None
         position = tf.placeholder(tf.int32, [])
         logits_at = model.logits(pixels_input, labels_input)[:, position]
-    variables = tf.global_variables()
     try:
-        logdir.check_variables_match(checkpoint, variables)
+        model.check_checkpoints()
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
 
     what = ('completions of %s (%d rows kept)' % (', '.join(args.seed_image), seed_rows)
             if completing else 'images')
     print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
-          % (total, what, height, width, checkpoint,
+          % (total, what, height, width, source,
              'fast' if args.fast_generation else 'naive', args.temperature, seed))
     generated = np.zeros((total, num_pixels), np.int32)
     progress = cli.Progress(total * num_pixels, 'pixels')
     config = (tf.ConfigProto(**generation.thread_options(lanes)) if args.fast_generation
               else None)
     with tf.Session(config=config) as session:
-        tf.train.Saver(variables).restore(session, checkpoint)
+        model.restore(session)
         for first in range(0, total, batch_size):
             count = min(batch_size, total - first)
             # A last, smaller batch is padded to the generator's batch size.
@@ -248,7 +253,7 @@ def main(argv=None):
             except tf.errors.InvalidArgumentError as error:
                 raise cli.UsageError('the model in %s gives non-finite probabilities (%s): '
                                      'the checkpoint is corrupt or training diverged'
-                                     % (checkpoint, error.message.splitlines()[0])) from None
+                                     % (source, error.message.splitlines()[0])) from None
             generated[first:first + count] = pixels[:count]
     progress.finish(total * num_pixels)
     write_output(generated)

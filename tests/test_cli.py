@@ -324,6 +324,21 @@ def runs(paths):
     dependent.append(('evaluate', lambda: script(
         '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
         '--data_dir=%s' % p['data'])))
+    dependent.append(('evaluate_self_ensemble', lambda: script(
+        '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
+        '--checkpoint=%s' % p['logdir'], '--data_dir=%s' % p['data'])))
+    dependent.append(('evaluate_ensemble', lambda: script(
+        '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
+        '--checkpoint=%s' % (p['logdir'] / 'model.ckpt-2'), '--data_dir=%s' % p['data'])))
+    dependent.append(('generate_ensemble', lambda: generate(
+        '--checkpoint=%s' % (p['logdir'] / 'model.ckpt-2'),
+        '--out=%s' % (p['gen'] / 'ensemble.png'), '--num_images=2', '--seed=4')))
+
+    def ensemble_mismatch():
+        jobs['sgd_6x5']  # its 6x5 logdir exists
+        return script('-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
+                      '--checkpoint=%s' % (root / 'logdir_6x5'), '--data_dir=%s' % p['data'])
+    dependent.append(('ensemble_mismatch', ensemble_mismatch))
     dependent.append(('evaluate_missing', lambda: script(
         '-m', 'wavenet.evaluate', '--checkpoint=%s' % p['logdir'],
         '--data_dir=%s' % p['data_missing'])))
@@ -521,6 +536,31 @@ def test_evaluate(runs):
     assert 'on 12 images of 8x8' in result.stdout, describe(result)
     for noise in TF_NOISE:
         assert noise not in result.stdout + result.stderr, describe(result)
+
+
+def test_evaluate_ensemble(runs, paths):
+    """A model with itself scores as the model alone; two checkpoints score as a mixture."""
+    single, itself, pair = (runs[name] for name in ('evaluate', 'evaluate_self_ensemble',
+                                                      'evaluate_ensemble'))
+    for result in (single, itself, pair):
+        assert result.returncode == 0, describe(result)
+    score = {name: float(result.stdout.splitlines()[-1].split(':')[1])
+             for name, result in (('single', single), ('itself', itself), ('pair', pair))}
+    assert score['itself'] == score['single'], score
+    assert 0 < score['pair'] < 9 and score['pair'] != score['single'], score
+    members = ', '.join(str(paths['logdir'] / name) for name in ('model.ckpt-4', 'model.ckpt-2'))
+    assert 'the ensemble of %s on' % members in pair.stdout, describe(pair)
+
+
+def test_generate_from_an_ensemble(runs, paths):
+    result = runs['generate_ensemble']
+    assert result.returncode == 0, describe(result)
+    assert 'from the ensemble of' in result.stdout, describe(result)
+    assert png(paths['gen'] / 'ensemble.png')[0] == 'L'
+
+
+def test_ensemble_of_different_image_sizes_is_refused(runs, paths):
+    assert_usage_error(runs['ensemble_mismatch'], paths['root'] / 'logdir_6x5', 'image size')
 
 
 # ----------------------------------------------------------------------------- bad input

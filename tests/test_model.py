@@ -21,6 +21,7 @@ VARIANTS = {
     'class_and_position': dict(TINY, filter_width=3, gc_channels=5, position_channels=2),
     'colour': dict(TINY, position_channels=3),
     'colour_class_conditional': dict(TINY, filter_width=3, gc_channels=2, position_channels=2),
+    'level_bumps': dict(TINY, level_bumps=5),
 }
 COLOUR_VARIANTS = ('colour', 'colour_class_conditional')
 IMAGE_SIZE = (5, 9)  # 45 pixels
@@ -84,6 +85,33 @@ def test_receptive_field_is_exact():
     assert np.abs(session.run(logits, {pixels: inside})[0, target] - base_logits).max() > 1e-5
     np.testing.assert_array_equal(session.run(logits, {pixels: outside})[0, target],
                                   base_logits)
+
+
+def test_level_bumps_add_smooth_curves_to_the_input_tables_and_logit_weights():
+    """A model with bumps equals one without whose tables and logit weights hold the sums."""
+    with_bumps = WaveNetParams(**VARIANTS['level_bumps'])
+    graph, session, _, pixels, _, logits = build(with_bumps)
+    with graph.as_default():
+        values = {variable.op.name: session.run(variable)
+                  for variable in tf.global_variables()}
+    levels, num_bumps = with_bumps.quantization_channels, with_bumps.level_bumps
+    spacing = (levels - 1) / (num_bumps - 1)
+    bumps = np.exp(-0.5 * ((np.arange(levels)[None] - spacing * np.arange(num_bumps)[:, None])
+                           / spacing) ** 2)  # [bumps, levels]
+    tables = values.pop('wavenet/input/tables')
+    tables[:, :levels] += np.einsum('jl,wjr->wlr', bumps, values.pop('wavenet/input/bump_tables'))
+    logit_weights = values.pop('wavenet/output/logits')
+    logit_weights += values.pop('wavenet/output/bump_logits') @ bumps
+    values.update({'wavenet/input/tables': tables, 'wavenet/output/logits': logit_weights})
+    plain_graph, plain_session, _, plain_pixels, _, plain_logits = build(
+        WaveNetParams(**TINY))
+    with plain_graph.as_default():
+        for variable in tf.global_variables():
+            variable.load(values.pop(variable.op.name), plain_session)
+    assert not values
+    sequence = np.random.default_rng(4).integers(0, levels, size=(2, 30))
+    np.testing.assert_allclose(plain_session.run(plain_logits, {plain_pixels: sequence}),
+                               session.run(logits, {pixels: sequence}), atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize('state,lanes', [('ring', 1), ('ring', 2), ('queues', 1)])

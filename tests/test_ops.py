@@ -126,6 +126,33 @@ def numpy_translate(images, offsets):
     return outputs
 
 
+@pytest.mark.parametrize('num_levels,num_bumps', [(256, 32), (16, 2), (16, 16)])
+def test_level_bumps_match_numpy(num_levels, num_bumps):
+    with tf.Graph().as_default():
+        bumps = run(ops.level_bumps(num_levels, num_bumps))
+    spacing = (num_levels - 1) / (num_bumps - 1)
+    levels = np.arange(num_levels)
+    expected = np.stack([np.exp(-0.5 * ((levels - j * spacing) / spacing) ** 2)
+                         for j in range(num_bumps)])
+    np.testing.assert_allclose(bumps, expected, rtol=1e-5, atol=1e-7)
+    # The first bump peaks at the lowest level, the last at the highest.
+    assert bumps[0, 0] == bumps[-1, -1] == 1
+
+
+@pytest.mark.parametrize('num_members', [1, 3])
+def test_mixture_log_probabilities_match_numpy(num_members):
+    rng = np.random.default_rng(num_members)
+    member_logits = [20 * rng.normal(size=(2, 5, 7)) for _ in range(num_members)]
+    with tf.Graph().as_default():
+        result = run(ops.mixture_log_probabilities([tf.constant(logits, tf.float64)
+                                                    for logits in member_logits]))
+    probabilities = [np.exp(logits - logits.max(axis=-1, keepdims=True))
+                     for logits in member_logits]
+    mean = np.mean([p / p.sum(axis=-1, keepdims=True) for p in probabilities], axis=0)
+    np.testing.assert_allclose(result, np.log(mean), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(np.exp(result).sum(axis=-1), 1, rtol=1e-9)
+
+
 def test_translate_images_matches_numpy():
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, size=(4, 5, 7, 3)).astype(np.uint8)

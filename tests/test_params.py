@@ -38,6 +38,9 @@ def test_unknown_keys_are_named(tmp_path):
     ({'quantization_channels': 257}, 'quantization_channels'),
     ({'quantization_channels': 1}, 'quantization_channels'),
     ({'use_biases': 'yes'}, 'use_biases'),
+    ({'level_bumps': 1}, 'level_bumps'),
+    ({'level_bumps': -2}, 'level_bumps'),
+    ({'quantization_channels': 16, 'level_bumps': 17}, 'level_bumps'),
 ])
 def test_invalid_values_are_rejected(tmp_path, fields, message):
     with pytest.raises(ParamsError, match=message):

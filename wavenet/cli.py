@@ -50,6 +50,14 @@ def image_size(text):
     return (sizes[0], sizes[-1])
 
 
+class ReplaceDefaultAppend(argparse.Action):
+    """A repeatable flag whose values replace its default list (action='append' extends it)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, ([] if given is self.default else given) + [values])
+
+
 def import_tensorflow(verbose):
     """Imports tensorflow.compat.v1 in graph mode, silencing its logs unless `verbose`.
 

@@ -1,10 +1,13 @@
 """Exact negative log-likelihood of a folder of images, in bits/dim.
 
 Usage: python -m wavenet.evaluate --checkpoint=LOGDIR_OR_PREFIX --data_dir=DIR
+       python -m wavenet.evaluate --checkpoint=RUN1 --checkpoint=RUN2 ... --data_dir=DIR
 
 Every pixel (every channel of every pixel, for colour) of every image under DIR counts (no
 subsampling); images are converted as in training (grayscale or RGB, resized to the model's
-image size, quantized). The last line printed is `bits/dim: X`. Validation during training uses bits_per_dim() below.
+image size, quantized). Several checkpoints are evaluated as one ensemble: at every pixel, the
+mean of their distributions (wavenet.ensemble). The last line printed is `bits/dim: X`.
+Validation during training uses bits_per_dim() below.
 """
 import argparse
 import math
@@ -50,8 +53,10 @@ def get_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description='Exact test-set negative log-likelihood of a trained model, in bits/dim.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--checkpoint', required=True,
-                        help='a logdir (its latest checkpoint) or a checkpoint prefix')
+    parser.add_argument('--checkpoint', required=True, action='append',
+                        help='a logdir (its latest checkpoint) or a checkpoint prefix; repeat '
+                             'it to evaluate the ensemble of several models (at every pixel, '
+                             'the mean of their distributions)')
     parser.add_argument('--data_dir', required=True,
                         help='folder of images to evaluate, searched recursively')
     parser.add_argument('--batch_size', type=cli.positive_int, default=100,
@@ -62,37 +67,40 @@ def get_arguments(argv=None):
 
 
 def main(argv=None):
-    """Evaluates a checkpoint on a folder and prints `bits/dim: X` last."""
+    """Evaluates one checkpoint, or an ensemble of several, on a folder; prints `bits/dim: X`."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet import logdir, reader
-    from wavenet.model import WaveNetModel
+    from wavenet import ensemble, logdir, reader
     try:
-        checkpoint, params, image_size, classes, channels = logdir.open_run(args.checkpoint)
+        checkpoints, member_params, image_size, classes, channels = ensemble.open_runs(
+            args.checkpoint)
         images, skipped = reader.load_folder(args.data_dir, image_size,
-                                             params.quantization_channels, classes, channels)
+                                             member_params[0].quantization_channels, classes,
+                                             channels)
     except (logdir.CheckpointError, reader.DataError) as error:
         raise cli.UsageError(str(error)) from None
     for path, reason in skipped:
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
+    what = (checkpoints[0] if len(checkpoints) == 1 else
+            'the ensemble of %s' % ', '.join(checkpoints))
     print('evaluating %s on %d images of %dx%d from %s'
-          % (checkpoint, len(images.images), image_size[0], image_size[1], args.data_dir))
-    if params.gc_channels and (images.labels < 0).any():
+          % (what, len(images.images), image_size[0], image_size[1], args.data_dir))
+    if member_params[0].gc_channels and (images.labels < 0).any():
         raise cli.UsageError('this model is class-conditional: every image in %s must be in a '
                              'class folder named as in training (%s)'
                              % (args.data_dir, ', '.join(classes)))
     with tf.Graph().as_default():
-        model = WaveNetModel(params, image_size, len(classes), channels)
-        pixels_input = tf.placeholder(tf.int32, [None, model.sequence_length])
-        labels_input = tf.placeholder(tf.int32, [None]) if model.conditional else None
-        nats = model.nats_per_image(pixels_input, labels_input)
-        variables = tf.global_variables()
+        models = ensemble.Ensemble(checkpoints, member_params, image_size, len(classes),
+                                   channels)
+        pixels_input = tf.placeholder(tf.int32, [None, models.sequence_length])
+        labels_input = tf.placeholder(tf.int32, [None]) if models.conditional else None
+        nats = models.nats_per_image(pixels_input, labels_input)
         try:
-            logdir.check_variables_match(checkpoint, variables)
+            models.check_checkpoints()
         except logdir.CheckpointError as error:
             raise cli.UsageError(str(error)) from None
         with tf.Session() as session:
-            tf.train.Saver(variables).restore(session, checkpoint)
+            models.restore(session)
             progress = cli.Progress(len(images.images), 'images')
             result = bits_per_dim(session, nats, pixels_input, images.images, args.batch_size,
                                   labels_input, images.labels, progress.update)

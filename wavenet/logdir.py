@@ -100,16 +100,18 @@ def check_variables_match(checkpoint, variables):
 
     Args:
         checkpoint: a checkpoint prefix.
-        variables: the graph variables a Saver would restore.
+        variables: the graph variables a Saver would restore (under their own names), or
+            {name in the checkpoint: variable}.
     """
     try:
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError('cannot read checkpoint %s (%s)'
                               % (checkpoint, str(error).splitlines()[0])) from None
+    if not isinstance(variables, dict):
+        variables = {variable.op.name: variable for variable in variables}
     problems = []
-    for variable in variables:
-        name = variable.op.name
+    for name, variable in variables.items():
         shape = variable.shape.as_list()
         if name not in stored:
             problems.append('%s missing' % name)

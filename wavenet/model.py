@@ -4,7 +4,8 @@ One WaveNetModel object owns the variables. Its full path (training, evaluation,
 generation) and its incremental path (fast generation) run the same layer code on the same
 variables; they differ only in where each layer's input taps come from: delayed copies of
 the whole sequence, or a store of each layer's recent inputs (a ring buffer, FIFO queues or
-TensorArrays).
+TensorArrays). build_fast_generator runs the incremental path of several models in one loop,
+sampling from the mean of their distributions (an ensemble).
 """
 import collections
 
@@ -84,7 +85,9 @@ class WaveNetModel:
             return tf.get_variable(var_name, shape, initializer=initializer)
 
         def bias(var_name, shape):
-            return tf.get_variable(var_name, shape, initializer=zeros) if params.use_biases else None
+            if not params.use_biases:
+                return None
+            return tf.get_variable(var_name, shape, initializer=zeros)
 
         variables = {}
         with tf.variable_scope(name):
@@ -93,6 +96,10 @@ class WaveNetModel:
                 variables['input'] = {
                     'tables': weight('tables', [params.initial_filter_width, levels + 1, residual]),
                     'biases': bias('biases', [residual])}
+                if params.level_bumps:
+                    variables['input']['bump_tables'] = tf.get_variable(
+                        'bump_tables', [params.initial_filter_width, params.level_bumps, residual],
+                        initializer=zeros)
             with tf.variable_scope('conditioning'):
                 height, width = self.image_size
                 variables['conditioning'] = {
@@ -131,6 +138,9 @@ class WaveNetModel:
                     'hidden_biases': bias('hidden_biases', [skip]),
                     'logits': weight('logits', [skip, levels]),
                     'logits_biases': bias('logits_biases', [levels])}
+                if params.level_bumps:
+                    variables['output']['bump_logits'] = tf.get_variable(
+                        'bump_logits', [skip, params.level_bumps], initializer=zeros)
         return variables
 
     def _combine_weights(self):
@@ -139,9 +149,19 @@ class WaveNetModel:
         Built outside any loop, so fast generation does not redo them at every pixel.
         """
         layers = self._variables['layers']
+        tables, logits = self._variables['input']['tables'], self._variables['output']['logits']
+        if self.params.level_bumps:
+            # Smooth curves over the levels, added to every level's table row and logit
+            # weights; the start token's rows get none.
+            bumps = ops.level_bumps(self.params.quantization_channels, self.params.level_bumps)
+            bump_rows = tf.einsum('jl,wjr->wlr', bumps, self._variables['input']['bump_tables'])
+            tables += tf.pad(bump_rows, [[0, 0], [0, 1], [0, 0]])
+            logits += tf.matmul(self._variables['output']['bump_logits'], bumps)
         conditional_keys = [key for key in ('class_projection', 'position_projection')
                             if key in layers[0]]
         return {
+            'tables': tables,  # [initial_filter_width, levels + 1, residual]
+            'logits': logits,  # [skip, levels]
             'filter_gate': [ops.filter_matrix(layer['filter_gate']) for layer in layers],
             # Every layer's conditioning projection side by side: one product for all layers.
             **{key: tf.concat([layer[key] for layer in layers], axis=1)
@@ -263,7 +283,7 @@ class WaveNetModel:
         output = self._variables['output']
         hidden = tf.nn.relu(ops.dense(tf.nn.relu(skips), output['hidden'],
                                       output['hidden_biases']))
-        return ops.dense(hidden, output['logits'], output['logits_biases'])
+        return ops.dense(hidden, self._matrices['logits'], output['logits_biases'])
 
     def _full_inputs(self, pixels):
         """Input convolution over the whole sequence: int [B, T] -> float [B, T, residual]."""
@@ -273,7 +293,7 @@ class WaveNetModel:
     def _input_convolution(self, tokens):
         """Input convolution of the input tokens: int [B, T] -> float [B, T, residual]."""
         variables = self._variables['input']
-        outputs = ops.causal_embedding_conv(tokens, variables['tables'], self.start_token)
+        outputs = ops.causal_embedding_conv(tokens, self._matrices['tables'], self.start_token)
         return outputs if variables['biases'] is None else outputs + variables['biases']
 
     def _delayed_copies(self, _, dilation, layer_inputs):
@@ -319,6 +339,9 @@ class WaveNetModel:
         """Every weight matrix and table (no biases): the targets of L2 regularization."""
         found = [self._variables['input']['tables'], self._variables['output']['hidden'],
                  self._variables['output']['logits']]
+        found.extend(self._variables[part][key] for part, key in
+                     (('input', 'bump_tables'), ('output', 'bump_logits'))
+                     if key in self._variables[part])
         found.extend(table for table in self._variables['conditioning'].values()
                      if table is not None)
         for layer in self._variables['layers']:
@@ -356,92 +379,27 @@ class WaveNetModel:
             state: one of GENERATION_STATES.
             lanes: Python int from 1 to batch_size, independent groups of images.
         Returns:
-            A FastGenerator.
+            A FastGenerator (build_fast_generator of this model alone).
         """
-        if state not in GENERATION_STATES:
-            raise ValueError('state must be one of %s, got %r' % (GENERATION_STATES, state))
-        if not 1 <= lanes <= batch_size:
-            raise ValueError('lanes must be from 1 to the batch size %d, got %r'
-                             % (batch_size, lanes))
-        labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if self.conditional
-                  else None)
-        prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
-        start = tf.placeholder(tf.int32, [], name='start')
-        num_steps = tf.placeholder(tf.int32, [], name='num_steps')
-        previous_pixel = tf.placeholder(tf.int32, [batch_size], name='previous_pixel')
-        temperature = tf.placeholder_with_default(1.0, [], name='temperature')
-        argmax = tf.placeholder_with_default(False, [], name='argmax')
-        # Lanes: independent groups of images, each with its own loop and state.
-        lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
-                      for lane in range(lanes)]
-        # Per tensor, its part of every lane (Nones for no labels).
-        lane_parts = [[None] * lanes if tensor is None else tf.split(tensor, lane_sizes)
-                      for tensor in (labels, prime_pixels, previous_pixel)]
-        lane_results = []
-        for lane, size in enumerate(lane_sizes):
-            with tf.name_scope('lane%d' % lane):
-                lane_results.append(self._generation_lane(
-                    size, *[parts[lane] for parts in lane_parts],
-                    start, num_steps, temperature, argmax, with_probabilities, state))
-        primes, lane_pixels, lane_probabilities = zip(*lane_results)
-        pixels = tf.concat(lane_pixels, axis=0)  # [B, num_steps]
-        probabilities = tf.concat(lane_probabilities, axis=0) if with_probabilities else None
-        return FastGenerator(labels, prime_pixels, tf.group(*primes, name='prime'), start,
-                             num_steps, previous_pixel, temperature, argmax, pixels,
-                             probabilities, resumable=state != 'arrays')
+        return build_fast_generator([self], batch_size, with_probabilities, state, lanes)
 
-    def _generation_lane(self, batch_size, labels, prime_pixels, previous_pixel, start,
-                         num_steps, temperature, argmax, with_probabilities, state):
-        """One lane of fast generation: its state and its loop over the pixels of a run.
+    def _step_logits(self, taps, token, layer_conditions):
+        """Logits of one generation step from its taps.
 
         Args:
-            batch_size: Python int, images of this lane.
-            labels: int [B] classes, or None; prime_pixels: int [B, P]; previous_pixel:
-                int [B]; the others as the placeholders of fast_generator.
+            taps: the step's _StepTaps.
+            token: int [B], the input token of this step (the previous pixel).
+            layer_conditions: one conditioning term [B or 1, 2D] (or None) per layer.
         Returns:
-            (prime op, pixels int32 [B, num_steps], probabilities float32 [B, num_steps, Q]
-            or None).
+            float [B, quantization_channels].
         """
-        conditions_at = self._step_conditions(labels)
-        known_tokens, known_inputs = self._known_histories(prime_pixels, labels)
-        memory_class = {'ring': _RingMemory, 'queues': _QueueMemory, 'arrays': _ArrayMemory}[state]
-        memory = memory_class(self, batch_size, known_tokens, known_inputs)
-
-        def body(step, token, pixels_array, probabilities_array, *histories):
-            position = start + step
-            taps = memory.step(list(histories), position)
-            variables = self._variables['input']
-            inputs = ops.embedding_taps(taps.of_tokens(token), variables['tables'])
-            if variables['biases'] is not None:
-                inputs += variables['biases']
-            logits = self._stack(
-                inputs, lambda index, _, layer_inputs: taps.of_layer(index, layer_inputs),
-                conditions_at(position))
-            logits = tf.debugging.check_numerics(logits, 'generated logits')
-            sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
-            pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
-            with tf.control_dependencies(taps.finish()):
-                # The next step starts after this one has stored its inputs.
-                step, pixel = tf.identity(step), tf.identity(pixel)
-            pixels_array = pixels_array.write(step, pixel)
-            if with_probabilities:
-                probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
-            return [step + 1, pixel, pixels_array, probabilities_array] + taps.histories
-
-        first_token = tf.where_v2(tf.equal(start, 0), tf.fill([batch_size], self.start_token),
-                                  previous_pixel)
-        arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
-                  tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
-                                 element_shape=[batch_size, self.params.quantization_channels])]
-        results = tf.while_loop(
-            lambda step, *_: step < num_steps, body,
-            [tf.constant(0), first_token] + arrays + memory.initial_histories,
-            parallel_iterations=1, back_prop=False)
-        pixels_array, probabilities_array = results[2], results[3]
-        pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
-        probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
-                         if with_probabilities else None)
-        return memory.prime, pixels, probabilities
+        inputs = ops.embedding_taps(taps.of_tokens(token), self._matrices['tables'])
+        biases = self._variables['input']['biases']
+        if biases is not None:
+            inputs += biases
+        return self._stack(inputs,
+                           lambda index, _, layer_inputs: taps.of_layer(index, layer_inputs),
+                           layer_conditions)
 
     def _known_histories(self, prime_pixels, labels):
         """What each layer saw of the known pixels, from one pass of the full network.
@@ -464,6 +422,117 @@ class WaveNetModel:
         self._stack(self._input_convolution(tokens), record_inputs,
                     self._layer_conditions(labels, tf.range(tf.shape(tokens)[1])))
         return tokens, layer_inputs
+
+
+def build_fast_generator(models, batch_size, with_probabilities=False,
+                         state=GENERATION_STATES[0], lanes=1):
+    """Incremental generation from one model, or from the mixture of several.
+
+    With several models (an ensemble: the same image size, channels, levels and
+    conditioning), every step runs each model's layers on the pixels generated so far and
+    samples from the equal-weight mean of their distributions (ops.mixture_log_probabilities).
+    State, lanes and the FastGenerator are as WaveNetModel.fast_generator describes; every
+    model keeps its own state.
+
+    Args:
+        models: a non-empty list of WaveNetModels.
+        batch_size, with_probabilities, state, lanes: as WaveNetModel.fast_generator.
+    Returns:
+        A FastGenerator.
+    """
+    if state not in GENERATION_STATES:
+        raise ValueError('state must be one of %s, got %r' % (GENERATION_STATES, state))
+    if not 1 <= lanes <= batch_size:
+        raise ValueError('lanes must be from 1 to the batch size %d, got %r'
+                         % (batch_size, lanes))
+    labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if models[0].conditional
+              else None)
+    prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
+    start = tf.placeholder(tf.int32, [], name='start')
+    num_steps = tf.placeholder(tf.int32, [], name='num_steps')
+    previous_pixel = tf.placeholder(tf.int32, [batch_size], name='previous_pixel')
+    temperature = tf.placeholder_with_default(1.0, [], name='temperature')
+    argmax = tf.placeholder_with_default(False, [], name='argmax')
+    # Lanes: independent groups of images, each with its own loop and state.
+    lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
+                  for lane in range(lanes)]
+    # Per tensor, its part of every lane (Nones for no labels).
+    lane_parts = [[None] * lanes if tensor is None else tf.split(tensor, lane_sizes)
+                  for tensor in (labels, prime_pixels, previous_pixel)]
+    lane_results = []
+    for lane, size in enumerate(lane_sizes):
+        with tf.name_scope('lane%d' % lane):
+            lane_results.append(_generation_lane(
+                models, size, *[parts[lane] for parts in lane_parts],
+                start, num_steps, temperature, argmax, with_probabilities, state))
+    primes, lane_pixels, lane_probabilities = zip(*lane_results)
+    pixels = tf.concat(lane_pixels, axis=0)  # [B, num_steps]
+    probabilities = tf.concat(lane_probabilities, axis=0) if with_probabilities else None
+    return FastGenerator(labels, prime_pixels, tf.group(*primes, name='prime'), start,
+                         num_steps, previous_pixel, temperature, argmax, pixels,
+                         probabilities, resumable=state != 'arrays')
+
+
+def _generation_lane(models, batch_size, labels, prime_pixels, previous_pixel, start,
+                     num_steps, temperature, argmax, with_probabilities, state):
+    """One lane of fast generation: the models' state and one loop over the pixels of a run.
+
+    Args:
+        models: a non-empty list of WaveNetModels sampled as one mixture.
+        batch_size: Python int, images of this lane.
+        labels: int [B] classes, or None; prime_pixels: int [B, P]; previous_pixel:
+            int [B]; the others as the placeholders of build_fast_generator.
+    Returns:
+        (prime op, pixels int32 [B, num_steps], probabilities float32 [B, num_steps, Q]
+        or None).
+    """
+    memory_class = {'ring': _RingMemory, 'queues': _QueueMemory, 'arrays': _ArrayMemory}[state]
+    memories, conditions = [], []
+    for model in models:
+        conditions.append(model._step_conditions(labels))
+        known_tokens, known_inputs = model._known_histories(prime_pixels, labels)
+        memories.append(memory_class(model, batch_size, known_tokens, known_inputs))
+    history_counts = [len(memory.initial_histories) for memory in memories]
+
+    def body(step, token, pixels_array, probabilities_array, *histories):
+        position = start + step
+        member_logits, stores, new_histories = [], [], []
+        remaining = list(histories)  # every model's histories, one model after the other
+        for model, memory, conditions_at, count in zip(models, memories, conditions,
+                                                       history_counts):
+            taps = memory.step(remaining[:count], position)
+            remaining = remaining[count:]
+            member_logits.append(model._step_logits(taps, token, conditions_at(position)))
+            stores.extend(taps.finish())
+            new_histories.extend(taps.histories)
+        logits = (member_logits[0] if len(models) == 1
+                  else ops.mixture_log_probabilities(member_logits))
+        logits = tf.debugging.check_numerics(logits, 'generated logits')
+        sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
+        pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
+        with tf.control_dependencies(stores):
+            # The next step starts after this one has stored its inputs.
+            step, pixel = tf.identity(step), tf.identity(pixel)
+        pixels_array = pixels_array.write(step, pixel)
+        if with_probabilities:
+            probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
+        return [step + 1, pixel, pixels_array, probabilities_array] + new_histories
+
+    first_token = tf.where_v2(tf.equal(start, 0), tf.fill([batch_size], models[0].start_token),
+                              previous_pixel)
+    arrays = [tf.TensorArray(tf.int32, size=num_steps, element_shape=[batch_size]),
+              tf.TensorArray(tf.float32, size=num_steps if with_probabilities else 0,
+                             element_shape=[batch_size, models[0].params.quantization_channels])]
+    results = tf.while_loop(
+        lambda step, *_: step < num_steps, body,
+        [tf.constant(0), first_token] + arrays
+        + [history for memory in memories for history in memory.initial_histories],
+        parallel_iterations=1, back_prop=False)
+    pixels_array, probabilities_array = results[2], results[3]
+    pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
+    probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
+                     if with_probabilities else None)
+    return tf.group(*[memory.prime for memory in memories]), pixels, probabilities
 
 
 class _StepTaps:

@@ -110,6 +110,25 @@ def causal_embedding_conv(tokens, tables, pad_token):
     return embedding_taps([padded[:, i:i + length] for i in range(filter_width)], tables)
 
 
+def level_bumps(num_levels, num_bumps):
+    """Smooth functions of the pixel level: Gaussian bumps spread evenly over the levels.
+
+    Bump j is centred on level j * (num_levels - 1) / (num_bumps - 1) and its standard
+    deviation is that spacing, so neighbouring bumps overlap and any combination of them is
+    a smooth curve over the levels.
+
+    Args:
+        num_levels: Python int, the number of pixel levels.
+        num_bumps: Python int >= 2.
+    Returns:
+        float32 [num_bumps, num_levels].
+    """
+    spacing = (num_levels - 1) / (num_bumps - 1)
+    levels = tf.range(num_levels, dtype=tf.float32)[None, :]
+    centres = tf.range(num_bumps, dtype=tf.float32)[:, None] * spacing
+    return tf.exp(-0.5 * tf.square((levels - centres) / spacing))
+
+
 def shift_in_start_token(pixels, start_token):
     """The network input for predicting every pixel from the ones before it.
 
@@ -167,6 +186,19 @@ def random_offsets(step, batch_size, max_shift, seed):
     return tf.random.stateless_uniform([batch_size, 2],
                                        seed=stateless_seed(seed, step) + [0, 1 << 40],
                                        minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
+
+
+def mixture_log_probabilities(member_logits):
+    """Log of the equal-weight mean of several softmax distributions.
+
+    Args:
+        member_logits: a non-empty list of float [..., Q] logits, one per mixture member.
+    Returns:
+        float [..., Q]: log((1 / K) * sum over the K members of softmax(logits)), normalized
+        log-probabilities that serve as logits too.
+    """
+    log_probabilities = tf.stack([tf.nn.log_softmax(logits) for logits in member_logits])
+    return tf.reduce_logsumexp(log_probabilities, axis=0) - math.log(len(member_logits))
 
 
 def nats_to_bits(nats):

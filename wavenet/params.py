@@ -26,6 +26,10 @@ class WaveNetParams:
             conditioning); 0 for an unconditional model.
         position_channels: size of the learned row and column embeddings of the predicted
             pixel added to every layer (local conditioning); 0 for none.
+        level_bumps: number of smooth functions of the pixel level (Gaussian bumps spread
+            evenly over the levels) whose learned combinations are added to the input tables
+            and to the output weights, so that what the network learns about one level
+            carries over to its neighbours; 0 for none, else 2 to quantization_channels.
     """
     filter_width: int = 2
     dilations: Tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256,
@@ -38,6 +42,7 @@ class WaveNetParams:
     initial_filter_width: int = 2
     gc_channels: int = 0
     position_channels: int = 0
+    level_bumps: int = 0
 
     def __post_init__(self):
         for name in ('filter_width', 'residual_channels', 'dilation_channels', 'skip_channels',
@@ -45,7 +50,7 @@ class WaveNetParams:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ParamsError('%s must be a positive integer, got %r' % (name, value))
-        for name in ('gc_channels', 'position_channels'):
+        for name in ('gc_channels', 'position_channels', 'level_bumps'):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ParamsError('%s must be an integer >= 0, got %r' % (name, value))
@@ -55,6 +60,9 @@ class WaveNetParams:
                 or not 2 <= self.quantization_channels <= 256):
             raise ParamsError('quantization_channels must be an integer from 2 to 256, got %r'
                               % (self.quantization_channels,))
+        if self.level_bumps == 1 or self.level_bumps > self.quantization_channels:
+            raise ParamsError('level_bumps must be 0 or from 2 to quantization_channels (%d), '
+                              'got %d' % (self.quantization_channels, self.level_bumps))
         dilations = self.dilations
         if (not isinstance(dilations, (list, tuple)) or not dilations
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
