@@ -148,8 +148,7 @@ def main(argv=None):
     except logdir.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     params = member_params[0]  # the members share levels and class conditioning
-    source = (checkpoints[0] if len(checkpoints) == 1 else
-              'the ensemble of %s' % ', '.join(checkpoints))
+    source = ensemble.describe(checkpoints)
     height, width = image_size
     num_pixels = height * width * channels  # sub-pixels per image sequence
     row_labels = requested_labels(args.classes, classes, params.gc_channels > 0)

@@ -11,8 +11,9 @@ is that model unchanged.
 """
 import tensorflow.compat.v1 as tf
 
-from wavenet import logdir, ops
-from wavenet.model import GENERATION_STATES, WaveNetModel, build_fast_generator
+from wavenet import logdir
+from wavenet.model import (GENERATION_STATES, WaveNetModel, build_fast_generator,
+                           mixture_logits)
 
 MODEL_SCOPE = 'wavenet'  # the variable scope of a model in the checkpoints train.py writes
 
@@ -42,6 +43,13 @@ def open_runs(paths):
                 'size, channels, classes, quantization_channels and class conditioning'
                 % (path, paths[0]))
     return ([run[0] for run in runs], [run[1] for run in runs], image_size, classes, channels)
+
+
+def describe(checkpoints):
+    """The checkpoint, or 'the ensemble of A, B, ...', for messages."""
+    if len(checkpoints) == 1:
+        return checkpoints[0]
+    return 'the ensemble of %s' % ', '.join(checkpoints)
 
 
 class Ensemble:
@@ -76,10 +84,7 @@ class Ensemble:
             float [B, T, quantization_channels]: the one member's logits, or the log of the
             members' mean distribution.
         """
-        member_logits = [model.logits(pixels, labels) for model in self.models]
-        if len(member_logits) == 1:
-            return member_logits[0]
-        return ops.mixture_log_probabilities(member_logits)
+        return mixture_logits([model.logits(pixels, labels) for model in self.models])
 
     def nats_per_image(self, pixels, labels=None):
         """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""

@@ -81,10 +81,9 @@ def main(argv=None):
         raise cli.UsageError(str(error)) from None
     for path, reason in skipped:
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
-    what = (checkpoints[0] if len(checkpoints) == 1 else
-            'the ensemble of %s' % ', '.join(checkpoints))
     print('evaluating %s on %d images of %dx%d from %s'
-          % (what, len(images.images), image_size[0], image_size[1], args.data_dir))
+          % (ensemble.describe(checkpoints), len(images.images), image_size[0], image_size[1],
+             args.data_dir))
     if member_params[0].gc_channels and (images.labels < 0).any():
         raise cli.UsageError('this model is class-conditional: every image in %s must be in a '
                              'class folder named as in training (%s)'

@@ -424,13 +424,24 @@ class WaveNetModel:
         return tokens, layer_inputs
 
 
+def mixture_logits(member_logits):
+    """Logits of one model or of the mixture of several, float [..., Q] each.
+
+    One member's logits are returned as they are; several give the log of their
+    equal-weight mean distribution (ops.mixture_log_probabilities).
+    """
+    if len(member_logits) == 1:
+        return member_logits[0]
+    return ops.mixture_log_probabilities(member_logits)
+
+
 def build_fast_generator(models, batch_size, with_probabilities=False,
                          state=GENERATION_STATES[0], lanes=1):
     """Incremental generation from one model, or from the mixture of several.
 
     With several models (an ensemble: the same image size, channels, levels and
     conditioning), every step runs each model's layers on the pixels generated so far and
-    samples from the equal-weight mean of their distributions (ops.mixture_log_probabilities).
+    samples from the equal-weight mean of their distributions (mixture_logits).
     State, lanes and the FastGenerator are as WaveNetModel.fast_generator describes; every
     model keeps its own state.
 
@@ -505,9 +516,7 @@ def _generation_lane(models, batch_size, labels, prime_pixels, previous_pixel, s
             member_logits.append(model._step_logits(taps, token, conditions_at(position)))
             stores.extend(taps.finish())
             new_histories.extend(taps.histories)
-        logits = (member_logits[0] if len(models) == 1
-                  else ops.mixture_log_probabilities(member_logits))
-        logits = tf.debugging.check_numerics(logits, 'generated logits')
+        logits = tf.debugging.check_numerics(mixture_logits(member_logits), 'generated logits')
         sampled = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
         pixel = tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
         with tf.control_dependencies(stores):
