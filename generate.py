@@ -9,6 +9,7 @@ The model is rebuilt from the params.json and data.json that train.py wrote into
 no training flag is repeated here.
 """
 import argparse
+import collections
 import math
 import os
 
@@ -55,7 +56,7 @@ def get_arguments(argv=None):
     parser.add_argument('--batch_size', type=cli.positive_int, default=64,
                         help='images generated at once; memory depends on this, not on '
                              '--num_images')
-    parser.add_argument('--temperature', type=float, default=1.0,
+    parser.add_argument('--temperature', type=cli.positive_float, default=1.0,
                         help='softmax temperature of sampling, > 0 (lower: smoother images)')
     parser.add_argument('--argmax', action='store_true',
                         help='take the likeliest level of every pixel instead of sampling')
@@ -64,12 +65,10 @@ def get_arguments(argv=None):
     parser.add_argument('--fast_generation', type=cli.boolean, default=True,
                         help='incremental generation, one step through the layers per pixel; '
                              'false runs the whole network once per pixel (slow, for checking)')
-    parser.add_argument('--generation_state', choices=('ring', 'queues', 'arrays'),
-                        default='ring',
+    parser.add_argument('--generation_state', choices=('ring', 'queues'), default='ring',
                         help='where fast generation keeps each layer\'s recent inputs: one '
-                             'ring buffer for all layers (one read and one write per pixel), '
-                             'FIFO queues (both: one session.run per row, progress and '
-                             '--save_every) or TensorArrays (one run per batch, more memory)')
+                             'ring buffer for all layers (one read and one write per pixel) '
+                             'or FIFO queues (one dequeue and enqueue per queue)')
     parser.add_argument('--lanes', type=cli.positive_int, default=None,
                         help='independent groups the batch is split into for fast generation, '
                              'each on one thread (default: one per CPU core if each gets at '
@@ -80,10 +79,6 @@ def get_arguments(argv=None):
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     args = parser.parse_args(argv)
-    if not math.isfinite(args.temperature) or args.temperature <= 0:
-        parser.error('--temperature must be a positive number, got %s' % args.temperature)
-    if args.save_every and args.generation_state == 'arrays':
-        parser.error('--save_every needs --generation_state=ring or queues')
     if args.seed_rows is not None and args.seed_image is None:
         parser.error('--seed_rows needs --seed_image')
     return args
@@ -136,126 +131,130 @@ def load_seeds(args, image_size, quantization_channels, channels):
     return seeds, seed_rows
 
 
-def main(argv=None):
-    """Restores a checkpoint, generates the images and writes the PNG files."""
-    args = get_arguments(argv)
-    tf = cli.import_tensorflow(args.verbose)
-    from wavenet import ensemble, generation, image_grid, logdir, reader
+Plan = collections.namedtuple('Plan', [
+    'rows',       # grid rows: (class index or None, seed levels or None) each
+    'per_row',    # images per grid row
+    'labels',     # int32 [total] classes, or None (unconditional)
+    'primes',     # int32 [total, P] known first pixels, or None (not completing)
+    'seed_rows',  # image rows kept from each seed image (0: not completing)
+])
 
-    try:
-        checkpoints, member_params, image_size, classes, channels = ensemble.open_runs(
-            args.checkpoint)
-    except logdir.CheckpointError as error:
-        raise cli.UsageError(str(error)) from None
-    params = member_params[0]  # the members share levels and class conditioning
-    source = ensemble.describe(checkpoints)
-    height, width = image_size
-    num_pixels = height * width * channels  # sub-pixels per image sequence
-    row_labels = requested_labels(args.classes, classes, params.gc_channels > 0)
-    seeds, seed_rows = load_seeds(args, image_size, params.quantization_channels, channels)
-    completing = args.seed_image is not None
-    # Grid rows: every requested class with every seed image; --num_images images per row.
+
+def plan_images(args, spec):
+    """What to generate: every requested class with every seed image, per_row images each."""
+    width, channels = spec.image_size[1], spec.channels
+    row_labels = requested_labels(args.classes, spec.classes, spec.params.gc_channels > 0)
+    seeds, seed_rows = load_seeds(args, spec.image_size, spec.params.quantization_channels,
+                                  channels)
     rows = [(label, seed) for label in row_labels for seed in seeds]
-    total = len(rows) * args.num_images
     labels = (None if row_labels == [None] else
               np.repeat(np.array([label for label, _ in rows], np.int32), args.num_images))
     primes = (np.repeat(np.stack([seed[:seed_rows * width * channels] for _, seed in rows]),
-                        args.num_images, axis=0) if completing else None)  # [total, P]
-    batch_size = min(args.batch_size, total)
-    lanes = min(args.lanes or generation.lanes_for(batch_size, generation.available_cores()),
-                batch_size)
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
+                        args.num_images, axis=0) if seed_rows else None)  # [total, P]
+    return Plan(rows, args.num_images, labels, primes, seed_rows)
 
-    def to_images(levels):
-        """int levels [N, T] -> uint8 [N, height, width(, 3)] 8-bit images."""
-        return reader.dequantize(image_grid.as_images(levels, image_size, channels).astype(
-            np.uint8), params.quantization_channels)
 
-    def write_output(levels):
-        images = to_images(levels)
-        if args.out_dir:
-            for index, image in enumerate(images):
-                image_grid.save_png(os.path.join(args.out_dir, 'image_%04d.png' % index), image)
-            return
-        if total == 1 and not completing:
-            image_grid.save_png(args.out, images[0])
-            return
-        columns = args.num_images if len(rows) > 1 else (
-            args.columns or int(math.ceil(math.sqrt(total))))
-        if completing:
-            # Each row: the seed image, its kept rows, then the completions.
-            seed_images = to_images(np.stack([seed for _, seed in rows]))
-            kept = seed_images.copy()
-            kept[:, seed_rows:] = 0
-            images = np.concatenate([
-                np.concatenate([[seed_image, kept_rows], row_images])
-                for seed_image, kept_rows, row_images in zip(
-                    seed_images, kept,
-                    images.reshape((len(rows), args.num_images) + images.shape[1:]))])
-            columns = args.num_images + 2
-        image_grid.save_png(args.out, image_grid.tile(images, columns))
+def write_output(args, plan, spec, levels):
+    """Writes the generated levels [N, T] as --out_dir files, one image or a grid in --out."""
+    from wavenet import image_grid
 
-    tf.set_random_seed(seed)
-    model = ensemble.Ensemble(checkpoints, member_params, image_size, len(classes), channels)
-    if args.fast_generation:
-        generator = model.fast_generator(batch_size, state=args.generation_state, lanes=lanes)
-    else:
-        pixels_input = tf.placeholder(tf.int32, [batch_size, num_pixels])
-        labels_input = tf.placeholder(tf.int32, [batch_size]) if model.conditional else None
-        position = tf.placeholder(tf.int32, [])
-        logits_at = model.logits(pixels_input, labels_input)[:, position]
-    try:
-        model.check_checkpoints()
-    except logdir.CheckpointError as error:
-        raise cli.UsageError(str(error)) from None
+    def to_images(sequences):
+        return image_grid.to_images(sequences, spec.image_size, spec.channels,
+                                    spec.params.quantization_channels)
+    images = to_images(levels)
+    if args.out_dir:
+        for index, image in enumerate(images):
+            image_grid.save_png(os.path.join(args.out_dir, 'image_%04d.png' % index), image)
+        return
+    if len(images) == 1 and not plan.seed_rows:
+        image_grid.save_png(args.out, images[0])
+        return
+    columns = plan.per_row if len(plan.rows) > 1 else (
+        args.columns or int(math.ceil(math.sqrt(len(images)))))
+    if plan.seed_rows:
+        # Each row: the seed image, its kept rows, then the completions.
+        seed_images = to_images(np.stack([seed for _, seed in plan.rows]))
+        kept = seed_images.copy()
+        kept[:, plan.seed_rows:] = 0
+        row_images = images.reshape((len(plan.rows), plan.per_row) + images.shape[1:])
+        images = np.concatenate([np.concatenate([[seed, kept_rows], completions])
+                                 for seed, kept_rows, completions
+                                 in zip(seed_images, kept, row_images)])
+        columns = plan.per_row + 2
+    image_grid.save_png(args.out, image_grid.tile(images, columns))
 
-    what = ('completions of %s (%d rows kept)' % (', '.join(args.seed_image), seed_rows)
-            if completing else 'images')
-    print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
-          % (total, what, height, width, source,
-             'fast' if args.fast_generation else 'naive', args.temperature, seed))
+
+def pad_to_batch(values, first, count, batch_size):
+    """values[first:first + count] repeated up to batch_size rows (None stays None)."""
+    if values is None:
+        return None
+    return np.resize(values[first:first + count], (batch_size,) + values.shape[1:])
+
+
+def generate_batches(args, session, sampler, plan, spec):
+    """Samples every planned image, batch by batch, with a progress bar.
+
+    Returns:
+        int32 [total, T] levels.
+    """
+    from wavenet.progress import Progress
+    total, batch_size = len(plan.rows) * plan.per_row, sampler.batch_size
+    num_pixels = spec.image_size[0] * spec.image_size[1] * spec.channels
     generated = np.zeros((total, num_pixels), np.int32)
-    progress = cli.Progress(total * num_pixels, 'pixels')
-    config = (tf.ConfigProto(**generation.thread_options(lanes)) if args.fast_generation
-              else None)
-    with tf.Session(config=config) as session:
-        model.restore(session)
-        for first in range(0, total, batch_size):
-            count = min(batch_size, total - first)
-            # A last, smaller batch is padded to the generator's batch size.
-            batch_labels = (None if labels is None
-                            else np.resize(labels[first:first + count], batch_size))
-            batch_primes = (None if primes is None
-                            else np.resize(primes[first:first + count],
-                                           (batch_size, primes.shape[1])))
+    progress = Progress('generating', total * num_pixels, 'pixels')
+    for first in range(0, total, batch_size):
+        count = min(batch_size, total - first)
+        reported = 0
 
-            def on_progress(done, pixels_so_far):
-                progress.update(first * num_pixels + count * done)
-                if args.save_every and done % args.save_every == 0 and done < num_pixels:
-                    partial = generated.copy()
-                    partial[first:first + count, :done] = pixels_so_far[:count]
-                    write_output(partial)
+        def on_progress(done, pixels_so_far):
+            nonlocal reported
+            progress.update(count * (done - reported))
+            reported = done
+            if args.save_every and done % args.save_every == 0 and done < num_pixels:
+                partial = generated.copy()
+                partial[first:first + count, :done] = pixels_so_far[:count]
+                write_output(args, plan, spec, partial)
 
-            try:
-                if args.fast_generation:
-                    # One session.run per image row, or per --save_every pixels.
-                    pixels = generation.generate_fast(
-                        session, generator, num_pixels, batch_labels, batch_primes,
-                        temperature=args.temperature, argmax=args.argmax,
-                        pixels_per_run=args.save_every or width, on_progress=on_progress)
-                else:
-                    pixels = generation.generate_naive(
-                        session, pixels_input, logits_at, position, num_pixels,
-                        np.random.default_rng(seed + first), labels_input, batch_labels,
-                        batch_primes, temperature=args.temperature, argmax=args.argmax,
-                        on_progress=on_progress)
-            except tf.errors.InvalidArgumentError as error:
-                raise cli.UsageError('the model in %s gives non-finite probabilities (%s): '
-                                     'the checkpoint is corrupt or training diverged'
-                                     % (source, error.message.splitlines()[0])) from None
-            generated[first:first + count] = pixels[:count]
-    progress.finish(total * num_pixels)
-    write_output(generated)
+        # One session.run per image row (for the progress bar), or per --save_every pixels.
+        pixels = sampler.sample(
+            session, pad_to_batch(plan.labels, first, count, batch_size),
+            pad_to_batch(plan.primes, first, count, batch_size), args.temperature, args.argmax,
+            args.save_every or spec.image_size[1] * spec.channels, on_progress)
+        generated[first:first + count] = pixels[:count]
+    progress.close()
+    return generated
+
+
+def main(argv=None):
+    """Restores a checkpoint (or several), generates the images and writes the PNG files."""
+    args = get_arguments(argv)
+    tf = cli.import_tensorflow(args.verbose)
+    from wavenet import checkpoints, generation
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
+    tf.set_random_seed(seed)
+    try:
+        models = checkpoints.open_for_inference(args.checkpoint)
+    except (checkpoints.CheckpointError, ValueError) as error:
+        raise cli.UsageError(str(error)) from None
+    spec = models.spec
+    plan = plan_images(args, spec)
+    total = len(plan.rows) * plan.per_row
+    sampler = generation.build_sampler(models.mixture, min(args.batch_size, total),
+                                       args.fast_generation, args.generation_state, args.lanes)
+    what = ('completions of %s (%d rows kept)' % (', '.join(args.seed_image), plan.seed_rows)
+            if plan.seed_rows else 'images')
+    print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
+          % (total, what, spec.image_size[0], spec.image_size[1], models.description,
+             'fast' if args.fast_generation else 'naive', args.temperature, seed))
+    with tf.Session(config=sampler.config) as session:
+        models.restore(session)
+        try:
+            generated = generate_batches(args, session, sampler, plan, spec)
+        except tf.errors.InvalidArgumentError as error:
+            raise cli.UsageError('the model in %s gives non-finite probabilities (%s): the '
+                                 'checkpoint is corrupt or training diverged'
+                                 % (models.description, error.message.splitlines()[0])) from None
+    write_output(args, plan, spec, generated)
     print('wrote %s' % (args.out_dir or args.out))
 
 

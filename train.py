@@ -8,9 +8,7 @@ Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits.
 """
 import argparse
 import dataclasses
-import math
 import os
-import signal
 import sys
 import time
 
@@ -58,7 +56,7 @@ def get_arguments(argv=None):
                         help='images per training step')
     parser.add_argument('--num_steps', type=cli.positive_int, default=4000,
                         help='global step at which training stops')
-    parser.add_argument('--learning_rate', type=float, default=2e-3,
+    parser.add_argument('--learning_rate', type=cli.positive_float, default=2e-3,
                         help='initial learning rate')
     parser.add_argument('--learning_rate_schedule', choices=('constant', 'cosine'),
                         default='cosine',
@@ -94,8 +92,6 @@ def get_arguments(argv=None):
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     args = parser.parse_args(argv)
-    if args.learning_rate <= 0 or not math.isfinite(args.learning_rate):
-        parser.error('--learning_rate must be a positive number')
     if not 0 <= args.dropout < 1:
         parser.error('--dropout must be in [0, 1)')
     if not 0 <= args.validation_fraction < 1:
@@ -103,105 +99,73 @@ def get_arguments(argv=None):
     return args
 
 
-class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step.
-
-    A second signal exits at once; checkpoint files are written under temporary names and
-    renamed, so the last good checkpoint stays intact.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc_info):
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum, _):
-        if self.requested:
-            print('\nsecond %s: exiting now; the last saved checkpoint is kept'
-                  % signal.Signals(signum).name, file=sys.stderr, flush=True)
-            os._exit(128 + signum)
-        self.requested = True
-        print('\n%s: finishing this step and saving (again to exit at once)'
-              % signal.Signals(signum).name, file=sys.stderr, flush=True)
-
-
-def resolve_run(args, tf):
-    """Decides params and image size from the flags and any earlier run in the logdir.
+def resolve_run(args):
+    """Decides the run's spec from the flags and any earlier run in the logdir.
 
     Returns:
-        (params, image_size or None, stored classes or None, channels, checkpoint to resume
-        or None).
+        (checkpoints.RunSpec, checkpoint to resume or None). A new run's spec has
+        image_size None (or --image_size) and classes None: the data decides them.
     Raises:
         cli.UsageError: for bad params, or params that differ from the logdir's.
     """
-    from wavenet import logdir
+    import tensorflow.compat.v1 as tf
+    from wavenet import checkpoints
     from wavenet.params import ParamsError, load_params
-    stored_path = os.path.join(args.logdir, logdir.PARAMS_FILE)
+    stored_path = os.path.join(args.logdir, checkpoints.PARAMS_FILE)
     resuming = os.path.exists(stored_path)
     try:
         requested = (load_params(args.wavenet_params or DEFAULT_PARAMS)
                      if args.wavenet_params or not resuming else None)
-        if resuming:
-            params, image_size, classes, channels = logdir.read_run_files(args.logdir)
-    except (ParamsError, logdir.CheckpointError) as error:
+        stored = checkpoints.read_run_files(args.logdir) if resuming else None
+    except (ParamsError, checkpoints.CheckpointError) as error:
         raise cli.UsageError(str(error)) from None
     if args.gc_channels is not None:
-        requested = dataclasses.replace(requested or params, gc_channels=args.gc_channels)
+        requested = dataclasses.replace(requested or stored.params, gc_channels=args.gc_channels)
     if not resuming:
-        return requested, args.image_size, None, args.channels or 1, None
-    if requested is not None and params.diff(requested):
+        return checkpoints.RunSpec(requested, args.image_size, None, args.channels or 1), None
+    differences = stored.params.diff(requested) if requested is not None else []
+    if differences:
         raise cli.UsageError(
             'the requested params differ from %s in %s: resume without --wavenet_params and '
-            '--gc_channels, or train into a new --logdir'
-            % (stored_path, ', '.join(params.diff(requested))))
-    if args.image_size is not None and tuple(args.image_size) != image_size:
-        raise cli.UsageError('--image_size=%dx%d differs from %dx%d stored in %s: resume '
-                             'without --image_size, or train into a new --logdir'
-                             % (args.image_size + image_size + (args.logdir,)))
-    if args.channels is not None and args.channels != channels:
-        raise cli.UsageError('--channels=%d differs from %d stored in %s: resume without '
-                             '--channels, or train into a new --logdir'
-                             % (args.channels, channels, args.logdir))
-    return params, image_size, classes, channels, tf.train.latest_checkpoint(args.logdir)
+            '--gc_channels, or train into a new --logdir' % (stored_path, ', '.join(differences)))
+    for flag, given, kept in (('--image_size', args.image_size, stored.image_size),
+                              ('--channels', args.channels, stored.channels)):
+        if given is not None and given != kept:
+            raise cli.UsageError('%s=%s differs from %s stored in %s: resume without %s, or '
+                                 'train into a new --logdir' % (flag, given, kept, args.logdir,
+                                                                flag))
+    return stored, tf.train.latest_checkpoint(args.logdir)
 
 
-def load_data(args, params, image_size, stored_classes, channels):
+def load_data(args, spec):
     """Reads the dataset and prints what was found; raises cli.UsageError on bad data."""
     from wavenet import reader
     try:
-        dataset = reader.load_dataset(args.data_dir, image_size, params.quantization_channels,
-                                      args.validation_fraction, args.seed, channels)
+        dataset = reader.load_dataset(args.data_dir, spec.image_size,
+                                      spec.params.quantization_channels,
+                                      args.validation_fraction, args.seed, spec.channels)
     except reader.DataError as error:
         raise cli.UsageError(str(error)) from None
     for path, reason in dataset.skipped:
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
-    if params.gc_channels:
-        for image_set in (dataset.train, dataset.validation):
-            unlabelled = [path for path, label in zip(image_set.files, image_set.labels)
-                          if label < 0]
-            if unlabelled:
-                raise cli.UsageError('class conditioning needs every image in a class folder, '
-                                     'but %s is not (and %d more): put images in DIR/<class>/ '
-                                     'or train without --gc_channels'
-                                     % (unlabelled[0], len(unlabelled) - 1))
-    if stored_classes is not None and tuple(dataset.classes) != tuple(stored_classes):
+    if spec.params.gc_channels:
+        unlabelled = [path for image_set in (dataset.train, dataset.validation)
+                      for path, label in zip(image_set.files, image_set.labels) if label < 0]
+        if unlabelled:
+            raise cli.UsageError('class conditioning needs every image in a class folder, '
+                                 'but %s is not (and %d more): put images in DIR/<class>/ '
+                                 'or train without --gc_channels'
+                                 % (unlabelled[0], len(unlabelled) - 1))
+    if spec.classes is not None and tuple(dataset.classes) != tuple(spec.classes):
         raise cli.UsageError('%s has classes %s but %s was trained on %s: train into a new '
                              '--logdir' % (args.data_dir, list(dataset.classes), args.logdir,
-                                           list(stored_classes)))
+                                           list(spec.classes)))
     height, width = dataset.image_size
-    split = ('train/ and %s/ folders' % 'test' if dataset.split_source == 'folders'
+    split = ('train/ and test/ folders' if dataset.split_source == 'folders'
              else '%.0f%% held out' % (100 * args.validation_fraction))
     print('data: %s: %d training and %d validation images (%s), %dx%d %s, %d classes%s'
           % (args.data_dir, len(dataset.train.images), len(dataset.validation.images), split,
-             height, width, 'RGB' if channels == 3 else 'grayscale', len(dataset.classes),
+             height, width, 'RGB' if spec.channels == 3 else 'grayscale', len(dataset.classes),
              ', %d files skipped' % len(dataset.skipped) if dataset.skipped else ''))
     return dataset
 
@@ -217,173 +181,104 @@ def describe_receptive_field(params, image_width, channels):
               'the pixel above them; add dilations', file=sys.stderr)
 
 
-def make_optimizer(tf, name, learning_rate, momentum):
-    """Returns the tf.train optimizer called `name`."""
-    if name == 'adam':
-        return tf.train.AdamOptimizer(learning_rate)
-    if name == 'sgd':
-        return tf.train.MomentumOptimizer(learning_rate, momentum)
-    return tf.train.RMSPropOptimizer(learning_rate, momentum=momentum, epsilon=1e-5)
+def build_graph(args, spec, dataset):
+    """The model, its training step and the reporter, in the default graph.
+
+    Returns:
+        (training.TrainingGraph, reporter.Reporter).
+    """
+    import tensorflow.compat.v1 as tf
+    from wavenet import training
+    from wavenet.model import WaveNetModel
+    from wavenet.reporter import Reporter, ReportOptions
+    tf.set_random_seed(args.seed)
+    try:
+        model = WaveNetModel(spec.params, spec.image_size, len(spec.classes), spec.channels)
+    except ValueError as error:
+        raise cli.UsageError('%s (in the params of --wavenet_params)' % error) from None
+    optimization = training.Optimization(
+        args.batch_size, args.num_steps, args.learning_rate, args.learning_rate_schedule,
+        args.optimizer, args.momentum, args.l2_regularization_strength, args.dropout,
+        args.augment_shift, args.seed)
+    graph = training.build_training_graph(model, dataset.train.images, dataset.train.labels,
+                                          optimization, args.histograms)
+    reporter = Reporter(model, dataset.validation, ReportOptions(
+        args.logdir, args.num_steps, args.batch_size, args.print_every, args.summary_every,
+        args.checkpoint_every, args.max_checkpoints, args.num_samples))
+    return graph, reporter
+
+
+def train(session, graph, reporter, step, num_steps, stop):
+    """Runs training steps from global step `step` to num_steps or a stop request.
+
+    Returns:
+        the global step reached.
+    Raises:
+        SystemExit(1) when the loss becomes NaN or infinite (nothing saved after it).
+    """
+    import tensorflow.compat.v1 as tf
+    last_saved = step if step > 0 else None  # a new run saves even when stopped at once
+    while step < num_steps and not stop.requested:
+        fetches = [graph.train_op, graph.loss, graph.global_step]
+        if reporter.wants_summary(step + 1):
+            fetches.append(graph.learning_rate)
+            if graph.histograms is not None:
+                fetches.append(graph.histograms)
+        started = time.perf_counter()
+        results = session.run(fetches)
+        seconds = time.perf_counter() - started
+        loss, step = results[1], results[2]
+        if not np.isfinite(loss):
+            reporter.close()
+            print('error: the loss became %s at step %d; nothing saved after it (last good '
+                  'checkpoint: %s); lower --learning_rate'
+                  % (loss, step, tf.train.latest_checkpoint(reporter.options.logdir)),
+                  file=sys.stderr)
+            sys.exit(1)
+        if len(results) > 3:
+            reporter.write_summary(step, loss, *results[3:])
+        reporter.step_done(step, loss, seconds)
+        if reporter.checkpoint_due(step):
+            reporter.save(step)
+            last_saved = step
+    if step != last_saved:
+        reporter.save(step)
+    return step
 
 
 def main(argv=None):
     """Trains, checkpoints, validates and writes sample grids; see the module docstring."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet import image_grid, logdir, ops, reader
-    from wavenet.evaluate import bits_per_dim
-    from wavenet.generation import generate_fast
-    from wavenet.model import Dropout, WaveNetModel
-
-    params, image_size, stored_classes, channels, resume_from = resolve_run(args, tf)
-    dataset = load_data(args, params, image_size, stored_classes, channels)
-    height, width = dataset.image_size
-    num_pixels = height * width * channels  # sub-pixels per image sequence
-    describe_receptive_field(params, width, channels)
-    # [N, T]: raster order, the channels of each pixel next to each other.
-    train_images = dataset.train.images.reshape(len(dataset.train.images), num_pixels)
-
-    tf.set_random_seed(args.seed)
-    try:
-        model = WaveNetModel(params, dataset.image_size, len(dataset.classes), channels)
-    except ValueError as error:
-        raise cli.UsageError('%s (in the params of --wavenet_params)' % error) from None
-    global_step = tf.train.get_or_create_global_step()
-    images_input = tf.placeholder(tf.uint8, train_images.shape, name='images_input')
-    labels_input = tf.placeholder(tf.int32, [len(train_images)], name='labels_input')
-    # The training set lives in the graph; the batch is a function of the global step.
-    data_variables = [tf.Variable(initial, trainable=False, name=name,
-                                  collections=[tf.GraphKeys.LOCAL_VARIABLES])
-                      for initial, name in [(images_input, 'train_images'),
-                                            (labels_input, 'train_labels')]]
-    batch_indices = ops.shuffled_batch_indices(global_step, len(train_images), args.batch_size,
-                                               args.seed)
-    batch = tf.gather(data_variables[0], batch_indices)  # [B, T] uint8
-    if args.augment_shift:
-        offsets = ops.random_offsets(global_step, args.batch_size, args.augment_shift, args.seed)
-        images = tf.reshape(batch, [args.batch_size, height, width, channels])
-        batch = tf.reshape(ops.translate_images(images, offsets), [args.batch_size, num_pixels])
-    batch_labels = tf.gather(data_variables[1], batch_indices) if model.conditional else None
-    # Dropout masks, like the batch, are a function of the seed and the step: exact resume.
-    dropout = Dropout(args.dropout, ops.stateless_seed(args.seed, global_step))
-    loss = model.loss(tf.cast(batch, tf.int32), batch_labels, dropout)
-    if args.learning_rate_schedule == 'cosine':
-        learning_rate = tf.train.cosine_decay(args.learning_rate, global_step, args.num_steps)
-    else:
-        learning_rate = tf.constant(args.learning_rate)
-    objective = loss
-    if args.l2_regularization_strength > 0:
-        objective += args.l2_regularization_strength * tf.add_n(
-            [tf.nn.l2_loss(weight) for weight in model.weights()])
-    optimizer = make_optimizer(tf, args.optimizer, learning_rate, args.momentum)
-    train_op = optimizer.minimize(objective, global_step=global_step)
-
-    bits = ops.nats_to_bits(loss)
-    summaries = [tf.summary.scalar('train/loss', loss),
-                 tf.summary.scalar('train/bits_per_dim', bits),
-                 tf.summary.scalar('train/learning_rate', learning_rate)]
-    if args.histograms:
-        summaries += [tf.summary.histogram('histograms/' + variable.op.name, variable)
-                      for variable in tf.trainable_variables()]
-    summary_op = tf.summary.merge(summaries)
-
-    eval_input = tf.placeholder(tf.int32, [None, num_pixels], name='eval_pixels')
-    eval_labels = tf.placeholder(tf.int32, [None], name='eval_labels') if model.conditional \
-        else None
-    eval_nats = model.nats_per_image(eval_input, eval_labels)
-    generator = model.fast_generator(args.num_samples) if args.num_samples else None
-    # A conditional model's sample grid cycles through the classes.
-    sample_labels = (np.arange(args.num_samples) % len(dataset.classes) if model.conditional
-                     else None)
-
-    # Relative paths in the `checkpoint` index: a moved or copied logdir still resumes.
-    saver = tf.train.Saver(tf.global_variables(), max_to_keep=args.max_checkpoints,
-                           save_relative_paths=True)
+    from wavenet import checkpoints
+    spec, resume_from = resolve_run(args)
+    dataset = load_data(args, spec)
+    spec = spec._replace(image_size=dataset.image_size, classes=dataset.classes)
+    describe_receptive_field(spec.params, spec.image_size[1], spec.channels)
+    graph, reporter = build_graph(args, spec, dataset)
     if resume_from:
         try:
-            logdir.check_variables_match(resume_from, tf.global_variables())
-        except logdir.CheckpointError as error:
-            raise cli.UsageError(str(error)) from None
-
-    with tf.Session() as session, StopRequest() as stop:
-        session.run([variable.initializer for variable in data_variables],
-                    {images_input: train_images, labels_input: dataset.train.labels})
+            checkpoints.check_variables_match(resume_from, checkpoints.variables_by_name())
+        except checkpoints.CheckpointError as error:
+            raise cli.UsageError('%s (or another --optimizer)' % error) from None
+    with tf.Session() as session, cli.StopRequest() as stop:
+        session.run(graph.data_initializer, graph.data_feed)
         if resume_from:
-            saver.restore(session, resume_from)
+            reporter.saver.restore(session, resume_from)
             print('resumed from %s' % resume_from)
         else:
             session.run(tf.global_variables_initializer())
-        step = session.run(global_step)
+        step = session.run(graph.global_step)
         if step >= args.num_steps:
-            print('step %d already reached --num_steps=%d; nothing to train' % (step,
-                                                                                args.num_steps))
+            print('step %d already reached --num_steps=%d; nothing to train'
+                  % (step, args.num_steps))
             return
-        logdir.write_run_files(args.logdir, params, dataset.image_size, dataset.classes,
-                               channels)
-        writer = tf.summary.FileWriter(args.logdir, session.graph)
-
-        def save_checkpoint(step):
-            path = saver.save(session, os.path.join(args.logdir, logdir.CHECKPOINT_PREFIX),
-                              global_step=step, write_meta_graph=False)
-            report = ['saved %s' % path]
-            if len(dataset.validation.images):
-                validation_bits = bits_per_dim(session, eval_nats, eval_input,
-                                               dataset.validation.images, 100, eval_labels,
-                                               dataset.validation.labels)
-                writer.add_summary(tf.Summary(value=[tf.Summary.Value(
-                    tag='validation/bits_per_dim', simple_value=validation_bits)]), step)
-                report.append('validation bits/dim %.4f' % validation_bits)
-            if generator is not None:
-                samples = generate_fast(session, generator, num_pixels, sample_labels)
-                levels = image_grid.as_images(samples, dataset.image_size, channels)
-                grid = image_grid.tile(reader.dequantize(levels, params.quantization_channels),
-                                       columns=int(math.ceil(math.sqrt(len(levels)))))
-                image_grid.save_png(os.path.join(args.logdir, 'samples',
-                                                 'samples-%d.png' % step), grid)
-                writer.add_summary(tf.Summary(value=[tf.Summary.Value(
-                    tag='samples', image=tf.Summary.Image(
-                        height=grid.shape[0], width=grid.shape[1], colorspace=channels,
-                        encoded_image_string=image_grid.encode_png(grid)))]), step)
-            writer.flush()
-            print('step %d: %s' % (step, ', '.join(report)), flush=True)
-
+        checkpoints.write_run_files(args.logdir, spec)
+        reporter.open(session)
         print('training from step %d to %d, batch %d, %s' % (step, args.num_steps,
                                                              args.batch_size, args.optimizer))
-        last_saved = step if resume_from else None
-        interval_losses, interval_seconds = [], 0.0
-        while step < args.num_steps and not stop.requested:
-            fetches = [train_op, loss, global_step]
-            write_summary = (step + 1) % args.summary_every == 0
-            if write_summary:
-                fetches.append(summary_op)
-            step_start = time.perf_counter()
-            results = session.run(fetches)
-            interval_seconds += time.perf_counter() - step_start
-            loss_value, step = results[1], results[2]
-            if not np.isfinite(loss_value):
-                writer.close()
-                last = tf.train.latest_checkpoint(args.logdir)
-                print('error: the loss became %s at step %d; nothing saved after it (last good '
-                      'checkpoint: %s); lower --learning_rate' % (loss_value, step, last),
-                      file=sys.stderr)
-                sys.exit(1)
-            if write_summary:
-                writer.add_summary(results[3], step)
-            interval_losses.append(loss_value)
-            if step % args.print_every == 0 or step == args.num_steps:
-                seconds_per_step = interval_seconds / len(interval_losses)
-                mean_loss = float(np.mean(interval_losses))
-                print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
-                      % (step, args.num_steps, mean_loss, mean_loss / math.log(2),
-                         seconds_per_step, args.batch_size * num_pixels / seconds_per_step),
-                      flush=True)
-                interval_losses, interval_seconds = [], 0.0
-            if step % args.checkpoint_every == 0 or step == args.num_steps:
-                save_checkpoint(step)
-                last_saved = step
-        if step != last_saved:
-            save_checkpoint(step)
-        writer.close()
+        step = train(session, graph, reporter, step, args.num_steps, stop)
+        reporter.close()
         if stop.requested:
             print('interrupted at step %d; checkpoint saved in %s' % (step, args.logdir))
 

@@ -27,15 +27,19 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
-from wavenet import cli, generation  # noqa: E402
-from wavenet.model import GENERATION_STATES  # noqa: E402
+from wavenet import cli  # noqa: E402
 from wavenet.params import load_params  # noqa: E402
 
+# The stores of fast generation (wavenet.fast_generation.STATES, named here so that the
+# parent process, which only plans and reports, does not import TensorFlow); the first is
+# the default.
+GENERATION_STATES = ('ring', 'queues')
+MIN_IMAGES_PER_LANE = 16  # wavenet.MIN_IMAGES_PER_LANE, for the report
 IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 CONFIGS = types.MappingProxyType({
     'default': os.path.join(ROOT, 'wavenet_params.json'),
-    'anchor': os.path.join(ROOT, 'benchmarks', 'anchor_params.json'),
+    'anchor': os.path.join(ROOT, 'benchmarks', 'params', 'anchor.json'),
 })
 # Fast generation is measured once per generation state; the first state is the default.
 KINDS = ('train',) + GENERATION_STATES + ('naive', 'prime')
@@ -113,7 +117,7 @@ def parse_arguments(argv=None):
         description='Benchmark training and generation of 28x28 images.')
     parser.add_argument('--configs', type=parse_configs, default=list(CONFIGS),
                         help='comma-separated configs: default = wavenet_params.json, '
-                             'anchor = benchmarks/anchor_params.json (default: both)')
+                             'anchor = benchmarks/params/anchor.json (default: both)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke test: batch sizes 1 and 8, one repeat, 28 naive pixels')
     parser.add_argument('--naive_pixels', type=cli.positive_int, default=None,
@@ -139,22 +143,18 @@ def random_pixels(rng, batch, length, levels):
     return rng.integers(0, levels, size=(batch, length), dtype=np.int32)
 
 
-def build_model(model_class, params):
+def build_mixture(params):
     """The model for 28x28 images (with NUM_CLASSES classes if params condition on one)."""
-    return model_class(params, (IMAGE_SIZE, IMAGE_SIZE), num_classes=NUM_CLASSES)
+    from wavenet.model import Mixture, WaveNetModel
+    return Mixture([WaveNetModel(params, (IMAGE_SIZE, IMAGE_SIZE), num_classes=NUM_CLASSES)])
 
 
-def labels_placeholder(tf, model, batch):
-    """Placeholder int32 [batch] of the classes of a conditional model, else None."""
-    return tf.placeholder(tf.int32, [batch], name='labels') if model.conditional else None
+def random_labels(rng, conditional, batch):
+    """Random classes int32 [batch] for a conditional model, else None."""
+    return rng.integers(0, NUM_CLASSES, size=batch, dtype=np.int32) if conditional else None
 
 
-def random_labels(rng, labels, batch):
-    """Random classes int32 [batch] for a labels placeholder, or None when there is none."""
-    return None if labels is None else rng.integers(0, NUM_CLASSES, size=batch, dtype=np.int32)
-
-
-def measure_training(tf, model_class, params, batch, settings):
+def measure_training(tf, params, batch, settings):
     """Times Adam steps on model.loss, as train.py builds them, over random images.
 
     Returns:
@@ -163,8 +163,8 @@ def measure_training(tf, model_class, params, batch, settings):
     rng = np.random.default_rng(SEED)
     with tf.Graph().as_default():
         tf.set_random_seed(SEED)
-        model = build_model(model_class, params)
-        labels = labels_placeholder(tf, model, batch)
+        model = build_mixture(params).models[0]
+        labels = tf.placeholder(tf.int32, [batch], name='labels') if model.conditional else None
         global_step = tf.train.get_or_create_global_step()
         pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
         loss = model.loss(pixels, labels)
@@ -176,7 +176,7 @@ def measure_training(tf, model_class, params, batch, settings):
                 feed = {pixels: random_pixels(rng, batch, NUM_PIXELS,
                                               params.quantization_channels)}
                 if labels is not None:
-                    feed[labels] = random_labels(rng, labels, batch)
+                    feed[labels] = random_labels(rng, True, batch)
                 started = time.perf_counter()
                 session.run([train_op, loss], feed)
                 if step >= settings.train_warmup_steps:
@@ -186,102 +186,86 @@ def measure_training(tf, model_class, params, batch, settings):
             'step_seconds': step_seconds}
 
 
-def generation_lanes(batch):
-    """The lanes generate.py uses for a batch on this machine."""
-    return generation.lanes_for(batch, generation.available_cores())
+def time_sampling(tf, params, batch, repeats, prime_length, fast=True, state=DEFAULT_STATE):
+    """Times whole batches drawn by generation.build_sampler, as generate.py draws them.
+
+    The lanes and threads are those of generate.py (generation.lanes_for, session_config).
+    The first `prime_length` pixels of each image are random known pixels.
+
+    Returns:
+        (the sampler, the seconds of each timed batch after one warm-up batch).
+    """
+    from wavenet.generation import build_sampler
+    rng = np.random.default_rng(SEED)
+    with tf.Graph().as_default():
+        tf.set_random_seed(SEED)
+        mixture = build_mixture(params)
+        sampler = build_sampler(mixture, batch, fast=fast, state=state)
+        with tf.Session(config=sampler.config) as session:
+            session.run(tf.global_variables_initializer())
+            seconds = []
+            for _ in range(1 + repeats):
+                prime = random_pixels(rng, batch, prime_length, params.quantization_channels)
+                started = time.perf_counter()
+                sampler.sample(session, random_labels(rng, mixture.conditional, batch), prime)
+                seconds.append(time.perf_counter() - started)
+    return sampler, seconds[1:]
 
 
-def measure_fast_generation(tf, model_class, params, batch, settings, state=DEFAULT_STATE):
-    """Times whole images from model.fast_generator(state=...), one session.run per image.
-
-    The lanes and threads are those of generate.py (generation.lanes_for, thread_options).
+def measure_fast_generation(tf, params, batch, settings, state=DEFAULT_STATE):
+    """Times whole images from the fast sampler with `state`, one session.run per image.
 
     Returns:
         dict with the median seconds per batch of images, images and pixels per second.
     """
-    rng = np.random.default_rng(SEED)
-    lanes = generation_lanes(batch)
-    with tf.Graph().as_default():
-        tf.set_random_seed(SEED)
-        generator = build_model(model_class, params).fast_generator(batch, state=state,
-                                                                    lanes=lanes)
-        config = tf.ConfigProto(**generation.thread_options(lanes))
-        with tf.Session(config=config) as session:
-            session.run(tf.global_variables_initializer())
-            image_seconds = []
-            for repeat in range(1 + settings.fast_repeats):
-                started = time.perf_counter()
-                generation.generate_fast(
-                    session, generator, NUM_PIXELS,
-                    labels=random_labels(rng, generator.labels, batch),
-                    pixels_per_run=NUM_PIXELS)
-                if repeat:  # the first image is the warm-up
-                    image_seconds.append(time.perf_counter() - started)
+    sampler, image_seconds = time_sampling(tf, params, batch, settings.fast_repeats, 0,
+                                           state=state)
     seconds = statistics.median(image_seconds)
-    return {'lanes': lanes, 'seconds_per_batch': seconds, 'images_per_s': batch / seconds,
-            'pixels_per_s': batch * NUM_PIXELS / seconds, 'image_seconds': image_seconds}
+    return {'lanes': sampler.config.inter_op_parallelism_threads, 'seconds_per_batch': seconds,
+            'images_per_s': batch / seconds, 'pixels_per_s': batch * NUM_PIXELS / seconds,
+            'image_seconds': image_seconds}
 
 
-def measure_naive_generation(tf, model_class, params, batch, settings):
+def measure_naive_generation(tf, params, batch, settings):
     """Times settings.naive_pixels pixels of naive generation and extrapolates to an image.
 
     Each naive pixel runs the full network over all NUM_PIXELS positions, so its cost does
     not depend on its position: the timed pixels are the last naive_pixels of the image,
-    the ones before them primed with random levels, which lets generate_naive run unchanged.
+    the ones before them primed with random levels.
 
     Returns:
         dict with pixels per second and the extrapolated seconds per batch and per image.
     """
-    rng = np.random.default_rng(SEED)
-    levels = params.quantization_channels
-    with tf.Graph().as_default():
-        tf.set_random_seed(SEED)
-        model = build_model(model_class, params)
-        labels = labels_placeholder(tf, model, batch)
-        pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
-        position = tf.placeholder(tf.int32, [], name='position')
-        logits_at = model.logits(pixels, labels)[:, position]
-        with tf.Session() as session:
-            session.run(tf.global_variables_initializer())
-
-            def generate(num_generated):
-                prime = random_pixels(rng, batch, NUM_PIXELS - num_generated, levels)
-                generation.generate_naive(session, pixels, logits_at, position, NUM_PIXELS,
-                                          rng, labels_input=labels,
-                                          labels=random_labels(rng, labels, batch),
-                                          prime_pixels=prime)
-
-            generate(1)  # warm-up
-            started = time.perf_counter()
-            generate(settings.naive_pixels)
-            seconds = time.perf_counter() - started
-    seconds_per_pixel_step = seconds / settings.naive_pixels
-    return {'timed_pixels': settings.naive_pixels, 'timed_seconds': seconds,
+    _, timed = time_sampling(tf, params, batch, 1, NUM_PIXELS - settings.naive_pixels,
+                             fast=False)
+    seconds_per_pixel_step = timed[0] / settings.naive_pixels
+    return {'timed_pixels': settings.naive_pixels, 'timed_seconds': timed[0],
             'pixels_per_s': batch / seconds_per_pixel_step,
             'seconds_per_batch_extrapolated': NUM_PIXELS * seconds_per_pixel_step,
             'seconds_per_image_extrapolated': NUM_PIXELS * seconds_per_pixel_step / batch}
 
 
-def measure_priming(tf, model_class, params, batch, settings):
-    """Times priming the default state from seed rows in one pass against stepping.
+def measure_priming(tf, params, batch, settings):
+    """Times priming the default store from seed rows in one pass against stepping.
 
-    Stepping a known pixel through the state costs one generation step (the same layers run
+    Stepping a known pixel through the store costs one generation step (the same layers run
     once), so the stepped time is the time to generate as many pixels.
 
     Returns:
         dict with the median seconds of one-pass priming and of stepping, and their ratio.
     """
+    from wavenet.generation import build_sampler
     rng = np.random.default_rng(SEED)
     seed_pixels = settings.prime_rows * IMAGE_SIZE
-    lanes = generation_lanes(batch)
     with tf.Graph().as_default():
         tf.set_random_seed(SEED)
-        generator = build_model(model_class, params).fast_generator(batch, lanes=lanes)
-        config = tf.ConfigProto(**generation.thread_options(lanes))
-        with tf.Session(config=config) as session:
+        mixture = build_mixture(params)
+        sampler = build_sampler(mixture, batch)
+        generator = sampler.generator
+        with tf.Session(config=sampler.config) as session:
             session.run(tf.global_variables_initializer())
-            label_feed = ({} if generator.labels is None else
-                          {generator.labels: random_labels(rng, generator.labels, batch)})
+            labels = random_labels(rng, mixture.conditional, batch)
+            label_feed = {} if labels is None else {generator.labels: labels}
             one_pass, stepped = [], []
             for repeat in range(1 + settings.fast_repeats):
                 prime = random_pixels(rng, batch, seed_pixels, params.quantization_channels)
@@ -302,13 +286,12 @@ def measure_priming(tf, model_class, params, batch, settings):
 def run_measurement(kind, config, batch, settings):
     """Runs one measurement in this process; returns its numbers with the peak RSS."""
     tf = cli.import_tensorflow(verbose=False)
-    from wavenet.model import WaveNetModel
     measures = {'train': measure_training, 'naive': measure_naive_generation,
                 'prime': measure_priming}
     measures.update({state: functools.partial(measure_fast_generation, state=state)
                      for state in GENERATION_STATES})
     measure = measures[kind]
-    result = measure(tf, WaveNetModel, load_params(CONFIGS[config]), batch, settings)
+    result = measure(tf, load_params(CONFIGS[config]), batch, settings)
     result.update(kind=kind, config=config, batch=batch, peak_rss_mib=peak_rss_mib())
     return result
 
@@ -493,16 +476,16 @@ def training_section(settings, results):
 
 def fast_section(settings, results):
     """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
-    return ('## Fast generation\n\n`model.fast_generator(B, state=STATE)` + `generate_fast(..., '
-            'pixels_per_run=%d)`; median of %d whole image(s) after one warm-up image, in each '
+    return ('## Fast generation\n\n`generation.build_sampler(mixture, B, state=STATE)` + '
+            '`sampler.sample(...)`, %d pixels per session.run; median of %d whole image(s) after one warm-up image, in each '
             'of %d process(es); the process with the median images/s is shown, with the range '
             'over all of them. '
             'Where each layer\'s recent inputs wait: `ring`, one ring buffer for all layers '
-            '(the default); `queues`, FIFO queues; `arrays`, TensorArrays. Lanes and threads as '
+            '(the default); `queues`, FIFO queues. Lanes and threads as '
             'generate.py chooses them: the batch split into one lane per core when each lane '
             'gets at least %d images, else one lane; one thread per lane and per op.\n\n'
             % (NUM_PIXELS, settings.fast_repeats, settings.processes,
-               generation.MIN_IMAGES_PER_LANE)
+               MIN_IMAGES_PER_LANE)
             + markdown_table(
                 ['config', 'state', 'batch', 'lanes', 's/batch', 'images/s',
                  'range of images/s', 'pixels/s', 'peak RSS (MiB)'],
@@ -529,8 +512,8 @@ def priming_section(settings, results):
 
 def naive_section(settings, results):
     """Markdown: pixels/s and extrapolated seconds of naive generation."""
-    return ('## Naive generation\n\n`generate_naive` with `model.logits(placeholder)'
-            '[:, position]`: every pixel runs the full network over all %d positions, so its '
+    return ('## Naive generation\n\n`generation.build_sampler(mixture, B, fast=False)`: '
+            'every pixel runs the full network over all %d positions, so its '
             'cost does not depend on the position. Only %d pixels are timed (the last %d, the '
             'rest primed with random levels); seconds per batch and per image are '
             '**extrapolated** to %d pixels.\n\n'

@@ -6,7 +6,8 @@ The official archives go to `DIR/.downloads/` (a download resumes from its `.par
 and is kept only once its MD5 checksum matches); the images become 8-bit PNG files in
 `DIR/train/<class>/00042.png` and `DIR/test/<class>/...` (MNIST and Fashion-MNIST: 28x28
 grayscale; CIFAR-10: 32x32 RGB). `DIR/.complete` is written last: a DIR without it never
-counts as a whole dataset. Needs only the standard library, numpy and Pillow.
+counts as a whole dataset. Needs only the standard library, numpy, Pillow and the
+project's wavenet/progress.py and wavenet/files.py (which do not import TensorFlow).
 """
 import argparse
 import collections
@@ -19,13 +20,20 @@ import re
 import shutil
 import sys
 import tarfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import numpy as np
 from PIL import Image
+
+# `python datasets/download.py` puts datasets/ first on sys.path, not the project root.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from wavenet.files import write_atomic  # noqa: E402
+from wavenet.progress import Progress, format_bytes  # noqa: E402
 
 SPLITS = ('train', 'test')
 COMPLETE_MARKER = '.complete'
@@ -100,74 +108,6 @@ class FormatError(ValueError):
 
 class DatasetError(Exception):
     """The output folder cannot be used (bad --out, foreign files, another dataset)."""
-
-
-def format_bytes(count):
-    """Returns a byte count as text with a binary unit, e.g. '9.5 MiB'."""
-    value = float(count)
-    for unit in ('B', 'KiB', 'MiB', 'GiB'):
-        if value < 1024 or unit == 'GiB':
-            return ('%d %s' % (value, unit)) if unit == 'B' else ('%.1f %s' % (value, unit))
-        value /= 1024
-    return '%d B' % count  # not reached
-
-
-class Progress:
-    """A one-line progress bar on a stream (stderr by default).
-
-    On a terminal it redraws itself at most 10 times a second; on anything else (a file,
-    a pipe, a test) it writes only one plain final line when closed.
-    """
-
-    def __init__(self, label, total=None, unit='bytes', stream=None, start=0):
-        self.label = label
-        self.total = total
-        self.unit = unit
-        self.stream = sys.stderr if stream is None else stream
-        self.count = start
-        self.start_count = start
-        self.started = time.monotonic()
-        self.last_draw = 0.0
-        isatty = getattr(self.stream, 'isatty', None)
-        self.interactive = bool(isatty and isatty())
-
-    def _amount(self, count):
-        return format_bytes(count) if self.unit == 'bytes' else '{:,} {}'.format(count, self.unit)
-
-    def _rate(self):
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = (self.count - self.start_count) / elapsed
-        if self.unit == 'bytes':
-            return '%s/s' % format_bytes(rate)
-        return '%.0f %s/s' % (rate, self.unit)
-
-    def _line(self, width=30):
-        if self.total:
-            fraction = min(self.count / self.total, 1.0)
-            filled = int(round(fraction * width))
-            return '%s [%s%s] %3d%% %s / %s  %s' % (
-                self.label, '#' * filled, '.' * (width - filled), fraction * 100,
-                self._amount(self.count), self._amount(self.total), self._rate())
-        return '%s %s  %s' % (self.label, self._amount(self.count), self._rate())
-
-    def update(self, amount):
-        """Adds `amount` to the count and redraws the bar on a terminal."""
-        self.count += amount
-        now = time.monotonic()
-        if self.interactive and now - self.last_draw >= 0.1:
-            self.last_draw = now
-            self.stream.write('\r' + self._line() + '\x1b[K')
-            self.stream.flush()
-
-    def close(self):
-        """Draws the final state and ends the line."""
-        elapsed = time.monotonic() - self.started
-        if self.interactive:
-            self.stream.write('\r' + self._line() + '\x1b[K\n')
-        else:
-            self.stream.write('%s: %s in %.1f s (%s)\n' % (
-                self.label, self._amount(self.count), elapsed, self._rate()))
-        self.stream.flush()
 
 
 def md5_of(path):
@@ -522,11 +462,9 @@ def convert(dataset, download_dir, out_dir, stream=None):
     marker = {'dataset': dataset.name, 'image_shape': list(dataset.image_shape),
               'classes': list(dataset.classes), 'train': counts['train'],
               'test': counts['test']}
-    temporary = os.path.join(out_dir, COMPLETE_MARKER + '.tmp')
-    with open(temporary, 'w') as marker_file:
-        json.dump(marker, marker_file, indent=1)
-        marker_file.write('\n')
-    os.replace(temporary, os.path.join(out_dir, COMPLETE_MARKER))
+    text = json.dumps(marker, indent=1) + '\n'
+    write_atomic(os.path.join(out_dir, COMPLETE_MARKER),
+                 lambda marker_file: marker_file.write(text.encode('utf-8')))
     return counts
 
 

@@ -32,7 +32,7 @@ def test_default_and_anchor_params_match_a_hand_count():
     # Defaults: 18 layers, skip 128 (2 * 32 * 128 = 8192 per layer, outputs 32768 + 65536).
     assert flops_per_pixel(WaveNetParams()) == 32 + 18 * 8192 + 17 * 2048 + 18 * 8192 + 98304
     # Anchor: 20 layers, skip 256 (2 * 32 * 256 = 16384 per layer, outputs 2 * 131072).
-    anchor = load_params(os.path.join(ROOT, 'benchmarks', 'anchor_params.json'))
+    anchor = load_params(os.path.join(ROOT, 'benchmarks', 'params', 'anchor.json'))
     assert anchor.dilations == tuple(2 ** i for i in range(10)) * 2
     assert flops_per_pixel(anchor) == 32 + 20 * 8192 + 19 * 2048 + 20 * 16384 + 2 * 131072
 
@@ -41,7 +41,7 @@ def test_count_equals_two_flops_per_weight_of_the_model():
     """Each weight matrix multiplies once per pixel; the input tables are lookups."""
     with tf.Graph().as_default():
         model = WaveNetModel(SMALL, (4, 4))
-        matrices = [weight for weight in model.weights() if 'input/tables' not in weight.name]
+        matrices = [weight for weight in model.weights if 'input/tables' not in weight.name]
         multiply_adds = sum(math.prod(weight.shape.as_list()) for weight in matrices)
     additions = (SMALL.initial_filter_width - 1) * SMALL.residual_channels
     assert flops_per_pixel(SMALL) == 2 * multiply_adds + additions

@@ -44,7 +44,10 @@ def test_tile_and_save_rgb(tmp_path):
     assert saved.mode == 'RGB'
     np.testing.assert_array_equal(np.asarray(saved), grid)
     sequences = images.reshape(3, -1)  # R, G, B of each pixel next to each other
-    np.testing.assert_array_equal(image_grid.as_images(sequences, (2, 4), 3), images)
+    np.testing.assert_array_equal(image_grid.to_images(sequences, (2, 4), 3, 256), images)
+    # 4 levels: 0, 1, 2, 3 -> 0, 85, 170, 255.
+    np.testing.assert_array_equal(image_grid.to_images(sequences % 4, (2, 4), 3, 4),
+                                  (images % 4) * 85)
 
 
 def test_colour_model_needs_position_conditioning():
@@ -95,7 +98,7 @@ def test_colour_training_generation_completion_and_evaluation(tmp_path):
     for name in sorted(os.listdir(completions)):
         np.testing.assert_array_equal(np.asarray(Image.open(completions / name))[:2], seed[:2])
 
-    evaluated = run(['-m', 'wavenet.evaluate'], '--checkpoint=%s' % logdir,
+    evaluated = run(['evaluate.py'], '--checkpoint=%s' % logdir,
                     '--data_dir=%s' % (tmp_path / 'data'))
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stdout.strip().splitlines()[-1].startswith('bits/dim: ')

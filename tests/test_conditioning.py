@@ -114,14 +114,16 @@ def test_completion_keeps_the_seed_rows_exactly(trained, tmp_path):
     for completion in completions:
         np.testing.assert_array_equal(completion[:2], expected[:2])
     assert any((completion[2:] != expected[2:]).any() for completion in completions)
-    # The same with TensorArray state.
-    arrays_dir = tmp_path / 'arrays'
-    result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out_dir=%s' % arrays_dir,
-                 '--class=bright', '--seed_image=%s' % seed_path, '--seed_rows=3',
-                 '--num_images=3', '--seed=4', '--generation_state=arrays')
-    assert result.returncode == 0, result.stderr
-    for name in sorted(os.listdir(arrays_dir)):
-        np.testing.assert_array_equal(np.asarray(Image.open(arrays_dir / name))[:3], expected[:3])
+    # The same with the FIFO queues and naive generation.
+    for flag in ('--generation_state=queues', '--fast_generation=false'):
+        other_dir = tmp_path / flag.split('=')[0].strip('-')
+        result = run('generate.py', '--checkpoint=%s' % (trained / 'log'),
+                     '--out_dir=%s' % other_dir, '--class=bright', '--seed_image=%s' % seed_path,
+                     '--seed_rows=3', '--num_images=3', '--seed=4', flag)
+        assert result.returncode == 0, result.stderr
+        for name in sorted(os.listdir(other_dir)):
+            np.testing.assert_array_equal(np.asarray(Image.open(other_dir / name))[:3],
+                                          expected[:3])
     grid = tmp_path / 'grid.png'
     result = run('generate.py', '--checkpoint=%s' % (trained / 'log'), '--out=%s' % grid,
                  '--class=bright', '--seed_image=%s' % seed_path, '--seed_rows=3',

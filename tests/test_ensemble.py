@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from wavenet import logdir
-from wavenet.ensemble import Ensemble
-from wavenet.model import WaveNetModel, build_fast_generator
+from wavenet import checkpoints as checkpoints_module
+from wavenet.checkpoints import RunSpec, open_for_inference, write_run_files
+from wavenet.fast_generation import build_fast_generator
+from wavenet.model import WaveNetModel
 from wavenet.params import WaveNetParams
 
 IMAGE_SIZE = (4, 6)  # 24 pixels
@@ -20,7 +21,8 @@ SEQUENCES = np.random.default_rng(9).integers(0, LEVELS, size=(2, 24))
 
 
 def save_members(tmp_path):
-    """Trains nothing: saves each member with random weights (biases too) as train.py would.
+    """Trains nothing: saves each member with random weights (biases too) as train.py would,
+    with its run files, each in its own logdir.
 
     Returns (checkpoint prefixes, each member's logits float64 [2, 24, LEVELS] of `SEQUENCES`).
     """
@@ -38,8 +40,10 @@ def save_members(tmp_path):
                     value = session.run(variable)
                     variable.load(value + 0.3 * rng.normal(size=value.shape), session)
                 member_logits.append(session.run(logits, {pixels: SEQUENCES}).astype(np.float64))
+                logdir = str(tmp_path / ('member%d' % index))
+                write_run_files(logdir, RunSpec(params, IMAGE_SIZE, (), 1))
                 checkpoints.append(tf.train.Saver().save(
-                    session, str(tmp_path / ('member%d' % index) / 'model.ckpt'), global_step=1))
+                    session, logdir + '/model.ckpt', global_step=1))
     return checkpoints, member_logits
 
 
@@ -52,10 +56,9 @@ def numpy_log_softmax(logits):
 def test_ensemble_likelihood_is_the_mixture_of_the_members(tmp_path):
     checkpoints, member_logits = save_members(tmp_path)
     with tf.Graph().as_default():
-        models = Ensemble(checkpoints, MEMBER_PARAMS, IMAGE_SIZE)
+        models = open_for_inference(checkpoints)
         pixels = tf.placeholder(tf.int32, [None, 24])
-        nats = models.nats_per_image(pixels)
-        models.check_checkpoints()
+        nats = models.mixture.nats_per_image(pixels)
         with tf.Session() as session:
             models.restore(session)
             result = session.run(nats, {pixels: SEQUENCES})
@@ -68,10 +71,11 @@ def test_ensemble_likelihood_is_the_mixture_of_the_members(tmp_path):
 def test_ensemble_of_one_is_the_model_under_its_own_names(tmp_path):
     checkpoints, member_logits = save_members(tmp_path)
     with tf.Graph().as_default():
-        models = Ensemble(checkpoints[:1], MEMBER_PARAMS[:1], IMAGE_SIZE)
+        models = open_for_inference(checkpoints[:1])
         assert all(variable.op.name.startswith('wavenet/') for variable in tf.global_variables())
+        assert models.description == checkpoints[0]
         pixels = tf.placeholder(tf.int32, [None, 24])
-        logits = models.logits(pixels)
+        logits = models.mixture.logits(pixels)
         with tf.Session() as session:
             models.restore(session)
             np.testing.assert_allclose(session.run(logits, {pixels: SEQUENCES}),
@@ -80,23 +84,26 @@ def test_ensemble_of_one_is_the_model_under_its_own_names(tmp_path):
 
 def test_member_that_does_not_match_its_checkpoint_is_named(tmp_path):
     checkpoints, _ = save_members(tmp_path)
+    # member1's params with member0's checkpoint: every differing shape is named.
+    (tmp_path / 'member1' / 'params.json').write_text(
+        (tmp_path / 'member0' / 'params.json').read_text())
     with tf.Graph().as_default():
-        models = Ensemble(checkpoints[::-1], MEMBER_PARAMS, IMAGE_SIZE)
-        with pytest.raises(logdir.CheckpointError, match='member1'):
-            models.check_checkpoints()
+        with pytest.raises(checkpoints_module.CheckpointError,
+                           match='checkpoint %s does not match' % checkpoints[1]):
+            open_for_inference(checkpoints)
 
 
-@pytest.mark.parametrize('state,lanes', [('ring', 2), ('queues', 1), ('arrays', 1)])
+@pytest.mark.parametrize('state,lanes', [('ring', 2), ('queues', 1)])
 def test_fast_ensemble_generation_samples_the_mixture(tmp_path, state, lanes):
     """Every step's distribution is the members' mean given the pixels generated so far."""
     checkpoints, _ = save_members(tmp_path)
     batch_size, known = 3, 5
     with tf.Graph().as_default():
-        models = Ensemble(checkpoints, MEMBER_PARAMS, IMAGE_SIZE)
-        generator = build_fast_generator(models.models, batch_size, with_probabilities=True,
+        models = open_for_inference(checkpoints)
+        generator = build_fast_generator(models.mixture, batch_size, with_probabilities=True,
                                          state=state, lanes=lanes)
         pixels = tf.placeholder(tf.int32, [None, 24])
-        probabilities = tf.nn.softmax(models.logits(pixels))
+        probabilities = tf.nn.softmax(models.mixture.logits(pixels))
         with tf.Session() as session:
             models.restore(session)
             prime = SEQUENCES[[0, 1, 0], :known].astype(np.int32)

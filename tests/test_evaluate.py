@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from wavenet.evaluate import bits_per_dim
+from wavenet.evaluation import bits_per_dim
 from wavenet.model import WaveNetModel
 from wavenet.params import WaveNetParams
 

@@ -12,7 +12,7 @@ def test_one_lane_per_core_once_each_lane_has_enough_images():
     assert generation.lanes_for(3 * per_lane, cores=8) == 3
 
 
-def test_thread_options_give_one_thread_per_lane_and_per_op():
-    assert generation.thread_options(3) == {'intra_op_parallelism_threads': 1,
-                                            'inter_op_parallelism_threads': 3}
-    assert generation.available_cores() >= 1
+def test_session_config_gives_one_thread_per_lane_and_per_op():
+    config = generation.session_config(3)
+    assert config.intra_op_parallelism_threads == 1
+    assert config.inter_op_parallelism_threads == 3

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from wavenet.generation import generate_fast
-from wavenet.model import Dropout, WaveNetModel
+from wavenet.fast_generation import build_fast_generator
+from wavenet.generation import build_sampler
+from wavenet.model import Dropout, Mixture, WaveNetModel
 from wavenet.params import WaveNetParams
 
 TINY = dict(dilations=(1, 2, 4, 1, 3), residual_channels=8, dilation_channels=6,
@@ -117,7 +118,7 @@ def test_level_bumps_add_smooth_curves_to_the_input_tables_and_logit_weights():
 @pytest.mark.parametrize('state,lanes', [('ring', 1), ('ring', 2), ('queues', 1)])
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
 def test_fast_generation_equals_naive(variant, state, lanes):
-    """Per-step distributions of resumable fast generation equal the full network's, to 1e-5.
+    """Per-step distributions of fast generation equal the full network's, to 1e-5.
 
     With two lanes the batch of 3 is split 2 + 1, labels and known pixels with it.
     """
@@ -127,10 +128,9 @@ def test_fast_generation_equals_naive(variant, state, lanes):
     length, batch_size = model.sequence_length, 3
     assert length == IMAGE_SIZE[0] * IMAGE_SIZE[1] * channels
     with graph.as_default():
-        generator = model.fast_generator(batch_size, with_probabilities=True, state=state,
-                                         lanes=lanes)
+        generator = build_fast_generator(Mixture([model]), batch_size, with_probabilities=True,
+                                         state=state, lanes=lanes)
         probabilities = tf.nn.softmax(logits)
-    assert generator.resumable
     label_values = np.array([2, 0, 1], np.int32)
     label_feed = {generator.labels: label_values} if model.conditional else {}
     # In several runs (the state persists between them) ...
@@ -162,59 +162,57 @@ def test_fast_generation_equals_naive(variant, state, lanes):
     np.testing.assert_allclose(completion_probabilities, naive, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize('lanes', [1, 2])
-@pytest.mark.parametrize('variant', ['wide_filters', 'width_one_input', 'class_and_position',
-                                     'colour_class_conditional'])
-def test_array_state_generation_equals_naive(variant, lanes):
-    """TensorArray state: the same distributions, from scratch and after known pixels."""
-    params = WaveNetParams(**VARIANTS[variant])
-    channels = 3 if variant in COLOUR_VARIANTS else 1
-    graph, session, model, pixels, labels, logits = build(params, channels=channels)
-    length, batch_size = model.sequence_length, 2
-    with graph.as_default():
-        generator = model.fast_generator(batch_size, with_probabilities=True, state='arrays',
-                                         lanes=lanes)
-        probabilities = tf.nn.softmax(logits)
-    assert not generator.resumable
-    label_values = np.array([1, 2], np.int32)
-    label_feed = {generator.labels: label_values} if model.conditional else {}
-    for known in (0, 11):
-        prime = np.random.default_rng(known).integers(0, 16, (batch_size, known)).astype(np.int32)
-        previous = prime[:, -1] if known else np.zeros(batch_size, np.int32)
-        generated, fast = session.run(
-            [generator.pixels, generator.probabilities],
-            {generator.prime_pixels: prime, generator.start: known,
-             generator.num_steps: length - known, generator.previous_pixel: previous,
-             **label_feed})
-        completed = np.concatenate([prime, generated], axis=1)
-        naive = session.run(probabilities, feed(pixels, labels, completed, label_values))
-        np.testing.assert_allclose(fast, naive[:, known:], atol=1e-5, rtol=0)
-
-
 def test_fast_generator_rejects_bad_lanes_and_states():
     graph, _, model, _, _, _ = build(WaveNetParams(**TINY))
     with graph.as_default():
         for lanes in (0, 3):
             with pytest.raises(ValueError, match='lanes must be from 1 to the batch size 2'):
-                model.fast_generator(2, lanes=lanes)
+                build_fast_generator(Mixture([model]), 2, lanes=lanes)
         with pytest.raises(ValueError, match='state must be one of'):
-            model.fast_generator(2, state='stack')
+            build_fast_generator(Mixture([model]), 2, state='arrays')
 
 
-def test_generate_fast_keeps_prime_pixels_and_argmax_is_deterministic():
+@pytest.mark.parametrize('fast', [True, False], ids=['fast', 'naive'])
+def test_sampler_keeps_prime_pixels_and_argmax_is_deterministic(fast):
     params = WaveNetParams(**TINY)
     graph, session, model, _, _, _ = build(params)
     with graph.as_default():
-        generator = model.fast_generator(2)
+        sampler = build_sampler(Mixture([model]), 2, fast=fast)
     prime = np.array([[3, 4, 5], [6, 7, 8]], np.int32)
-    first = generate_fast(session, generator, 20, prime_pixels=prime, argmax=True,
-                          pixels_per_run=6)
-    second = generate_fast(session, generator, 20, prime_pixels=prime, argmax=True)
+    first = sampler.sample(session, prime_pixels=prime, argmax=True, pixels_per_run=6)
+    second = sampler.sample(session, prime_pixels=prime, argmax=True)
+    assert first.shape == (2, model.sequence_length)
     np.testing.assert_array_equal(first[:, :3], prime)
     np.testing.assert_array_equal(first, second)
     assert first.min() >= 0 and first.max() < 16
     with pytest.raises(ValueError, match='temperature'):
-        generate_fast(session, generator, 20, temperature=0.0)
+        sampler.sample(session, temperature=0.0)
+    with pytest.raises(ValueError, match='not class-conditional'):
+        sampler.sample(session, labels=[0, 1])
+
+
+@pytest.mark.parametrize('fast, state', [(True, 'ring'), (True, 'queues'), (False, None)],
+                         ids=['ring', 'queues', 'naive'])
+def test_lower_temperature_concentrates_the_samples(fast, state):
+    """At temperature 0.05 a model's samples keep to its likeliest levels; at 5 they spread.
+
+    The model's output biases make level 0 much likelier than the rest (the other weights
+    are small), so a low temperature draws nearly only level 0 and a high one many levels.
+    """
+    params = WaveNetParams(**TINY)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(3)
+        model = WaveNetModel(params, IMAGE_SIZE)
+        sampler = build_sampler(Mixture([model]), 8, fast=fast, state=state or 'ring')
+        biases = next(v for v in tf.global_variables() if v.op.name.endswith('logits_biases'))
+        session = tf.Session(graph=graph)
+        session.run(tf.global_variables_initializer())
+        biases.load(np.where(np.arange(16) == 0, 2.0, 0.0), session)
+    cold = sampler.sample(session, temperature=0.05)
+    hot = sampler.sample(session, temperature=5.0)
+    assert np.mean(cold == 0) > 0.95, np.bincount(cold.ravel(), minlength=16)
+    assert np.mean(hot == 0) < 0.5 and len(np.unique(hot)) >= 12, np.bincount(hot.ravel())
 
 
 def test_overfits_a_few_images():

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from wavenet.params import ParamsError, WaveNetParams, load_params, write_json_atomic
+from wavenet.files import write_json_atomic
+from wavenet.params import ParamsError, WaveNetParams, load_params
 
 
 def write(tmp_path, content):
@@ -69,7 +70,6 @@ def test_receptive_field():
 
 
 def test_shipped_default_params_load_and_span_several_rows():
-    import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     params = load_params(os.path.join(root, 'wavenet_params.json'))
     assert params.receptive_field >= 5 * 28
@@ -79,7 +79,7 @@ def test_every_params_file_in_the_repository_loads():
     """The default params and the ones the tuning log and benchmarks name are valid."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = [os.path.join(root, 'wavenet_params.json')] + sorted(
-        glob.glob(os.path.join(root, 'benchmarks', '*params*.json')))
+        glob.glob(os.path.join(root, 'benchmarks', 'params', '*.json')))
     assert len(paths) >= 4
     for path in paths:
         assert load_params(path).receptive_field >= 28, path

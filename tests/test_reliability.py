@@ -153,18 +153,33 @@ def test_generation_from_a_model_with_nan_weights_is_a_clear_error(data, tmp_pat
 
 
 def test_second_interrupt_exits_at_once_and_keeps_the_last_checkpoint(data, tmp_path):
-    logdir = tmp_path / 'run'
-    process = subprocess.Popen(
-        train_command(data, logdir, '--num_steps=100000', '--print_every=5',
-                      '--checkpoint_every=5'),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The second Ctrl-C lands while the first one's final save is still sampling 28x28
+    images (about a second): the run exits at once with 128 + SIGINT, not after the save."""
+    rng = np.random.default_rng(1)
+    for index in range(4):
+        os.makedirs(tmp_path / 'images', exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (28, 28)).astype(np.uint8)).save(
+            tmp_path / 'images' / ('%d.png' % index))
+    command = train_command(data, tmp_path / 'run', '--num_steps=100000', '--print_every=5',
+                            '--checkpoint_every=5', '--num_samples=64')
+    command[command.index('--data_dir=%s' % (data / 'images'))] = (
+        '--data_dir=%s' % (tmp_path / 'images'))
+    command.remove('--num_samples=0')
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     wait_for_line(process, 'step 10: saved')
     process.send_signal(signal.SIGINT)
+    first = process.stderr.readline()
+    while first and 'SIGINT' not in first:
+        first = process.stderr.readline()
+    assert 'SIGINT: finishing this step and saving' in first, first
     process.send_signal(signal.SIGINT)
-    _, errors = process.communicate(timeout=120)
-    assert process.returncode in (0, 128 + signal.SIGINT), errors
+    output, errors = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGINT, (output, errors)
+    assert 'second SIGINT: exiting now' in errors, errors
+    assert 'interrupted at step' not in output, output
     assert 'Traceback' not in errors
-    latest = tf.train.latest_checkpoint(str(logdir))
+    latest = tf.train.latest_checkpoint(str(tmp_path / 'run'))
     assert tf.train.load_variable(latest, 'global_step') >= 10
 
 

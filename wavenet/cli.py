@@ -1,10 +1,10 @@
-"""Helpers shared by the command-line scripts: quiet TensorFlow, errors, progress, flags."""
+"""Helpers shared by the command-line scripts: flag types, quiet TensorFlow, errors, signals."""
 import argparse
 import logging
+import math
 import os
+import signal
 import sys
-import time
-import warnings
 
 
 class UsageError(Exception):
@@ -26,6 +26,17 @@ def _integer_at_least(minimum, requirement):
 
 positive_int = _integer_at_least(1, 'must be a positive integer')
 non_negative_int = _integer_at_least(0, 'must be zero or more')
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number' % text) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError('must be a positive number, got %s' % text)
+    return value
 
 
 def boolean(text):
@@ -59,29 +70,18 @@ class ReplaceDefaultAppend(argparse.Action):
 
 
 def import_tensorflow(verbose):
-    """Imports tensorflow.compat.v1 in graph mode, silencing its logs unless `verbose`.
+    """Imports tensorflow.compat.v1 in graph mode, quiet unless `verbose`.
 
-    Scripts call this after parsing their flags, before importing the wavenet modules
-    that use TensorFlow, so the C++ log level is set before TensorFlow loads.
+    Scripts call this after parsing their flags, so that --help does not wait for
+    TensorFlow, and before importing the wavenet modules that use it. Quiet means
+    TensorFlow's own switches: TF_CPP_MIN_LOG_LEVEL for its C++ logs (read when it loads,
+    so a value the user set is kept) and its Python logger at ERROR.
     """
-    if verbose:
-        import tensorflow.compat.v1 as tf
-    else:
+    if not verbose:
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-        warnings.filterwarnings('ignore')
-        # TensorFlow's C++ start-up lines bypass its log level: hide stderr while it loads.
-        sys.stderr.flush()
-        saved_stderr = os.dup(2)
-        with open(os.devnull, 'w') as devnull:
-            os.dup2(devnull.fileno(), 2)
-        try:
-            import tensorflow.compat.v1 as tf
-        finally:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
+    import tensorflow.compat.v1 as tf
     if not verbose:
         tf.get_logger().setLevel(logging.ERROR)
-        logging.getLogger('absl').setLevel(logging.ERROR)
     tf.disable_v2_behavior()
     return tf
 
@@ -95,26 +95,31 @@ def run_main(main):
         sys.exit(2)
 
 
-class Progress:
-    """A one-line progress bar on stderr: done/total, percent, items per second."""
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step.
 
-    def __init__(self, total, unit, stream=sys.stderr, width=30):
-        self.total, self.unit, self.stream, self.width = total, unit, stream, width
-        self.started = time.perf_counter()
+    A second signal exits at once (exit status 128 + the signal number); checkpoint files
+    are written under temporary names and renamed, so the last good checkpoint stays intact.
+    """
 
-    def update(self, done):
-        """Redraws the bar for `done` items (only when the stream is a terminal)."""
-        if self.stream.isatty():
-            self.stream.write('\r' + self._line(done))
-            self.stream.flush()
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
 
-    def finish(self, done):
-        """Draws the final state and ends the line."""
-        self.stream.write(('\r' if self.stream.isatty() else '') + self._line(done) + '\n')
-        self.stream.flush()
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
 
-    def _line(self, done):
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        filled = int(self.width * done / max(self.total, 1))
-        return '[%s%s] %d/%d %s, %.0f %s/s' % ('#' * filled, '.' * (self.width - filled), done,
-                                              self.total, self.unit, done / elapsed, self.unit)
+    def __exit__(self, *exc_info):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, _):
+        if self.requested:
+            print('\nsecond %s: exiting now; the last saved checkpoint is kept'
+                  % signal.Signals(signum).name, file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.requested = True
+        print('\n%s: finishing this step and saving (again to exit at once)'
+              % signal.Signals(signum).name, file=sys.stderr, flush=True)

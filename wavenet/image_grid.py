@@ -1,24 +1,28 @@
-"""Writing generated images: 8-bit grayscale or RGB PNG files and grids."""
+"""Generated images as files: levels to 8-bit images, grids, PNG files and bytes."""
 import io
-import os
 
 import numpy as np
 from PIL import Image
 
+from wavenet.files import write_atomic
+from wavenet.reader import dequantize
 
-def as_images(sequences, image_size, channels):
-    """Sequences back to images.
+
+def to_images(sequences, image_size, channels, quantization_channels):
+    """Sequences of levels back to 8-bit images.
 
     Args:
-        sequences: [num_images, height * width * channels] in raster order.
+        sequences: int [num_images, height * width * channels] levels in raster order.
         image_size: (height, width).
         channels: 1 or 3.
+        quantization_channels: Q, the number of levels.
     Returns:
-        [num_images, height, width] for grayscale, [num_images, height, width, 3] for RGB.
+        uint8 [num_images, height, width] for grayscale, [num_images, height, width, 3] for
+        RGB, intensities 0..255.
     """
     height, width = image_size
-    return np.asarray(sequences).reshape((-1, height, width) + ((channels,) if channels > 1
-                                                                else ()))
+    shape = (-1, height, width) + ((channels,) if channels > 1 else ())
+    return dequantize(np.asarray(sequences).reshape(shape), quantization_channels)
 
 
 def tile(images, columns, padding=1):
@@ -43,27 +47,20 @@ def tile(images, columns, padding=1):
     return grid
 
 
-def _to_pil(image):
-    """uint8 [height, width] -> an 'L' image; uint8 [height, width, 3] -> an 'RGB' image."""
-    image = np.asarray(image, np.uint8)
-    return Image.fromarray(image, mode='RGB' if image.ndim == 3 else 'L')
-
-
-def save_png(path, image):
-    """Writes uint8 [height, width] (or [height, width, 3]) as an 8-bit grayscale (or RGB)
-    PNG, creating its folder.
-
-    The file is written under a temporary name and renamed, so a reader never sees half a PNG.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary_path = '%s.tmp-%d.png' % (path, os.getpid())
-    _to_pil(image).save(temporary_path, format='PNG')
-    os.replace(temporary_path, path)
+def upscale(image, factor):
+    """Each pixel of uint8 [height, width(, 3)] as a factor x factor block (nearest neighbour)."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
 def encode_png(image):
-    """Returns the PNG bytes of a uint8 [height, width] or [height, width, 3] array."""
+    """The PNG bytes of uint8 [height, width] (8-bit grayscale) or [height, width, 3] (RGB)."""
+    image = np.asarray(image, np.uint8)
     buffer = io.BytesIO()
-    _to_pil(image).save(buffer, format='PNG')
+    Image.fromarray(image, mode='RGB' if image.ndim == 3 else 'L').save(buffer, format='PNG')
     return buffer.getvalue()
+
+
+def save_png(path, image):
+    """Writes uint8 [height, width] (or [height, width, 3]) as a PNG file, atomically."""
+    data = encode_png(image)
+    write_atomic(path, lambda stream: stream.write(data))

@@ -201,8 +201,22 @@ def mixture_log_probabilities(member_logits):
     return tf.reduce_logsumexp(log_probabilities, axis=0) - math.log(len(member_logits))
 
 
+def nats_per_sequence(logits, pixels):
+    """Negative log-likelihood of each sequence.
+
+    Args:
+        logits: float [B, T, Q].
+        pixels: int [B, T] levels, the targets.
+    Returns:
+        float [B]: the sum over t of -ln softmax(logits[:, t])[pixels[:, t]].
+    """
+    nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(pixels, tf.int32), logits=logits)  # [B, T]
+    return tf.reduce_sum(nats, axis=1)
+
+
 def nats_to_bits(nats):
-    """Converts a negative log-likelihood from nats to bits."""
+    """A negative log-likelihood in nats (a tensor or a number) in bits."""
     return nats / math.log(2.0)
 
 

@@ -1,7 +1,6 @@
 """Typed model hyperparameters, loaded from and written to JSON."""
 import dataclasses
 import json
-import os
 from typing import Tuple
 
 
@@ -116,14 +115,3 @@ def load_params(path):
     except json.JSONDecodeError as error:
         raise ParamsError('params file %s is not valid JSON (%s)' % (path, error)) from None
     return WaveNetParams.from_dict(fields, source='params file %s' % path)
-
-
-def write_json_atomic(path, content):
-    """Writes `content` as indented JSON to `path` through a temporary file and a rename."""
-    temporary_path = '%s.tmp-%d' % (path, os.getpid())
-    with open(temporary_path, 'w') as json_file:
-        json.dump(content, json_file, indent=2, sort_keys=True)
-        json_file.write('\n')
-        json_file.flush()
-        os.fsync(json_file.fileno())
-    os.replace(temporary_path, path)

@@ -201,15 +201,9 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
         image can be read.
       ValueError: an argument is out of range.
     """
-    _check_quantization_channels(quantization_channels)
-    if image_size is not None:
-        image_size = _check_image_size(image_size)
-    _check_channels(channels)
-    if not 0 <= validation_fraction < 1:
-        raise ValueError('validation_fraction must be in [0, 1), got '
-                         f'{validation_fraction}')
-    data_dir = os.fspath(data_dir)
-    _check_folder(data_dir, 'data_dir')
+    data_dir, image_size = _check_arguments(
+        data_dir, 'data_dir', image_size, quantization_channels, channels,
+        validation_fraction)
     train_root, validation_root = _split_folders(data_dir)
     if validation_root is None:
         validation_root = train_root
@@ -265,12 +259,8 @@ def load_folder(folder, image_size, quantization_channels, classes=None,
         images can be read.
       ValueError: an argument is out of range.
     """
-    _check_quantization_channels(quantization_channels)
-    if image_size is not None:
-        image_size = _check_image_size(image_size)
-    _check_channels(channels)
-    folder = os.fspath(folder)
-    _check_folder(folder, 'folder')
+    folder, image_size = _check_arguments(folder, 'folder', image_size,
+                                          quantization_channels, channels)
     images, skipped, image_size = _read_images(_list_required(folder),
                                                image_size, channels)
     if not images:
@@ -475,6 +465,28 @@ def _split_by_fraction(files, validation_fraction, seed):
     validation = set(permutation[:held_out].tolist())
     return ([path for i, path in enumerate(files) if i not in validation],
             [path for i, path in enumerate(files) if i in validation])
+
+
+def _check_arguments(folder, name, image_size, quantization_channels,
+                     channels, validation_fraction=0):
+    """Checks the arguments that `load_dataset` and `load_folder` share.
+
+    In this order, so that the first bad one is the one reported:
+    quantization_channels, image_size, channels, validation_fraction
+    (load_folder has none; the default 0 passes), then `folder` (called
+    `name` in the messages). Raises ValueError or DataError; returns
+    (folder as a str path, image_size as a tuple of ints or None).
+    """
+    _check_quantization_channels(quantization_channels)
+    if image_size is not None:
+        image_size = _check_image_size(image_size)
+    _check_channels(channels)
+    if not 0 <= validation_fraction < 1:
+        raise ValueError('validation_fraction must be in [0, 1), got '
+                         f'{validation_fraction}')
+    folder = os.fspath(folder)
+    _check_folder(folder, name)
+    return folder, image_size
 
 
 def _check_folder(folder, name):

@@ -1,0 +1,165 @@
+"""What a training run reports: progress lines, TensorBoard events, and at every checkpoint
+the checkpoint itself, the validation bits/dim and a grid of samples.
+
+Events go to `logdir/train` and `logdir/validation` with the same tags (`bits_per_dim`), so
+TensorBoard draws the two curves on one chart.
+"""
+import dataclasses
+import math
+import os
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from wavenet import generation, image_grid
+from wavenet.checkpoints import CHECKPOINT_PREFIX
+from wavenet.evaluation import bits_per_dim
+from wavenet.model import Mixture
+from wavenet.ops import nats_to_bits
+
+VALIDATION_BATCH = 100  # images per session.run of validation
+TENSORBOARD_ZOOM = 3  # sample grids in TensorBoard: each pixel as a 3x3 block
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportOptions:
+    """When and where to report.
+
+    Attributes:
+        logdir: the run's folder.
+        num_steps: the run's last step.
+        batch_size: images per step (for pixels/s).
+        print_every: steps between progress lines.
+        summary_every: steps between TensorBoard training summaries.
+        checkpoint_every: steps between checkpoints (with validation and samples).
+        max_checkpoints: checkpoints kept in the logdir.
+        num_samples: images in each sample grid (0: none).
+    """
+    logdir: str
+    num_steps: int
+    batch_size: int
+    print_every: int = 100
+    summary_every: int = 20
+    checkpoint_every: int = 500
+    max_checkpoints: int = 5
+    num_samples: int = 16
+
+
+class Reporter:
+    """Builds the validation and sampling graphs beside the training graph, and reports.
+
+    Args:
+        model: the WaveNetModel being trained.
+        validation: the reader.ImageSet of validation images (possibly empty).
+        options: ReportOptions.
+    """
+
+    def __init__(self, model, validation, options):
+        self.options = options
+        self._model, self._validation = model, validation
+        with tf.name_scope('validation'):
+            self._pixels = tf.placeholder(tf.int32, [None, model.sequence_length], name='pixels')
+            self._labels = (tf.placeholder(tf.int32, [None], name='labels')
+                            if model.conditional else None)
+            self._nats = model.nats_per_image(self._pixels, self._labels)
+        self._sampler = (generation.build_sampler(Mixture([model]), options.num_samples, lanes=1)
+                         if options.num_samples else None)
+        # Relative paths in the `checkpoint` index: a moved or copied logdir still resumes.
+        self._saver = tf.train.Saver(tf.global_variables(), max_to_keep=options.max_checkpoints,
+                                     save_relative_paths=True)
+        self._session = self._writers = None
+        self._interval_losses, self._interval_seconds = [], 0.0
+
+    @property
+    def saver(self):
+        """The tf.train.Saver of every global variable."""
+        return self._saver
+
+    def open(self, session):
+        """Starts reporting on `session`: opens the event writers."""
+        self._session = session
+        self._writers = {name: tf.summary.FileWriter(os.path.join(self.options.logdir, name),
+                                                     session.graph if name == 'train' else None)
+                         for name in ('train', 'validation')}
+
+    def wants_summary(self, step):
+        """Whether the step that ends at global step `step` should write its summary."""
+        return step % self.options.summary_every == 0
+
+    def write_summary(self, step, loss, learning_rate, histograms=None):
+        """Writes the training scalars of global step `step` (and its histograms)."""
+        self._write('train', step, loss=loss, bits_per_dim=nats_to_bits(loss),
+                    learning_rate=learning_rate)
+        if histograms is not None:
+            self._writers['train'].add_summary(histograms, step)
+
+    def _write(self, writer, step, **scalars):
+        """Adds scalar values, tagged with their names, to the events of `writer`."""
+        self._writers[writer].add_summary(tf.Summary(value=[
+            tf.Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]),
+            step)
+
+    def step_done(self, step, loss, seconds):
+        """Records a training step; prints a progress line every print_every steps.
+
+        Args:
+            step: the global step after the step.
+            loss: its loss, nats per sub-pixel.
+            seconds: its wall time.
+        """
+        self._interval_losses.append(loss)
+        self._interval_seconds += seconds
+        if step % self.options.print_every == 0 or step == self.options.num_steps:
+            seconds_per_step = self._interval_seconds / len(self._interval_losses)
+            mean_loss = float(np.mean(self._interval_losses))
+            print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
+                  % (step, self.options.num_steps, mean_loss, nats_to_bits(mean_loss),
+                     seconds_per_step,
+                     self.options.batch_size * self._model.sequence_length / seconds_per_step),
+                  flush=True)
+            self._interval_losses, self._interval_seconds = [], 0.0
+
+    def checkpoint_due(self, step):
+        """Whether a checkpoint is due after global step `step`."""
+        return step % self.options.checkpoint_every == 0 or step == self.options.num_steps
+
+    def save(self, step):
+        """Saves a checkpoint, validates, writes a sample grid and prints what it did."""
+        path = self._saver.save(self._session,
+                                os.path.join(self.options.logdir, CHECKPOINT_PREFIX),
+                                global_step=step, write_meta_graph=False)
+        report = ['saved %s' % path]
+        if len(self._validation.images):
+            validation_bits = bits_per_dim(self._session, self._nats, self._pixels,
+                                           self._validation.images, VALIDATION_BATCH,
+                                           self._labels, self._validation.labels)
+            self._write('validation', step, bits_per_dim=validation_bits)
+            report.append('validation bits/dim %.4f' % validation_bits)
+        if self._sampler is not None:
+            self._write_samples(step)
+        for writer in self._writers.values():
+            writer.flush()
+        print('step %d: %s' % (step, ', '.join(report)), flush=True)
+
+    def _write_samples(self, step):
+        """Writes samples/samples-STEP.png and its TensorBoard image (scaled up)."""
+        model = self._model
+        # A conditional model's sample grid cycles through the classes.
+        labels = (np.arange(self.options.num_samples) % model.num_classes
+                  if model.conditional else None)
+        levels = self._sampler.sample(self._session, labels)
+        images = image_grid.to_images(levels, model.image_size, model.channels,
+                                      model.params.quantization_channels)
+        grid = image_grid.tile(images, columns=int(math.ceil(math.sqrt(len(images)))))
+        image_grid.save_png(os.path.join(self.options.logdir, 'samples',
+                                         'samples-%d.png' % step), grid)
+        zoomed = image_grid.upscale(grid, TENSORBOARD_ZOOM)
+        self._writers['train'].add_summary(tf.Summary(value=[tf.Summary.Value(
+            tag='samples', image=tf.Summary.Image(
+                height=zoomed.shape[0], width=zoomed.shape[1], colorspace=model.channels,
+                encoded_image_string=image_grid.encode_png(zoomed)))]), step)
+
+    def close(self):
+        """Flushes and closes the event writers."""
+        for writer in (self._writers or {}).values():
+            writer.close()
