@@ -477,13 +477,13 @@ def training_section(settings, results):
 def fast_section(settings, results):
     """Markdown: seconds per batch, images/s, pixels/s and peak RSS of fast generation."""
     return ('## Fast generation\n\n`generation.build_sampler(mixture, B, state=STATE)` + '
-            '`sampler.sample(...)`, %d pixels per session.run; median of %d whole image(s) after one warm-up image, in each '
-            'of %d process(es); the process with the median images/s is shown, with the range '
-            'over all of them. '
-            'Where each layer\'s recent inputs wait: `ring`, one ring buffer for all layers '
-            '(the default); `queues`, FIFO queues. Lanes and threads as '
-            'generate.py chooses them: the batch split into one lane per core when each lane '
-            'gets at least %d images, else one lane; one thread per lane and per op.\n\n'
+            '`sampler.sample(...)`, %d pixels per session.run; median of %d whole image(s) '
+            'after one warm-up image, in each of %d process(es); the process with the median '
+            'images/s is shown, with the range over all of them. Where each layer\'s recent '
+            'inputs wait: `ring`, one ring buffer for all layers (the default); `queues`, FIFO '
+            'queues. Lanes and threads as generate.py chooses them: the batch split into one '
+            'lane per core when each lane gets at least %d images, else one lane; one thread '
+            'per lane and per op.\n\n'
             % (NUM_PIXELS, settings.fast_repeats, settings.processes,
                MIN_IMAGES_PER_LANE)
             + markdown_table(
