@@ -8,7 +8,6 @@ training (grayscale or RGB, resized to the model's image size, quantized). Sever
 checkpoints are evaluated as one ensemble: at every pixel, the mean of their distributions.
 The last line printed is `bits/dim: X`.
 """
-import argparse
 import sys
 
 from wavenet import cli
@@ -16,16 +15,15 @@ from wavenet import cli
 
 def get_arguments(argv=None):
     """Parses the evaluation flags."""
-    parser = argparse.ArgumentParser(
-        description='Exact test-set negative log-likelihood of a trained model, in bits/dim.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.ArgumentParser(
+        description='Exact test-set negative log-likelihood of a trained model, in bits/dim.')
     parser.add_argument('--checkpoint', required=True, action='append',
                         help='a logdir (its latest checkpoint) or a checkpoint prefix; repeat '
                              'it to evaluate the ensemble of several models (at every pixel, '
                              'the mean of their distributions)')
     parser.add_argument('--data_dir', required=True,
                         help='folder of images to evaluate, searched recursively')
-    parser.add_argument('--batch_size', type=cli.positive_int, default=100,
+    parser.add_argument('--batch_size', type=cli.integer_range(1, 10000), default=100,
                         help='images per evaluation batch')
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
@@ -54,17 +52,14 @@ def main(argv=None):
     """Evaluates one checkpoint, or an ensemble of several, on a folder; prints `bits/dim: X`."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet import checkpoints
     from wavenet.evaluation import bits_per_dim
     from wavenet.progress import Progress
-    try:
-        models = checkpoints.open_for_inference(args.checkpoint)
-    except (checkpoints.CheckpointError, ValueError) as error:
-        raise cli.UsageError(str(error)) from None
+    models = cli.open_checkpoints(args.checkpoint)
     images = load_images(args.data_dir, models.spec)
     height, width = models.spec.image_size
-    print('evaluating %s on %d images of %dx%d from %s'
-          % (models.description, len(images.images), height, width, args.data_dir))
+    print('evaluating %s on %s of %dx%d from %s'
+          % (models.description, cli.count(len(images.images), 'image'), height, width,
+             args.data_dir))
     pixels = tf.placeholder(tf.int32, [None, models.mixture.sequence_length])
     labels = tf.placeholder(tf.int32, [None]) if models.mixture.conditional else None
     nats = models.mixture.nats_per_image(pixels, labels)

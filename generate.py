@@ -8,7 +8,6 @@ Usage: python generate.py --checkpoint=LOGDIR_OR_PREFIX --out=samples.png [flags
 The model is rebuilt from the params.json and data.json that train.py wrote into the logdir;
 no training flag is repeated here.
 """
-import argparse
 import collections
 import math
 import os
@@ -18,13 +17,14 @@ import numpy as np
 from wavenet import cli
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+MAX_IMAGES = 100000  # images of one command, all rows together
+MAX_BATCH = 4096
 
 
 def get_arguments(argv=None):
     """Parses the generation flags."""
-    parser = argparse.ArgumentParser(
-        description='Generate images with a trained WaveNet image model.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.ArgumentParser(
+        description='Generate images with a trained WaveNet image model.')
     parser.add_argument('--checkpoint', action=cli.ReplaceDefaultAppend,
                         default=[os.path.join(ROOT, 'logdir')],
                         help='a training logdir (its latest checkpoint) or a checkpoint prefix '
@@ -37,12 +37,13 @@ def get_arguments(argv=None):
     parser.add_argument('--out_dir', default=None,
                         help='write one PNG per generated image into this folder instead of '
                              '--out')
-    parser.add_argument('--num_images', type=cli.positive_int, default=16,
+    parser.add_argument('--num_images', type=cli.integer_range(1, MAX_IMAGES), default=16,
                         help='images to generate (per class with --class, per seed with '
-                             '--seed_image)')
+                             '--seed_image); %d at most in all' % MAX_IMAGES)
     parser.add_argument('--columns', type=cli.positive_int, default=None,
-                        help='images per row of the grid (default: about the square root; one '
-                             'row per class with --class or --seed_image)')
+                        help='images per row of the grid, at most the number of images '
+                             '(default: about the square root; one row per class with --class '
+                             'or --seed_image)')
     parser.add_argument('--class', dest='classes', action='append', default=None,
                         metavar='NAME',
                         help='class to generate, for a class-conditional model; repeat it for '
@@ -53,15 +54,16 @@ def get_arguments(argv=None):
                              'repeat it for one grid row per image')
     parser.add_argument('--seed_rows', type=cli.positive_int, default=None,
                         help='rows of --seed_image to keep (default: half the image)')
-    parser.add_argument('--batch_size', type=cli.positive_int, default=64,
+    parser.add_argument('--batch_size', type=cli.integer_range(1, MAX_BATCH), default=64,
                         help='images generated at once; memory depends on this, not on '
                              '--num_images')
     parser.add_argument('--temperature', type=cli.positive_float, default=1.0,
                         help='softmax temperature of sampling, > 0 (lower: smoother images)')
     parser.add_argument('--argmax', action='store_true',
                         help='take the likeliest level of every pixel instead of sampling')
-    parser.add_argument('--seed', type=int, default=None,
-                        help='random seed (default: a different run every time)')
+    parser.add_argument('--seed', type=cli.seed, default=None,
+                        help='random seed, 0 to %d (default: a different run every time)'
+                             % cli.MAX_SEED)
     parser.add_argument('--fast_generation', type=cli.boolean, default=True,
                         help='incremental generation, one step through the layers per pixel; '
                              'false runs the whole network once per pixel (slow, for checking)')
@@ -225,36 +227,70 @@ def generate_batches(args, session, sampler, plan, spec):
     return generated
 
 
+def check_output(args, total):
+    """Refuses, before any generating, an output that cannot be written or a grid that
+    cannot be laid out (cli.UsageError)."""
+    flag, path = ('--out_dir', args.out_dir) if args.out_dir else ('--out', args.out)
+    if args.out_dir and os.path.exists(path) and not os.path.isdir(path):
+        raise cli.UsageError('--out_dir=%s is a file: give a folder' % path)
+    if not args.out_dir and os.path.isdir(path):
+        raise cli.UsageError('--out=%s is a folder: give a file name such as %s, or use '
+                             '--out_dir' % (path, os.path.join(path, 'samples.png')))
+    folder = os.path.abspath(path if args.out_dir else os.path.dirname(os.path.abspath(path)))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise cli.UsageError('%s=%s cannot be written: %s is read-only or not a folder'
+                             % (flag, path, folder))
+    if total > MAX_IMAGES:
+        raise cli.UsageError('%d images asked for (--num_images x classes x seed images); '
+                             '%d at most: lower --num_images' % (total, MAX_IMAGES))
+    if args.columns is not None and args.columns > total:
+        raise cli.UsageError('--columns=%d is more than the %s'
+                             % (args.columns, cli.count(total, 'image')))
+
+
+def sample_all(args, models, plan):
+    """Builds the sampler, restores the models and samples every planned image."""
+    import tensorflow.compat.v1 as tf
+    from wavenet import generation
+    total = len(plan.rows) * plan.per_row
+    batch_size = min(args.batch_size, total)
+    sampler = generation.build_sampler(models.mixture, batch_size, args.fast_generation,
+                                       args.generation_state,
+                                       args.lanes and min(args.lanes, batch_size))
+    with tf.Session(config=sampler.config) as session:
+        models.restore(session)
+        try:
+            return generate_batches(args, session, sampler, plan, models.spec)
+        except tf.errors.InvalidArgumentError as error:
+            raise cli.UsageError('the model in %s gives non-finite probabilities (%s): the '
+                                 'checkpoint is corrupt or training diverged'
+                                 % (models.description, cli.error_reason(error))) from None
+
+
 def main(argv=None):
     """Restores a checkpoint (or several), generates the images and writes the PNG files."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet import checkpoints, generation
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), 'little')
     tf.set_random_seed(seed)
-    try:
-        models = checkpoints.open_for_inference(args.checkpoint)
-    except (checkpoints.CheckpointError, ValueError) as error:
-        raise cli.UsageError(str(error)) from None
+    models = cli.open_checkpoints(args.checkpoint)
     spec = models.spec
     plan = plan_images(args, spec)
     total = len(plan.rows) * plan.per_row
-    sampler = generation.build_sampler(models.mixture, min(args.batch_size, total),
-                                       args.fast_generation, args.generation_state, args.lanes)
-    what = ('completions of %s (%d rows kept)' % (', '.join(args.seed_image), plan.seed_rows)
-            if plan.seed_rows else 'images')
-    print('generating %d %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
-          % (total, what, spec.image_size[0], spec.image_size[1], models.description,
+    check_output(args, total)
+    what = (cli.count(total, 'completion') + ' of %s (%d rows kept)'
+            % (', '.join(args.seed_image), plan.seed_rows) if plan.seed_rows
+            else cli.count(total, 'image'))
+    print('generating %s of %dx%d from %s (%s generation, temperature %g, seed %d)'
+          % (what, spec.image_size[0], spec.image_size[1], models.description,
              'fast' if args.fast_generation else 'naive', args.temperature, seed))
-    with tf.Session(config=sampler.config) as session:
-        models.restore(session)
-        try:
-            generated = generate_batches(args, session, sampler, plan, spec)
-        except tf.errors.InvalidArgumentError as error:
-            raise cli.UsageError('the model in %s gives non-finite probabilities (%s): the '
-                                 'checkpoint is corrupt or training diverged'
-                                 % (models.description, error.message.splitlines()[0])) from None
-    write_output(args, plan, spec, generated)
+    generated = sample_all(args, models, plan)
+    try:
+        write_output(args, plan, spec, generated)
+    except OSError as error:
+        raise cli.UsageError('cannot write %s (%s)' % (args.out_dir or args.out, error)) from None
     print('wrote %s' % (args.out_dir or args.out))
 
 

@@ -2,11 +2,23 @@
 
     python datasets/download.py mnist|fashion_mnist|cifar10 --out=DIR
 
-The official archives go to `DIR/.downloads/` (a download resumes from its `.part` file
-and is kept only once its MD5 checksum matches); the images become 8-bit PNG files in
+The official archives go to `DIR/.downloads/`, this script's cache: a download resumes from
+its `.part` file and gets its name only once its MD5 checksum matches. Each mirror is tried
+in turn until one gives the right file; a mirror fails on a network or HTTP error, on more
+bytes than the file's known size allows (1% and 64 KiB more), when the file is not complete
+within --timeout, or on a checksum mismatch. The images become 8-bit PNG files in
 `DIR/train/<class>/00042.png` and `DIR/test/<class>/...` (MNIST and Fashion-MNIST: 28x28
-grayscale; CIFAR-10: 32x32 RGB). `DIR/.complete` is written last: a DIR without it never
-counts as a whole dataset. Needs only the standard library, numpy, Pillow and the
+grayscale; CIFAR-10: 32x32 RGB).
+
+What the script wrote: `DIR/.download-manifest.json` lists every class folder and PNG file
+of `train/` and `test/` that it wrote (the same names under the staging folders `.tmp-train/`
+and `.tmp-test/` count as its own too). It is written before the first image, and lists the
+old files and the new ones until the new ones are in place. Any other entry under those four
+folders belongs to the user: the script never removes or overwrites it, and stops before
+downloading anything, naming one. Old files are removed only once the new dataset is
+downloaded, verified and converted. `DIR/.complete` is written last; a DIR without a valid one
+(missing, unreadable or not the JSON this script writes) never counts as a whole dataset. Files
+elsewhere in DIR are never touched. Needs only the standard library, numpy, Pillow and the
 project's wavenet/progress.py and wavenet/files.py (which do not import TensorFlow).
 """
 import argparse
@@ -17,9 +29,9 @@ import http.client
 import json
 import os
 import re
-import shutil
 import sys
 import tarfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,13 +44,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from wavenet.files import write_atomic  # noqa: E402
+from wavenet.files import write_json_atomic  # noqa: E402
 from wavenet.progress import Progress, format_bytes  # noqa: E402
 
 SPLITS = ('train', 'test')
 COMPLETE_MARKER = '.complete'
+MANIFEST = '.download-manifest.json'
+STAGING_PREFIX = '.tmp-'
 DOWNLOAD_FOLDER = '.downloads'
 CHUNK_BYTES = 1 << 16
+SIZE_MARGIN_BYTES = 64 << 10  # plus 1% of the known size: the most a mirror may send
+DEFAULT_TIMEOUT = 600.0  # seconds for each whole file
+STALL_SECONDS = 60.0  # the longest wait for a connection or a read, when --timeout is longer
 IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 CIFAR_SIZE = 32
@@ -55,39 +72,40 @@ IDX_FILES = {  # split: (images file, labels file)
 
 Dataset = collections.namedtuple(
     'Dataset', 'name kind mirrors files classes image_shape counts')
-# kind: 'idx' or 'cifar'; mirrors: base URLs tried in order; files: ((file name, md5), ...);
-# image_shape: (height, width) or (height, width, 3); counts: (train, test) of the real data.
+# kind: 'idx' or 'cifar'; mirrors: base URLs tried in order; files: ((file name, md5, size in
+# bytes), ...); image_shape: (height, width) or (height, width, 3); counts: (train, test).
 
 # MD5 checksums. MNIST and Fashion-MNIST: the `resources` lists of torchvision's MNIST and
 # FashionMNIST classes (pytorch/vision, torchvision/datasets/mnist.py), which also give the
 # mirrors. CIFAR-10: torchvision only knows the python (pickle) archive, so the MD5 of the
 # binary archive is the one published on the dataset's page,
-# https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version").
+# https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version"). Sizes: the byte
+# counts that the torchvision, Keras and TensorFlow tutorial downloaders report for these files.
 DATASETS = {
     'mnist': Dataset(
         name='mnist', kind='idx',
         mirrors=('http://yann.lecun.com/exdb/mnist/',
                  'https://ossci-datasets.s3.amazonaws.com/mnist/'),
-        files=(('train-images-idx3-ubyte.gz', 'f68b3c2dcbeaaa9fbdd348bbdeb94873'),
-               ('train-labels-idx1-ubyte.gz', 'd53e105ee54ea40749a09fcbcd1e9432'),
-               ('t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3'),
-               ('t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c')),
+        files=(('train-images-idx3-ubyte.gz', 'f68b3c2dcbeaaa9fbdd348bbdeb94873', 9912422),
+               ('train-labels-idx1-ubyte.gz', 'd53e105ee54ea40749a09fcbcd1e9432', 28881),
+               ('t10k-images-idx3-ubyte.gz', '9fb629c4189551a2d022fa330f9573f3', 1648877),
+               ('t10k-labels-idx1-ubyte.gz', 'ec29112dd5afa0611ce80d1b7f02629c', 4542)),
         classes=tuple(str(digit) for digit in range(10)),
         image_shape=(28, 28), counts=(60000, 10000)),
     'fashion_mnist': Dataset(
         name='fashion_mnist', kind='idx',
         mirrors=('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',),
-        files=(('train-images-idx3-ubyte.gz', '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
-               ('train-labels-idx1-ubyte.gz', '25c81989df183df01b3e8a0aad5dffbe'),
-               ('t10k-images-idx3-ubyte.gz', 'bef4ecab320f06d8554ea6380940ec79'),
-               ('t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310')),
+        files=(('train-images-idx3-ubyte.gz', '8d4fb7e6c68d591d4c3dfef9ec88bf0d', 26421880),
+               ('train-labels-idx1-ubyte.gz', '25c81989df183df01b3e8a0aad5dffbe', 29515),
+               ('t10k-images-idx3-ubyte.gz', 'bef4ecab320f06d8554ea6380940ec79', 4422102),
+               ('t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310', 5148)),
         classes=('t-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt',
                  'sneaker', 'bag', 'ankle_boot'),
         image_shape=(28, 28), counts=(60000, 10000)),
     'cifar10': Dataset(
         name='cifar10', kind='cifar',
         mirrors=('https://www.cs.toronto.edu/~kriz/',),
-        files=(('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530'),),
+        files=(('cifar-10-binary.tar.gz', 'c32a1d4ab5d03f1284b67883e8d87530', 170052171),),
         classes=('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                  'ship', 'truck'),
         image_shape=(CIFAR_SIZE, CIFAR_SIZE, 3), counts=(50000, 10000)),
@@ -95,11 +113,15 @@ DATASETS = {
 
 
 class DownloadError(Exception):
-    """A file could not be fetched (network, HTTP status, short read)."""
+    """A file could not be fetched (network, HTTP status, short read, size, deadline)."""
 
 
 class ChecksumError(DownloadError):
     """A downloaded file does not have the expected MD5 checksum."""
+
+
+class OversizeError(DownloadError):
+    """A server sent more bytes than the file may have."""
 
 
 class FormatError(ValueError):
@@ -124,9 +146,13 @@ def verify_md5(path, expected, name=None):
     actual = md5_of(path)
     if actual != expected.lower():
         os.remove(path)
-        raise ChecksumError('checksum mismatch for %s: expected MD5 %s, got %s '
-                            '(the file was deleted; run again to download it again)'
+        raise ChecksumError('checksum mismatch for %s: expected MD5 %s, got %s'
                             % (name or os.path.basename(path), expected.lower(), actual))
+
+
+def max_bytes(size):
+    """The most bytes accepted for a file known to have `size`: 1% and 64 KiB more."""
+    return size + size // 100 + SIZE_MARGIN_BYTES
 
 
 def _parse_content_range(value):
@@ -135,13 +161,19 @@ def _parse_content_range(value):
     return int(match.group(1)) if match else None
 
 
-def download_file(url, part_path, timeout=60.0, stream=None):
-    """Downloads `url` into `part_path`, resuming a partial file with an HTTP Range request.
+def _content_length(response):
+    """The Content-Length of `response` as an int, or None when absent or not a number."""
+    value = (response.headers.get('Content-Length') or '').strip()
+    return int(value) if value.isdigit() else None
 
-    When `part_path` exists, asks for the bytes after it: a 206 answer is appended, a 200
-    answer (the server ignores ranges) restarts from zero, and a 416 answer (nothing left
-    or a changed file) restarts from zero once. The .part file is kept on failure so that
-    the next run resumes. Raises DownloadError on any network or HTTP failure.
+
+def _open_from(url, part_path, wait):
+    """Asks `url` for the bytes after `part_path`; returns (response, offset its body starts at).
+
+    A 206 answer that starts at the size of the .part file resumes it; a 200 answer (the
+    server ignores ranges) starts from zero; a 416 answer or a 206 at another offset (a
+    changed file) deletes the .part file and asks again from zero. `wait` bounds the
+    connection and every read of the response, in seconds.
     """
     start = os.path.getsize(part_path) if os.path.exists(part_path) else 0
     headers = {'User-Agent': 'image-wavenet-datasets/1.0'}
@@ -149,51 +181,107 @@ def download_file(url, part_path, timeout=60.0, stream=None):
         headers['Range'] = 'bytes=%d-' % start
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                          timeout=timeout)
+                                          timeout=wait)
     except urllib.error.HTTPError as error:
+        error.close()
         if error.code == 416 and start:
             os.remove(part_path)
-            return download_file(url, part_path, timeout, stream)
+            return _open_from(url, part_path, wait)
         raise DownloadError('HTTP %d %s' % (error.code, error.reason)) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
         raise DownloadError(_reason(error)) from None
+    if response.status == 206 and start:
+        if _parse_content_range(response.headers.get('Content-Range')) == start:
+            return response, start
+        response.close()
+        os.remove(part_path)
+        return _open_from(url, part_path, wait)
+    if response.status != 200:
+        response.close()
+        raise DownloadError('unexpected HTTP status %d' % response.status)
+    return response, 0
+
+
+def _receive(response, part_file, size, limits, progress):
+    """Appends the body of `response` to `part_file`; returns the file's size at the end.
+
+    Args:
+        response: the open HTTP response, read with read1 so that a trickle of bytes
+            returns at once and the deadline is checked after each.
+        part_file: the .part file, open for appending.
+        size: bytes already in the file (a resumed download).
+        limits: (the most bytes the file may have, the deadline on time.monotonic(), the
+            timeout it came from, for the message).
+        progress: the Progress bar to update.
+
+    Raises:
+        OversizeError: the file would grow past its limit (that chunk is not written).
+        DownloadError: the deadline passed before the body ended.
+    """
+    limit, deadline, timeout = limits
+    while True:
+        chunk = response.read1(min(CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            return size
+        size += len(chunk)
+        if size > limit:
+            raise OversizeError('the server sent more than %s, the most this file may have'
+                                % format_bytes(limit))
+        part_file.write(chunk)
+        progress.update(len(chunk))
+        if time.monotonic() > deadline:
+            raise DownloadError('not complete within --timeout=%g s (%s received)'
+                                % (timeout, format_bytes(size)))
+
+
+def download_file(url, part_path, limit, timeout=DEFAULT_TIMEOUT, stream=None):
+    """Downloads `url` into `part_path`, resuming a partial file with an HTTP Range request.
+
+    Args:
+        url: the file to fetch.
+        part_path: where it goes. It is kept on a network failure or at the deadline, so
+            that the next try resumes; it is deleted when the file grows past `limit`.
+        limit: the most bytes the file may have: a larger Content-Length fails at once, a
+            body without one fails once it passes the limit.
+        timeout: seconds the whole file may take; no connection or read may wait longer
+            than min(timeout, STALL_SECONDS).
+        stream: where the progress bar goes (default: stderr).
+
+    Returns:
+        The byte offset the download resumed from (0 when it started from the beginning).
+
+    Raises:
+        DownloadError: a network or HTTP failure, a short body, the size limit (then an
+            OversizeError) or the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    if os.path.isfile(part_path) and os.path.getsize(part_path) > limit:
+        os.remove(part_path)
+    response, start = _open_from(url, part_path, min(timeout, STALL_SECONDS))
     with response:
-        mode = 'wb'
-        if response.status == 206 and start:
-            if _parse_content_range(response.headers.get('Content-Range')) == start:
-                mode = 'ab'
-            else:
-                response.close()
-                os.remove(part_path)
-                return download_file(url, part_path, timeout, stream)
-        elif response.status != 200:
-            raise DownloadError('unexpected HTTP status %d' % response.status)
-        if mode == 'wb':
-            start = 0
-        length = response.headers.get('Content-Length')
-        length = int(length) if length and length.isdigit() else None
+        length = _content_length(response)
+        if length is not None and start + length > limit:
+            raise DownloadError('the server announces %s, more than the %s this file may have'
+                                % (format_bytes(start + length), format_bytes(limit)))
         progress = Progress('downloading %s' % os.path.basename(url),
                             total=None if length is None else start + length,
                             unit='bytes', stream=stream, start=start)
-        received = 0
         try:
-            with open(part_path, mode) as part_file:
-                while True:
-                    chunk = response.read(CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    part_file.write(chunk)
-                    received += len(chunk)
-                    progress.update(len(chunk))
+            with open(part_path, 'ab' if start else 'wb') as part_file:
+                size = _receive(response, part_file, start, (limit, deadline, timeout),
+                                progress)
+        except OversizeError:
+            os.remove(part_path)
+            raise
         except (OSError, http.client.HTTPException) as error:
-            raise DownloadError('%s after %s' % (_reason(error), format_bytes(start + received))
+            raise DownloadError('%s after %s' % (_reason(error), format_bytes(progress.count))
                                 ) from None
         finally:
             progress.close()
-        if length is not None and received < length:
-            raise DownloadError('connection closed after %s of %s' % (
-                format_bytes(start + received), format_bytes(start + length)))
-    return part_path
+    if length is not None and size < start + length:
+        raise DownloadError('connection closed after %s of %s' % (
+            format_bytes(size), format_bytes(start + length)))
+    return start
 
 
 def _reason(error):
@@ -204,13 +292,35 @@ def _reason(error):
     return ' '.join(text.split())
 
 
-def fetch(name, md5, base_urls, download_dir, timeout=60.0, stream=None, log=print):
+def _fetch_from(url, part_path, md5, limit, timeout, stream, log):
+    """Downloads `url` into `part_path` and checks its MD5 (see download_file).
+
+    A mismatch after resuming a .part file (perhaps from another mirror or an older run)
+    downloads the file once more from the start before the mirror counts as failed.
+    """
+    name = url.rsplit('/', 1)[-1]
+    log('downloading %s' % url)
+    resumed = download_file(url, part_path, limit, timeout=timeout, stream=stream)
+    try:
+        verify_md5(part_path, md5, name=name)
+    except ChecksumError:
+        if not resumed:
+            raise
+        log('  checksum mismatch after resuming at %s: downloading it again from the start'
+            % format_bytes(resumed))
+        download_file(url, part_path, limit, timeout=timeout, stream=stream)
+        verify_md5(part_path, md5, name=name)
+
+
+def fetch(name, md5, limit, base_urls, download_dir, timeout=DEFAULT_TIMEOUT, stream=None,
+          log=print):
     """Returns the path of the verified file `name` in `download_dir`, downloading it if needed.
 
     An existing file with the right checksum is used as it is. Otherwise the base URLs are
-    tried in order into `name.part`, which is renamed to `name` only once its MD5 matches.
-    Raises ChecksumError on a mismatch (the bad file is deleted) and DownloadError when no
-    base URL worked.
+    tried in order into `name.part`; the first file with the right MD5 is renamed to `name`
+    (replacing one with a wrong checksum). Any failure of a mirror (network, HTTP status,
+    more than `limit` bytes, the `timeout` deadline, checksum) moves on to the next one.
+    Raises DownloadError, naming each mirror and its reason, when none worked.
     """
     path = os.path.join(download_dir, name)
     if os.path.exists(path):
@@ -218,24 +328,20 @@ def fetch(name, md5, base_urls, download_dir, timeout=60.0, stream=None, log=pri
             log('%s: already downloaded and verified' % name)
             return path
         log('%s: wrong checksum, downloading it again' % name)
-        os.remove(path)
     part_path = path + '.part'
     failures = []
     for base_url in base_urls:
         url = base_url.rstrip('/') + '/' + name
-        log('downloading %s' % url)
         try:
-            download_file(url, part_path, timeout=timeout, stream=stream)
+            _fetch_from(url, part_path, md5, limit, timeout, stream, log)
         except DownloadError as error:
             log('  failed: %s' % error)
             failures.append('%s (%s)' % (url, error))
             continue
-        verify_md5(part_path, md5, name=name)
         os.replace(part_path, path)
         return path
-    raise DownloadError('could not download %s: %s' % (name, '; '.join(failures)))
-
-
+    raise DownloadError('could not download %s from any mirror: %s'
+                        % (name, '; '.join(failures)))
 def read_idx(data, magic, ndim):
     """Parses an uncompressed IDX file of unsigned bytes; returns a uint8 array.
 
@@ -360,6 +466,25 @@ def check_split(split, images, labels, dataset):
                           % (split, labels.max(), len(dataset.classes)))
 
 
+
+def image_names(labels, class_names):
+    """Returns (class folder, file name) of each image of a split, in order.
+
+    Image i is `<class_names[labels[i]]>/NNNNN.png`, i zero-padded to 5 digits or more.
+    """
+    digits = max(5, len(str(len(labels) - 1)))
+    return [(class_names[int(label)], '%0*d.png' % (digits, index))
+            for index, label in enumerate(labels)]
+
+
+def split_layout(labels, class_names):
+    """Returns {class folder: set of file names} of a split, every class included."""
+    layout = {name: set() for name in class_names}
+    for class_name, file_name in image_names(labels, class_names):
+        layout[class_name].add(file_name)
+    return layout
+
+
 def write_split(images, labels, class_names, folder, progress=None):
     """Writes images[i] as `folder/<class_names[labels[i]]>/%05d.png` (i: index in the split).
 
@@ -368,34 +493,129 @@ def write_split(images, labels, class_names, folder, progress=None):
     """
     for name in class_names:
         os.makedirs(os.path.join(folder, name), exist_ok=True)
-    digits = max(5, len(str(len(images) - 1)))
-    for index, (image, label) in enumerate(zip(images, labels)):
-        path = os.path.join(folder, class_names[int(label)], '%0*d.png' % (digits, index))
+    for image, (class_name, file_name) in zip(images, image_names(labels, class_names)):
+        path = os.path.join(folder, class_name, file_name)
         Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(path)
         if progress is not None:
             progress.update(1)
     return len(images)
 
 
-def _is_our_split(folder, class_names):
-    """True when `folder` holds only class folders of `class_names` with NNNNN.png files."""
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if name not in class_names or os.path.islink(path) or not os.path.isdir(path):
-            return False
-        for file_name in os.listdir(path):
-            if not re.fullmatch(r'\d{5,}\.png', file_name):
-                return False
-    return True
+def read_marker(out_dir):
+    """Returns the `.complete` marker as a dict, or None when missing, unreadable or malformed.
 
-
-def prepare_out_dir(out_dir, dataset, log=print):
-    """Checks the output folder; returns True when it already holds the complete dataset.
-
-    Creates the folder when missing. A train/ or test/ without `.complete` is a half
-    dataset from an interrupted run: it is removed (it is converted again). Folders this
-    script did not write, or a complete dataset of another name, raise DatasetError.
+    A valid marker is a JSON object with a string 'dataset' and integer 'train' and 'test'
+    counts, as convert() writes it.
     """
+    try:
+        with open(os.path.join(out_dir, COMPLETE_MARKER), encoding='utf-8') as marker_file:
+            marker = json.load(marker_file)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or not isinstance(marker.get('dataset'), str):
+        return None
+    if not all(type(marker.get(split)) is int for split in SPLITS):
+        return None
+    return marker
+
+
+def read_manifest(out_dir):
+    """Returns what the manifest says this script wrote: {split: {class: set of file names}}.
+
+    A missing, unreadable or malformed manifest gives {}: then nothing counts as written by
+    this script.
+    """
+    try:
+        with open(os.path.join(out_dir, MANIFEST), encoding='utf-8') as manifest_file:
+            splits = json.load(manifest_file)['splits']
+        return {split: {str(name): set(map(str, files)) for name, files in splits[split].items()}
+                for split in SPLITS if split in splits}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def write_manifest(out_dir, dataset, layout):
+    """Writes the manifest (atomically): `layout` is {split: {class: file names}}."""
+    write_json_atomic(os.path.join(out_dir, MANIFEST), {
+        'written_by': 'datasets/download.py', 'dataset': dataset.name,
+        'splits': {split: {name: sorted(files) for name, files in classes.items()}
+                   for split, classes in layout.items()}})
+
+
+def merge_layouts(first, second):
+    """Returns the union of two {split: {class: file names}} layouts."""
+    merged = {}
+    for layout in (first, second):
+        for split, classes in layout.items():
+            for name, files in classes.items():
+                merged.setdefault(split, {}).setdefault(name, set()).update(files)
+    return merged
+
+
+def _first_file(path):
+    """Returns the first file under the folder `path` (links not followed), else `path`."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        for folder, _, files in sorted(os.walk(path)):
+            if files:
+                return os.path.join(folder, sorted(files)[0])
+    return path
+
+
+def _foreign_in(folder, classes):
+    """Returns the first entry of `folder` that `classes` ({class: file names}) does not list.
+
+    Returns None when the folder is missing or holds only listed class folders and files;
+    for a folder that is not listed, the first file in it. Links never count as listed.
+    """
+    if not os.path.lexists(folder):
+        return None
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return folder
+    for class_name in sorted(os.listdir(folder)):
+        class_dir = os.path.join(folder, class_name)
+        if class_name not in classes or os.path.islink(class_dir) \
+                or not os.path.isdir(class_dir):
+            return _first_file(class_dir)
+        for file_name in sorted(os.listdir(class_dir)):
+            path = os.path.join(class_dir, file_name)
+            if file_name not in classes[class_name] or os.path.islink(path) \
+                    or not os.path.isfile(path):
+                return _first_file(path)
+    return None
+
+
+def find_foreign(out_dir, owned):
+    """Returns a path under train/, test/ or their staging folders that this script did not
+    write (per `owned`, from the manifest), or None."""
+    for split in SPLITS:
+        for folder in (split, STAGING_PREFIX + split):
+            foreign = _foreign_in(os.path.join(out_dir, folder), owned.get(split, {}))
+            if foreign:
+                return foreign
+    return None
+
+
+def remove_owned(folder, classes):
+    """Deletes the files under `folder` that `classes` ({class: file names}) lists, then the
+    folders left empty. Nothing else is touched."""
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return
+    for class_name, files in classes.items():
+        class_dir = os.path.join(folder, class_name)
+        if os.path.islink(class_dir) or not os.path.isdir(class_dir):
+            continue
+        for file_name in os.listdir(class_dir):
+            path = os.path.join(class_dir, file_name)
+            if file_name in files and os.path.isfile(path) and not os.path.islink(path):
+                os.remove(path)
+        if not os.listdir(class_dir):
+            os.rmdir(class_dir)
+    if not os.listdir(folder):
+        os.rmdir(folder)
+
+
+def _check_out_dir(out_dir):
+    """Raises DatasetError unless `out_dir` is (or can be created as) a folder; creates it."""
     if not out_dir:
         raise DatasetError('--out is empty')
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -404,48 +624,59 @@ def prepare_out_dir(out_dir, dataset, log=print):
         os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
         raise DatasetError('cannot create --out=%s: %s' % (out_dir, _reason(error))) from None
-    marker = os.path.join(out_dir, COMPLETE_MARKER)
-    if os.path.isfile(marker):
-        try:
-            with open(marker) as marker_file:
-                name = json.load(marker_file).get('dataset')
-        except (OSError, ValueError, AttributeError):
-            name = None
-        if name not in (None, dataset.name):
-            raise DatasetError('%s already holds the %s dataset; choose another --out'
-                               % (out_dir, name))
-        return True
-    for split in SPLITS:
-        temporary = os.path.join(out_dir, '.tmp-' + split)
-        if os.path.isdir(temporary):
-            shutil.rmtree(temporary)
-    present = [split for split in SPLITS if os.path.lexists(os.path.join(out_dir, split))]
-    for split in present:
-        folder = os.path.join(out_dir, split)
-        if os.path.islink(folder) or not os.path.isdir(folder) \
-                or not _is_our_split(folder, dataset.classes):
-            raise DatasetError('%s holds files this script did not write (no %s marker); '
-                               'remove it or choose another --out' % (folder, COMPLETE_MARKER))
-    if present:
-        log('%s holds a half dataset (%s without %s): removing it and converting again'
-            % (out_dir, ' and '.join(s + '/' for s in present), COMPLETE_MARKER))
-        for split in present:
-            shutil.rmtree(os.path.join(out_dir, split))
-    return False
 
 
-def convert(dataset, download_dir, out_dir, stream=None):
-    """Reads the verified archives and writes both splits as PNG files, then `.complete`.
+def prepare_out_dir(out_dir, dataset, log=print):
+    """Checks the output folder before anything is downloaded; creates it when missing.
 
-    Each split is written into `out_dir/.tmp-SPLIT` and renamed into place once both are
-    written; the `.complete` marker (with the counts) comes last. Returns {split: count}.
+    Returns:
+        (complete, owned): complete is True when a valid `.complete` marker of this
+        dataset is there; owned is what the manifest says this script wrote,
+        {split: {class: file names}}, to be replaced by the new files.
+
+    Raises:
+        DatasetError: a bad --out, a complete dataset of another name, or an entry under
+            train/, test/ or their staging folders that this script did not write.
     """
+    _check_out_dir(out_dir)
+    marker = read_marker(out_dir)
+    if marker is not None:
+        if marker['dataset'] != dataset.name:
+            raise DatasetError('%s already holds the %s dataset; choose another --out'
+                               % (out_dir, marker['dataset']))
+        return True, {}
+    marker_path = os.path.join(out_dir, COMPLETE_MARKER)
+    if os.path.lexists(marker_path):
+        log('%s is corrupt or unreadable: the dataset does not count as complete and is '
+            'converted again' % marker_path)
+    owned = read_manifest(out_dir)
+    foreign = find_foreign(out_dir, owned)
+    if foreign:
+        raise DatasetError('download.py did not write %s (%s does not list it), and it would '
+                           'be in the way; it is never removed or overwritten: move it away '
+                           'or choose an empty --out' % (foreign, MANIFEST))
+    present = [folder for split in SPLITS for folder in (split, STAGING_PREFIX + split)
+               if os.path.lexists(os.path.join(out_dir, folder))]
+    if present:
+        log('%s holds a half dataset (%s without a valid %s): converting again; its old '
+            'files are replaced once the new ones are written'
+            % (out_dir, ', '.join(folder + '/' for folder in present), COMPLETE_MARKER))
+    return False, owned
+
+
+def read_dataset(dataset, download_dir):
+    """Reads and checks the verified archives; returns {split: (images, labels)}."""
     if dataset.kind == 'cifar':
         splits = read_cifar_archive(os.path.join(download_dir, dataset.files[0][0]))
     else:
         splits = read_idx_splits(download_dir)
     for split, (images, labels) in splits.items():
         check_split(split, images, labels, dataset)
+    return splits
+
+
+def _write_staging(dataset, splits, out_dir, stream):
+    """Writes each split into `out_dir/.tmp-SPLIT`; returns {split: count}."""
     total = sum(len(images) for images, _ in splits.values())
     progress = Progress('converting %s' % dataset.name, total=total, unit='images',
                         stream=stream)
@@ -454,40 +685,60 @@ def convert(dataset, download_dir, out_dir, stream=None):
         for split in SPLITS:
             images, labels = splits[split]
             counts[split] = write_split(images, labels, dataset.classes,
-                                        os.path.join(out_dir, '.tmp-' + split), progress)
+                                        os.path.join(out_dir, STAGING_PREFIX + split), progress)
     finally:
         progress.close()
-    for split in SPLITS:
-        os.replace(os.path.join(out_dir, '.tmp-' + split), os.path.join(out_dir, split))
-    marker = {'dataset': dataset.name, 'image_shape': list(dataset.image_shape),
-              'classes': list(dataset.classes), 'train': counts['train'],
-              'test': counts['test']}
-    text = json.dumps(marker, indent=1) + '\n'
-    write_atomic(os.path.join(out_dir, COMPLETE_MARKER),
-                 lambda marker_file: marker_file.write(text.encode('utf-8')))
     return counts
 
 
-def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=60.0,
+def convert(dataset, download_dir, out_dir, owned, stream=None):
+    """Reads the verified archives and writes both splits as PNG files, then `.complete`.
+
+    The manifest first lists the old files (`owned`, see prepare_out_dir) and the new ones.
+    Each split is written into `out_dir/.tmp-SPLIT`; only then are the old files of SPLIT/
+    removed and the staging folder renamed into place. The manifest is then rewritten with
+    the new files only, and the `.complete` marker (with the counts) comes last.
+    Returns {split: count}.
+    """
+    splits = read_dataset(dataset, download_dir)
+    layout = {split: split_layout(labels, dataset.classes)
+              for split, (_, labels) in splits.items()}
+    write_manifest(out_dir, dataset, merge_layouts(owned, layout))
+    for split in SPLITS:
+        remove_owned(os.path.join(out_dir, STAGING_PREFIX + split), owned.get(split, {}))
+    counts = _write_staging(dataset, splits, out_dir, stream)
+    for split in SPLITS:
+        remove_owned(os.path.join(out_dir, split), owned.get(split, {}))
+        os.replace(os.path.join(out_dir, STAGING_PREFIX + split), os.path.join(out_dir, split))
+    write_manifest(out_dir, dataset, layout)
+    write_json_atomic(os.path.join(out_dir, COMPLETE_MARKER), {
+        'dataset': dataset.name, 'image_shape': list(dataset.image_shape),
+        'classes': list(dataset.classes), 'train': counts['train'], 'test': counts['test']})
+    return counts
+
+
+def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAULT_TIMEOUT,
                      stream=None, log=print):
     """Downloads, verifies and converts `dataset` into `out_dir`; returns {split: count} or
     None when `out_dir` already holds it complete.
 
     `base_urls` overrides the dataset's mirrors; `md5s` ({file name: md5}) overrides the
-    official checksums (for tests with small fake files).
+    official checksums (for tests with small fake files). `timeout` is the deadline of each
+    file on each mirror, in seconds.
     """
-    if prepare_out_dir(out_dir, dataset, log=log):
+    complete, owned = prepare_out_dir(out_dir, dataset, log=log)
+    if complete:
         log('%s is already there (%s exists); nothing to do'
             % (out_dir, os.path.join(out_dir, COMPLETE_MARKER)))
         return None
     download_dir = os.path.join(out_dir, DOWNLOAD_FOLDER)
     os.makedirs(download_dir, exist_ok=True)
-    checksums = dict(dataset.files)
+    checksums = {name: md5 for name, md5, _ in dataset.files}
     checksums.update(md5s or {})
-    for name, _ in dataset.files:
-        fetch(name, checksums[name], base_urls or dataset.mirrors, download_dir,
-              timeout=timeout, stream=stream, log=log)
-    counts = convert(dataset, download_dir, out_dir, stream=stream)
+    for name, _, size in dataset.files:
+        fetch(name, checksums[name], max_bytes(size), base_urls or dataset.mirrors,
+              download_dir, timeout=timeout, stream=stream, log=log)
+    counts = convert(dataset, download_dir, out_dir, owned, stream=stream)
     log('wrote %d training and %d test images of %s to %s (archives kept in %s)'
         % (counts['train'], counts['test'], dataset.name, out_dir, download_dir))
     return counts
@@ -511,15 +762,19 @@ def build_parser():
                              'cifar10 (32x32 RGB)')
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='output folder (required; no default). Archives go to '
-                             'DIR/.downloads/, images to DIR/train/ and DIR/test/')
+                             'DIR/.downloads/, images to DIR/train/ and DIR/test/. Files '
+                             'this script did not write are never removed: if any are in '
+                             'train/ or test/, it stops before downloading')
     parser.add_argument('--base_url', action='append', metavar='URL',
                         help='base URL the archive names are appended to; repeat it to '
-                             'give mirrors tried in order (default: the official sources: '
+                             'give mirrors, each tried when the one before fails (default: '
+                             'the official sources: '
                              + '; '.join('%s: %s' % (name, ' then '.join(d.mirrors))
                                          for name, d in sorted(DATASETS.items())) + ')')
-    parser.add_argument('--timeout', type=float, default=60.0, metavar='SECONDS',
-                        help='network timeout of each connection and read, in seconds '
-                             '(default: %(default)s)')
+    parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT, metavar='SECONDS',
+                        help='the longest one file may take from one mirror, in seconds; '
+                             'a connection or read that waits min(SECONDS, %g) s fails '
+                             'too (default: %%(default)s)' % STALL_SECONDS)
     return parser
 
 

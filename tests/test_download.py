@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -132,13 +133,22 @@ def check_output(out_dir, splits, classes, mode, size):
 # ------------------------------------------------------------------------ local server
 
 class Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder; answers Range requests with 206 unless the server ignores ranges."""
+    """Serves a folder; answers Range requests with 206 unless the server ignores ranges.
+
+    A path in `server.custom` is answered by that function of the handler instead.
+    """
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):
         self.server.requests.append((self.path, self.headers.get('Range')))
+        if self.path in self.server.custom:
+            try:
+                self.server.custom[self.path](self)
+            except OSError:  # the client hung up, as it should on a bad answer
+                pass
+            return
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             self.send_error(404)
@@ -173,7 +183,9 @@ def serve(tmp_path):
             ('127.0.0.1', 0), functools.partial(Handler, directory=str(folder)))
         server.requests = []
         server.ranges = ranges
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        server.custom = {}
+        thread = threading.Thread(target=server.serve_forever, daemon=True,
+                                  kwargs={'poll_interval': 0.05})  # quick shutdown
         thread.start()
         servers.append((server, thread))
         return 'http://127.0.0.1:%d/' % server.server_address[1], server
@@ -294,7 +306,8 @@ def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
     assert len(splits['train'][1]) == 10 and len(splits['test'][1]) == 3
     assert not (tmp_path / 'work' / 'escaped.bin').exists()
     assert not (out / 'escaped.bin').exists()
-    assert sorted(os.listdir(out)) == ['.complete', '.downloads', 'test', 'train']
+    assert sorted(os.listdir(out)) == ['.complete', '.download-manifest.json', '.downloads',
+                                       'test', 'train']
 
 
 def test_cifar_member_that_is_not_a_file_is_refused(tmp_path):
@@ -402,9 +415,13 @@ def test_half_dataset_is_rebuilt_without_downloading_again(tmp_path, mnist_serve
     argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
     assert run(argv, checksums, capsys)[0] == 0
     requests = len(server.requests)
-    os.remove(out / '.complete')  # as if interrupted before the end
+    # As if interrupted while moving the splits into place: test/ still in its staging
+    # folder with a half-written PNG, train/ in place, no marker.
+    os.remove(out / '.complete')
+    os.rename(out / 'test', out / '.tmp-test')
+    label = splits['test'][1][0]
+    (out / '.tmp-test' / str(label) / '00000.png').write_bytes(b'half written')
     os.remove(out / 'train' / str(splits['train'][1][0]) / '00000.png')
-    (out / 'train' / '3' / '00099.png').write_bytes(b'half written')
     status, stdout, stderr = run(argv, checksums, capsys)
     assert status == 0, stderr
     assert 'half dataset' in stdout
@@ -469,3 +486,231 @@ def test_command_line(tmp_path):
          '--base_url=%s' % closed_port_url()], capture_output=True, text=True, env=env)
     assert result.returncode == 2
     assert result.stderr.count('\n') == 1 and result.stderr.startswith('error: ')
+
+
+
+# -------------------------------------------------------------------- faults (issue 16)
+
+def error_line(stderr):
+    """Returns the one `error:` line, which must be stderr's last line, with no traceback."""
+    lines = stderr.rstrip('\n').splitlines()
+    errors = [line for line in lines if line.startswith('error:')]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    assert 'Traceback' not in stderr
+    return errors[0]
+
+
+def answer(data, length=True, pause=0.0):
+    """A custom server answer: status 200 and `data`.
+
+    Args:
+        data: the body.
+        length: True sends the true Content-Length, None none (the body ends when the
+            connection closes), a number sends that number.
+        pause: seconds to wait after each byte (a server that trickles).
+    """
+    def respond(handler):
+        handler.send_response(200)
+        if length is not None:
+            handler.send_header('Content-Length', str(len(data) if length is True else length))
+        handler.end_headers()
+        if not pause:
+            handler.wfile.write(data)
+            return
+        for index in range(len(data)):
+            handler.wfile.write(data[index:index + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    return respond
+
+
+def served_copy(tmp_path, name, source, corrupt=()):
+    """Copies the served folder `source` to tmp_path/name, inverting the bytes of `corrupt`."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for entry in os.listdir(source):
+        data = (source / entry).read_bytes()
+        if entry in corrupt:
+            data = bytes(255 - byte for byte in data)
+        (folder / entry).write_bytes(data)
+    return folder
+
+
+def split_files(out):
+    """{path relative to out: bytes} of every file under out/train and out/test."""
+    files = {}
+    for split in ('train', 'test'):
+        for folder, _, names in os.walk(out / split):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, 'rb') as data:
+                    files[os.path.relpath(path, out)] = data.read()
+    return files
+
+
+def test_user_file_survives_an_unreachable_mirror(tmp_path, capsys):
+    out = tmp_path / 'mine'
+    mine = out / 'train' / '3' / '00001.png'
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b'my own digit')
+    status, stdout, stderr = run(['mnist', '--out=%s' % out,
+                                  '--base_url=%s' % closed_port_url()], None, capsys)
+    assert status == 2
+    line = error_line(stderr)
+    assert str(mine) in line and 'empty --out' in line and 'did not write' in line
+    assert mine.read_bytes() == b'my own digit'
+    assert 'removing' not in stdout
+
+
+def test_foreign_file_among_ours_is_refused_before_downloading(tmp_path, mnist_server,
+                                                              capsys):
+    url, server, _, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
+    assert run(argv, checksums, capsys)[0] == 0
+    os.remove(out / '.complete')
+    ours = split_files(out)
+    mine = out / 'train' / '3' / '99999.png'  # named like ours, but not written by us
+    mine.write_bytes(b'my own digit')
+    (out / '.downloads' / 't10k-labels-idx1-ubyte.gz').unlink()  # would need a download
+    requests = len(server.requests)
+    status, _, stderr = run(argv, checksums, capsys)
+    assert status == 2
+    assert str(mine) in error_line(stderr)
+    assert len(server.requests) == requests  # refused before downloading anything
+    assert mine.read_bytes() == b'my own digit'
+    ours[os.path.join('train', '3', '99999.png')] = b'my own digit'
+    assert split_files(out) == ours
+
+
+@pytest.mark.parametrize('fault', ['unreachable', 'bad data'])
+def test_old_files_are_kept_until_new_data_is_verified(tmp_path, mnist_server, serve, capsys,
+                                                       fault):
+    url, _, _, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    assert run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)[0] == 0
+    os.remove(out / '.complete')  # a half dataset: replaced only by verified new data
+    (out / 'notes.txt').write_text('mine')
+    ours = split_files(out)
+    name = 't10k-labels-idx1-ubyte.gz'
+    (out / '.downloads' / name).unlink()
+    if fault == 'unreachable':
+        mirror = closed_port_url()
+    else:  # the right checksum (for this test), but not an IDX file: conversion fails
+        bad = served_copy(tmp_path, 'bad', tmp_path / 'served')
+        (bad / name).write_bytes(gzip.compress(b'not an idx file', mtime=0))
+        checksums = dict(checksums, **{name: md5((bad / name).read_bytes())})
+        mirror = serve(bad)[0]
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % mirror], checksums,
+                            capsys)
+    assert status == 2
+    error_line(stderr)
+    assert split_files(out) == ours
+    assert (out / 'notes.txt').read_text() == 'mine'
+    assert not (out / '.complete').exists()
+
+
+def test_checksum_mismatch_on_one_mirror_tries_the_next(tmp_path, mnist_server, serve, capsys):
+    url, server, splits, checksums = mnist_server
+    name = 't10k-images-idx3-ubyte.gz'
+    bad_url, bad_server = serve(served_copy(tmp_path, 'bad', tmp_path / 'served', [name]))
+    out = tmp_path / 'mnist'
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % bad_url,
+                                  '--base_url=%s' % url], checksums, capsys)
+    assert status == 0, stderr
+    assert 'checksum mismatch for %s' % name in stdout
+    assert ('/' + name, None) in bad_server.requests and ('/' + name, None) in server.requests
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_every_mirror_failing_is_named(tmp_path, mnist_server, serve, capsys):
+    _, _, _, checksums = mnist_server
+    name = 'train-images-idx3-ubyte.gz'  # the first file fetched
+    bad_url, _ = serve(served_copy(tmp_path, 'bad', tmp_path / 'served', [name]))
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    empty_url, _ = serve(empty)
+    closed = closed_port_url()
+    status, _, stderr = run(['mnist', '--out=%s' % (tmp_path / 'm'), '--base_url=%s' % closed,
+                             '--base_url=%s' % bad_url, '--base_url=%s' % empty_url],
+                            checksums, capsys)
+    assert status == 2
+    line = error_line(stderr)
+    assert line.startswith('error: could not download %s' % name)
+    for mirror, reason in ((closed, 'refused'), (bad_url, 'checksum mismatch'),
+                           (empty_url, '404')):
+        assert mirror + name in line
+        assert reason in line.split(mirror + name)[1].split(';')[0]
+
+
+@pytest.mark.parametrize('length', [None, 10 ** 9], ids=['no length', 'length over the cap'])
+def test_oversized_body_is_refused(tmp_path, mnist_server, capsys, length):
+    url, server, _, checksums = mnist_server
+    name = 't10k-labels-idx1-ubyte.gz'  # 4,542 bytes: at most 70,123 are accepted
+    server.custom['/' + name] = answer(b'x' * (1 << 20), length=length)
+    out = tmp_path / 'mnist'
+    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
+                            capsys)
+    assert status == 2
+    line = error_line(stderr)
+    assert name in line
+    assert ('sent more than 68.5 KiB' if length is None else 'announces 953.7 MiB') in line
+    assert not (out / '.downloads' / name).exists()
+    assert not (out / '.downloads' / (name + '.part')).exists()
+
+
+@pytest.mark.parametrize('marker', [b'', b'{"dataset": "mni', b'[]', b'{"dataset": "mnist"}',
+                                    b'\xff\xfe'])
+def test_corrupt_marker_means_incomplete(tmp_path, mnist_server, capsys, marker):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
+    assert run(argv, checksums, capsys)[0] == 0
+    requests = len(server.requests)
+    (out / '.complete').write_bytes(marker)
+    (out / 'test' / str(splits['test'][1][0]) / '00000.png').write_bytes(b'damaged')
+    status, stdout, stderr = run(argv, checksums, capsys)
+    assert status == 0, stderr
+    assert 'already there' not in stdout and 'corrupt' in stdout
+    assert len(server.requests) == requests  # the verified archives were reused
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+@pytest.mark.parametrize('mirrors', ['slow only', 'slow then good'])
+def test_trickling_mirror_fails_at_the_deadline(tmp_path, mnist_server, serve, capsys, mirrors):
+    url, _, splits, checksums = mnist_server
+    name = 'train-images-idx3-ubyte.gz'  # the first file fetched
+    data = (tmp_path / 'served' / name).read_bytes()
+    slow_url, slow_server = serve(tmp_path / 'served')
+    # 20 bytes a second, each read well within --timeout=1, but 100 bytes take 5 s.
+    slow_server.custom['/' + name] = answer(data[:100], length=len(data), pause=0.05)
+    urls = [slow_url] + ([url] if mirrors == 'slow then good' else [])
+    out = tmp_path / 'mnist'
+    started = time.monotonic()
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--timeout=1']
+                                 + ['--base_url=%s' % u for u in urls], checksums, capsys)
+    assert time.monotonic() - started < 3.5
+    assert 'not complete within --timeout=1 s' in stdout
+    if mirrors == 'slow only':
+        assert status == 2
+        assert 'not complete within --timeout=1 s' in error_line(stderr)
+        part = (out / '.downloads' / (name + '.part')).read_bytes()
+        assert 0 < len(part) < 100 and data.startswith(part)  # kept: a later run resumes
+    else:
+        assert status == 0, stderr
+        check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+
+
+def test_resumed_part_that_does_not_match_is_downloaded_again(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    name = 'train-images-idx3-ubyte.gz'
+    (out / '.downloads').mkdir(parents=True)
+    (out / '.downloads' / (name + '.part')).write_bytes(b'not the start of the file')
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
+                                 checksums, capsys)
+    assert status == 0, stderr
+    assert server.requests.count(('/' + name, 'bytes=25-')) == 1
+    assert server.requests.count(('/' + name, None)) == 1
+    assert 'from the start' in stdout
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))

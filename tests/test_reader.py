@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from wavenet import reader
 
@@ -304,22 +304,168 @@ def test_fraction_split_sizes(tmp_path, count, fraction, held_out):
     assert len(data.train.files) == count - held_out
 
 
-def test_first_training_image_sets_size(tmp_path):
+def test_most_common_size_beats_a_large_stray_file_sorted_first(tmp_path):
+    stray = _save(tmp_path / 'a_stray.png', np.zeros((3000, 3000), np.uint8))
+    for i in range(5):
+        _save(tmp_path / f'b{i}.png', _pattern(7, 5, seed=i))
+    data = reader.load_dataset(tmp_path, validation_fraction=0)
+    assert data.image_size == (7, 5)
+    assert data.size_counts == (((7, 5), 5), ((3000, 3000), 1))
+    assert data.train.images.shape == (6, 7, 5)
+    assert data.train.files[0] == stray
+    np.testing.assert_array_equal(data.train.images[0],
+                                  reader.load_image(stray, (7, 5)))
+    np.testing.assert_array_equal(data.train.images[1], _pattern(7, 5))
+
+    images, _ = reader.load_folder(tmp_path, None, 256)
+    assert images.images.shape == (6, 7, 5)
+
+
+def test_size_counts_cover_training_images_only(tmp_path):
+    _save(tmp_path / 'train' / 'a.png', _pattern(4, 6, seed=1))
+    _save(tmp_path / 'train' / 'b.png', _pattern(4, 6, seed=2))
+    _save(tmp_path / 'train' / 'c.png', _pattern(9, 9, seed=3))
+    _save(tmp_path / 'test' / 'd.png', _pattern(9, 9, seed=4))
+    _save(tmp_path / 'test' / 'e.png', _pattern(9, 9, seed=5))
+    _save(tmp_path / 'test' / 'f.png', _pattern(9, 9, seed=6))
+    data = reader.load_dataset(tmp_path)
+    assert data.image_size == (4, 6)
+    assert data.size_counts == (((4, 6), 2), ((9, 9), 1))
+    assert data.validation.images.shape == (3, 4, 6)
+
+
+def test_size_tie_goes_to_smaller_area_then_smaller_height(tmp_path):
     (tmp_path / 'a0.png').write_bytes(b'')
-    _save(tmp_path / 'a1.png', _pattern(6, 8))
-    _save(tmp_path / 'b.png', _pattern(10, 12))
+    _save(tmp_path / 'a1.png', _pattern(10, 12))
+    _save(tmp_path / 'b.png', _pattern(6, 8))
     data = reader.load_dataset(tmp_path, validation_fraction=0)
     assert data.image_size == (6, 8)
+    assert data.size_counts == (((6, 8), 1), ((10, 12), 1))
     assert data.train.images.shape == (2, 6, 8)
-    np.testing.assert_array_equal(data.train.images[0], _pattern(6, 8))
     np.testing.assert_array_equal(
-        data.train.images[1],
-        reader.load_image(str(tmp_path / 'b.png'), (6, 8)))
+        data.train.images[0],
+        reader.load_image(str(tmp_path / 'a1.png'), (6, 8)))
+    np.testing.assert_array_equal(data.train.images[1], _pattern(6, 8))
 
     data = reader.load_dataset(tmp_path, image_size=(3, 5),
                                validation_fraction=0)
     assert data.image_size == (3, 5)
+    assert data.size_counts == (((6, 8), 1), ((10, 12), 1))
     assert data.train.images.shape == (2, 3, 5)
+
+    same_area = tmp_path / 'same_area'
+    _save(same_area / 'a.png', _pattern(6, 4))
+    _save(same_area / 'b.png', _pattern(4, 6))
+    data = reader.load_dataset(same_area, validation_fraction=0)
+    assert data.image_size == (4, 6)
+    assert data.size_counts == (((4, 6), 1), ((6, 4), 1))
+
+
+def test_each_file_is_decoded_once(tmp_path, monkeypatch):
+    for i in range(3):
+        _save(tmp_path / f'{i}.png', _pattern(seed=i))
+    _save(tmp_path / '3.jpg', _pattern(), exif=_orientation_exif(6))
+    _save(tmp_path / '4.png', _pattern(), exif=_orientation_exif(6))
+    loads = []
+    load = ImageFile.ImageFile.load
+
+    def counting_load(image):
+        if image.tile:  # Pixels not decoded yet.
+            loads.append(image.fp.name)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', counting_load)
+    data = reader.load_dataset(tmp_path, validation_fraction=0)
+    assert len(data.train.files) == 5
+    assert sorted(loads) == sorted(data.train.files)
+
+
+def test_unreadable_header_is_skipped_and_not_counted(tmp_path):
+    _save(tmp_path / 'b.png', _pattern(4, 4))
+    (tmp_path / 'a.png').write_bytes(b'\x89PNG\r\n\x1a\n not a header')
+    (tmp_path / 'c.jpg').write_bytes(b'\xff\xd8\xff' + b'\x00' * 40)
+    data = reader.load_dataset(tmp_path, validation_fraction=0)
+    assert data.train.files == (str(tmp_path / 'b.png'),)
+    assert data.size_counts == (((4, 4), 1),)
+    assert [path for path, _ in data.skipped] == [str(tmp_path / 'a.png'),
+                                                   str(tmp_path / 'c.jpg')]
+    assert data.skipped[0][1] == 'not a recognized image format'
+    assert data.skipped[1][1]
+
+
+# EXIF orientation.
+
+def _orientation_exif(orientation):
+    """An Exif block holding only an orientation tag."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+@pytest.mark.parametrize('orientation, turn', [
+    (1, lambda p: p),
+    (2, lambda p: p[:, ::-1]),
+    (3, lambda p: p[::-1, ::-1]),
+    (4, lambda p: p[::-1]),
+    (5, lambda p: p.T),
+    (6, lambda p: np.rot90(p, -1)),   # 90 degrees clockwise
+    (7, lambda p: p[::-1, ::-1].T),
+    (8, lambda p: np.rot90(p)),
+])
+def test_exif_orientation_is_applied(tmp_path, orientation, turn):
+    pixels = _pattern(5, 8)
+    path = _save(tmp_path / 'image.png', pixels,
+                 exif=_orientation_exif(orientation))
+    np.testing.assert_array_equal(reader.load_image(path), turn(pixels))
+    np.testing.assert_array_equal(reader.load_image(path, channels=3),
+                                  np.stack([turn(pixels)] * 3, axis=2))
+
+
+@pytest.mark.parametrize('name, options', [
+    ('image.webp', {'lossless': True}),
+    ('image.tif', {}),
+    ('image.tif', {'compression': 'tiff_deflate'}),
+])
+def test_exif_rotation_in_other_lossless_formats(tmp_path, name, options):
+    pixels = _pattern(5, 8)
+    path = _save(tmp_path / name, pixels, exif=_orientation_exif(6),
+                 **options)
+    np.testing.assert_array_equal(reader.load_image(path),
+                                  np.rot90(pixels, -1))
+
+
+def test_exif_rotation_in_jpeg(tmp_path):
+    # 8x8 blocks of distinct flat intensities survive JPEG almost exactly.
+    blocks = np.array([[0, 60, 120], [180, 240, 30]], np.uint8)
+    pixels = np.kron(blocks, np.ones((8, 8), np.uint8))
+    path = _save(tmp_path / 'photo.jpg', pixels, exif=_orientation_exif(6),
+                 quality=95)
+    with Image.open(path) as image:
+        stored = np.asarray(image)  # Pillow leaves a JPEG as stored.
+    loaded = reader.load_image(path)
+    assert loaded.shape == (24, 16)
+    np.testing.assert_array_equal(loaded, np.rot90(stored, -1))
+    assert np.abs(loaded.astype(int) - np.rot90(pixels, -1)).max() <= 8
+
+
+@pytest.mark.parametrize('name, options', [
+    ('a_photo.jpg', {'quality': 95}),
+    ('a_image.png', {}),
+    ('a_image.webp', {'lossless': True}),
+    ('a_image.tif', {}),
+])
+def test_rotated_image_counts_at_its_rotated_size(tmp_path, name, options):
+    # Stored 16 high and 24 wide, it is 24 high and 16 wide once turned.
+    photo = _save(tmp_path / name, _pattern(16, 24),
+                  exif=_orientation_exif(6), **options)
+    _save(tmp_path / 'b.png', _pattern(24, 16, seed=1))
+    _save(tmp_path / 'c.png', _pattern(16, 24, seed=2))
+    data = reader.load_dataset(tmp_path, validation_fraction=0)
+    assert data.size_counts == (((24, 16), 2), ((16, 24), 1))
+    assert data.image_size == (24, 16)
+    assert data.train.files[0] == photo
+    np.testing.assert_array_equal(data.train.images[0],
+                                  reader.load_image(photo))
 
 
 def test_load_folder_labels(tmp_path):
@@ -437,7 +583,7 @@ def test_fuzzed_files_load_or_are_skipped(tmp_path):
         buffer = io.BytesIO()
         Image.fromarray(_pattern(16, 16)).save(buffer, image_format)
         originals[extension] = buffer.getvalue()
-    # Sorted last, so a fuzzed file may set the image size.
+    # Sorted last; the 16x16 fuzzed files outnumber other declared sizes.
     valid = _save(tmp_path / 'valid.png', _pattern(16, 16))
     paths = {valid}
     for i in range(200):

@@ -6,12 +6,15 @@ TensorBoard events in `train/` and `validation/`. Generation and evaluation rebu
 from these files alone (open_for_inference).
 """
 import collections
+import contextlib
 import json
 import os
+import re
+import shutil
 
 import tensorflow.compat.v1 as tf
 
-from wavenet.files import write_json_atomic
+from wavenet import cli, files
 from wavenet.model import Mixture, WaveNetModel
 from wavenet.params import ParamsError, load_params
 
@@ -19,6 +22,10 @@ PARAMS_FILE = 'params.json'
 DATA_FILE = 'data.json'
 CHECKPOINT_PREFIX = 'model.ckpt'
 MODEL_SCOPE = 'wavenet'  # the variable scope of the model in the checkpoints of a run
+RUN_SPEC_VARIABLE = 'run_spec'  # the run's RunSpec as JSON, in every checkpoint of the run
+LOCK_FILE = 'train.lock'
+_CHECKPOINT_FILE = re.compile(r'^model\.ckpt-(\d+)\.(index|data-\d+-of-\d+)$')
+_CHECKPOINT_TEMPORARY = re.compile(r'^model\.ckpt-\d+_temp')
 
 RunSpec = collections.namedtuple('RunSpec', [
     'params',      # WaveNetParams
@@ -34,8 +41,8 @@ class CheckpointError(Exception):
 
 def write_run_files(logdir, spec):
     """Writes params.json and data.json of a RunSpec into `logdir` (each atomically)."""
-    write_json_atomic(os.path.join(logdir, PARAMS_FILE), spec.params.to_dict())
-    write_json_atomic(os.path.join(logdir, DATA_FILE),
+    files.write_json_atomic(os.path.join(logdir, PARAMS_FILE), spec.params.to_dict())
+    files.write_json_atomic(os.path.join(logdir, DATA_FILE),
                       {'image_size': list(spec.image_size), 'classes': list(spec.classes),
                        'channels': spec.channels})
 
@@ -49,7 +56,7 @@ def read_run_files(logdir):
     params_path, data_path = (os.path.join(logdir, name) for name in (PARAMS_FILE, DATA_FILE))
     for path in (params_path, data_path):
         if not os.path.exists(path):
-            raise CheckpointError('%s has no %s: point at a logdir written by train.py'
+            raise CheckpointError('%s has no %s (a logdir written by train.py has it)'
                                   % (logdir, os.path.basename(path)))
     try:
         params = load_params(params_path)
@@ -70,23 +77,178 @@ def read_run_files(logdir):
     return RunSpec(params, image_size, classes, channels)
 
 
-def resolve_checkpoint(path):
-    """Finds the checkpoint meant by `path`: a logdir (its latest) or a checkpoint prefix.
+def list_checkpoints(logdir):
+    """Every checkpoint with at least one file in `logdir`, newest (highest step) first.
+
+    The files are listed here, not read from TensorFlow's `checkpoint` index, which a crash or
+    a cleanup can leave missing, stale or corrupt.
 
     Returns:
-        (checkpoint prefix, logdir holding it).
+        a list of checkpoint prefixes (LOGDIR/model.ckpt-STEP).
+    """
+    steps = set()
+    for name in os.listdir(logdir):
+        match = _CHECKPOINT_FILE.match(name)
+        if match:
+            steps.add(int(match.group(1)))
+    return [os.path.join(logdir, '%s-%d' % (CHECKPOINT_PREFIX, step))
+            for step in sorted(steps, reverse=True)]
+
+
+def step_of(prefix):
+    """The global step in a checkpoint prefix LOGDIR/model.ckpt-STEP."""
+    return int(prefix.rsplit('-', 1)[1])
+
+
+def verify_checkpoint(prefix):
+    """Raises CheckpointError with the reason unless every tensor of `prefix` can be read."""
+    # A damaged file makes the reader raise many types (DataLossError, OutOfRangeError,
+    # IndexError, ValueError, ...): all mean unreadable.
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # pylint: disable=broad-except
+        raise CheckpointError('checkpoint %s cannot be read (%s: %s)' % (
+            prefix, type(error).__name__, cli.error_reason(error))) from None
+
+
+def newest_readable_checkpoint(logdir):
+    """The newest checkpoint of `logdir` whose every tensor can be read.
+
+    Returns:
+        (checkpoint prefix, or None when the logdir holds no checkpoint file at all;
+        [(prefix, reason)] of every newer checkpoint that was skipped).
     Raises:
-        CheckpointError: when there is no such checkpoint.
+        CheckpointError: when checkpoint files exist but none of them can be read.
+    """
+    skipped = []
+    for prefix in list_checkpoints(logdir):
+        try:
+            verify_checkpoint(prefix)
+        except CheckpointError as error:
+            skipped.append((prefix, str(error)))
+            continue
+        return prefix, skipped
+    if skipped:
+        raise CheckpointError('no checkpoint in %s can be read: %s' % (
+            logdir, '; '.join(reason for _, reason in skipped)))
+    return None, skipped
+
+
+def resolve_checkpoint(path):
+    """Finds the checkpoint meant by `path`: a logdir (its newest readable) or a prefix.
+
+    Returns:
+        (checkpoint prefix, logdir holding it, [(prefix, reason)] of newer checkpoints of the
+        logdir that were skipped because they cannot be read).
+    Raises:
+        CheckpointError: when there is no such checkpoint, or it cannot be read.
     """
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
+        checkpoint, skipped = newest_readable_checkpoint(path)
+        if checkpoint is None:
             raise CheckpointError('no checkpoint in %s: train a model into it first' % path)
-        return latest, path
+        return checkpoint, path, skipped
     if not os.path.exists(path + '.index'):
         raise CheckpointError('checkpoint %s does not exist (give a logdir or a prefix such '
                               'as LOGDIR/model.ckpt-1000)' % path)
-    return path, os.path.dirname(os.path.abspath(path))
+    verify_checkpoint(path)
+    return path, os.path.dirname(os.path.abspath(path)), []
+
+
+def spec_to_json(spec):
+    """The RunSpec as one JSON string (sorted keys), as the checkpoints of a run hold it."""
+    return json.dumps({'params': spec.params.to_dict(), 'image_size': list(spec.image_size),
+                       'classes': list(spec.classes), 'channels': spec.channels},
+                      sort_keys=True)
+
+
+def run_spec_variable(spec):
+    """A string variable holding spec_to_json(spec), saved in every checkpoint of the run."""
+    return tf.Variable(spec_to_json(spec), trainable=False, name=RUN_SPEC_VARIABLE)
+
+
+def check_spec(checkpoint, spec, source):
+    """Raises CheckpointError naming what differs between `spec` and the one `checkpoint` holds.
+
+    Checkpoints written before the run's spec was stored in them pass unchecked.
+
+    Args:
+        checkpoint: a readable checkpoint prefix.
+        spec: the RunSpec read from `source`.
+        source: where `spec` comes from, for the message (plural: 'the run files of ...').
+    """
+    reader = tf.train.load_checkpoint(checkpoint)
+    if not reader.has_tensor(RUN_SPEC_VARIABLE):
+        return
+    stored = json.loads(reader.get_tensor(RUN_SPEC_VARIABLE).decode('utf-8'))
+    given = json.loads(spec_to_json(spec))
+    differences = sorted(name for name in set(stored['params']) | set(given['params'])
+                         if stored['params'].get(name) != given['params'].get(name))
+    differences += [name for name in ('image_size', 'channels', 'classes')
+                    if stored[name] != given[name]]
+    if differences:
+        raise CheckpointError(
+            '%s do not match the run stored in checkpoint %s: they differ in %s; put back the '
+            'files the run wrote, or train into a new logdir'
+            % (source, checkpoint, ', '.join(differences)))
+
+
+class WriteError(Exception):
+    """A write into the logdir failed (disk full, read-only, ...), with a one-line reason."""
+
+
+def check_not_in_use(logdir):
+    """Raises CheckpointError, naming the PID, when a process holds the logdir's lock.
+
+    Writes nothing: a probe before the lock is taken, so that a second run is refused at
+    once.
+    """
+    holder = files.lock_holder(os.path.join(logdir, LOCK_FILE))
+    if holder is not None:
+        raise _in_use(logdir, holder)
+
+
+def _in_use(logdir, holder):
+    """The CheckpointError of a logdir whose lock `holder` holds."""
+    return CheckpointError('%s is in use by another training run (PID %s): wait for it to '
+                           'end or stop it, or train into another logdir' % (logdir, holder))
+
+
+@contextlib.contextmanager
+def lock_logdir(logdir):
+    """Holds the logdir's lock (LOGDIR/train.lock) while in the block: one writer a logdir.
+
+    Raises:
+        CheckpointError: when another process holds it, naming its PID.
+        OSError: when the logdir or the lock file cannot be created.
+    """
+    try:
+        with files.exclusive_lock(os.path.join(logdir, LOCK_FILE)):
+            yield
+    except files.LockedError as error:
+        raise _in_use(logdir, error.holder) from None
+
+
+def remove_stale_temporaries(logdir):
+    """Removes what an interrupted writer of `logdir` left: half-written checkpoints'
+    temporary folders and temporary files of atomic writes. Call it holding the lock.
+
+    Returns:
+        the names removed.
+    """
+    removed = []
+    for name in os.listdir(logdir):
+        path = os.path.join(logdir, name)
+        if _CHECKPOINT_TEMPORARY.match(name) and os.path.isdir(path):
+            shutil.rmtree(path)
+        elif files.is_temporary(name) and os.path.isfile(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 def check_variables_match(checkpoint, variables):
@@ -100,7 +262,7 @@ def check_variables_match(checkpoint, variables):
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError('cannot read checkpoint %s (%s)'
-                              % (checkpoint, str(error).splitlines()[0])) from None
+                              % (checkpoint, cli.error_reason(error))) from None
     problems = []
     for name, variable in variables.items():
         shape = variable.shape.as_list()
@@ -128,11 +290,14 @@ class InferenceModels:
         mixture: the model.Mixture of the members (one member for one checkpoint).
         spec: the RunSpec the members share (the first member's params).
         checkpoints: the checkpoint prefix of each member.
+        skipped: [(prefix, reason)] of the newer checkpoints of the members' logdirs that
+            were passed over because they cannot be read.
         description: the checkpoint, or 'the ensemble of A, B, ...', for messages.
     """
 
-    def __init__(self, mixture, spec, checkpoints, member_variables):
+    def __init__(self, mixture, spec, checkpoints, skipped, member_variables):
         self.mixture, self.spec, self.checkpoints = mixture, spec, checkpoints
+        self.skipped = skipped
         self._member_variables = member_variables
         self.description = (checkpoints[0] if len(checkpoints) == 1 else
                             'the ensemble of %s' % ', '.join(checkpoints))
@@ -146,21 +311,25 @@ class InferenceModels:
 def open_for_inference(paths):
     """Builds the models of one checkpoint, or the ensemble of several, and checks them.
 
-    Each member is rebuilt from its logdir's run files, under its own variable scope
-    (`wavenet` alone; `member0/wavenet`, `member1/wavenet`, ... for several), and is checked
-    against its checkpoint before any session runs.
+    Each member is rebuilt from its logdir's run files, which must agree with the run spec
+    its checkpoint holds, under its own variable scope (`wavenet` alone; `member0/wavenet`,
+    `member1/wavenet`, ... for several), and is checked against its checkpoint before any
+    session runs. A logdir stands for its newest readable checkpoint.
 
     Args:
         paths: a non-empty list of logdirs or checkpoint prefixes.
     Returns:
         an InferenceModels.
     Raises:
-        CheckpointError: when a path has no usable checkpoint, a checkpoint does not match
-            its params, or the members differ in image size, channels, class names, levels
-            or class conditioning.
+        CheckpointError: when a path has no readable checkpoint, a checkpoint does not match
+            its run files, or the members differ in image size, channels, class names,
+            levels or class conditioning.
     """
     resolved = [resolve_checkpoint(path) for path in paths]
-    specs = [read_run_files(run_dir) for _, run_dir in resolved]
+    specs = []
+    for checkpoint, run_dir, _ in resolved:
+        specs.append(read_run_files(run_dir))
+        check_spec(checkpoint, specs[-1], 'the run files of %s' % run_dir)
     for path, spec in zip(paths[1:], specs[1:]):
         if _shared_by_members(spec) != _shared_by_members(specs[0]):
             raise CheckpointError(
@@ -170,7 +339,7 @@ def open_for_inference(paths):
     scopes = ([MODEL_SCOPE] if len(paths) == 1 else
               ['member%d/%s' % (index, MODEL_SCOPE) for index in range(len(paths))])
     models, member_variables = [], []
-    for (checkpoint, _), spec, scope in zip(resolved, specs, scopes):
+    for (checkpoint, _, _), spec, scope in zip(resolved, specs, scopes):
         models.append(WaveNetModel(spec.params, spec.image_size, len(spec.classes),
                                    spec.channels, name=scope))
         # The names the member's variables have in its own checkpoint.
@@ -178,7 +347,8 @@ def open_for_inference(paths):
                      for name, variable in variables_by_name(scope + '/').items()}
         check_variables_match(checkpoint, variables)
         member_variables.append(variables)
-    return InferenceModels(Mixture(models), specs[0], [checkpoint for checkpoint, _ in resolved],
+    return InferenceModels(Mixture(models), specs[0], [prefix for prefix, _, _ in resolved],
+                           [skip for _, _, skipped in resolved for skip in skipped],
                            member_variables)
 
 

@@ -11,32 +11,72 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2."""
 
 
-def _integer_at_least(minimum, requirement):
-    """An argparse type: an integer >= minimum, else an error saying `requirement`."""
+MAX_SEED = 2 ** 32 - 1  # numpy's and TensorFlow's seeds both accept 0 .. 2**32 - 1
+MAX_IMAGE_SIDE = 4096
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds '(default: ...)' to the help of every flag whose help does not name it already."""
+
+    def _get_help_string(self, action):
+        if 'default' in (action.help or ''):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line, 'error: ...', and a hint, and
+    whose --help shows every default."""
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, 'error: %s (%s --help lists the flags)\n' % (message, self.prog))
+
+
+def integer_range(minimum, maximum=None):
+    """An argparse type: an integer from minimum to maximum (None: no upper bound)."""
+    allowed = ('from %d to %d' % (minimum, maximum) if maximum is not None
+               else 'at least %d' % minimum)
+
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError('%r is not an integer' % text) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError('%s, got %d' % (requirement, value))
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError('must be an integer %s, got %d' % (allowed, value))
         return value
     return parse
 
 
-positive_int = _integer_at_least(1, 'must be a positive integer')
-non_negative_int = _integer_at_least(0, 'must be zero or more')
+positive_int = integer_range(1)
+non_negative_int = integer_range(0)
+seed = integer_range(0, MAX_SEED)
 
 
-def positive_float(text):
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError('%r is not a number' % text) from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError('must be a positive number, got %s' % text)
-    return value
+def float_range(minimum, maximum=math.inf, include_minimum=True):
+    """An argparse type: a finite number in [minimum, maximum) ((minimum, ...) if not
+    include_minimum); maximum inf: no upper bound."""
+    allowed = '%s %g%s' % ('from' if include_minimum else 'above', minimum,
+                           '' if maximum == math.inf else ' to below %g' % maximum)
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('%r is not a number' % text) from None
+        if (not math.isfinite(value) or value >= maximum
+                or (value < minimum if include_minimum else value <= minimum)):
+            raise argparse.ArgumentTypeError('must be a number %s, got %s' % (allowed, text))
+        return value
+    return parse
+
+
+positive_float = float_range(0, include_minimum=False)
+non_negative_float = float_range(0)
+fraction = float_range(0, 1)
 
 
 def boolean(text):
@@ -50,14 +90,15 @@ def boolean(text):
 
 
 def image_size(text):
-    """argparse type: N (square) or HxW, each positive."""
+    """argparse type: N (square) or HxW, each from 1 to MAX_IMAGE_SIDE."""
     parts = text.lower().split('x')
     try:
         sizes = [int(part) for part in parts]
     except ValueError:
         raise argparse.ArgumentTypeError('expected N or HxW, got %r' % text) from None
-    if len(sizes) not in (1, 2) or min(sizes) < 1:
-        raise argparse.ArgumentTypeError('expected positive N or HxW, got %r' % text)
+    if len(sizes) not in (1, 2) or not all(1 <= size <= MAX_IMAGE_SIDE for size in sizes):
+        raise argparse.ArgumentTypeError('expected N or HxW with sides from 1 to %d, got %r'
+                                         % (MAX_IMAGE_SIDE, text))
     return (sizes[0], sizes[-1])
 
 
@@ -84,6 +125,37 @@ def import_tensorflow(verbose):
         tf.get_logger().setLevel(logging.ERROR)
     tf.disable_v2_behavior()
     return tf
+
+
+def count(number, noun):
+    """'1 image', '2 images': a number and a noun that takes an s in the plural."""
+    return '%d %s%s' % (number, noun, '' if number == 1 else 's')
+
+
+def error_reason(error):
+    """The line of an exception's message that says what went wrong.
+
+    A TensorFlow OpError's message starts 'Graph execution error:' and names the node and
+    the code that built it; the reason (e.g. '...; File too large') is the last line that is
+    not one of those annotations.
+    """
+    lines = [line.strip() for line in str(getattr(error, 'message', error)).splitlines()]
+    annotations = ('[[', 'Node:', 'Detected at', 'File "', 'Graph execution error')
+    reasons = [line for line in lines if line and not line.startswith(annotations)]
+    return reasons[-1] if reasons else type(error).__name__
+
+
+def open_checkpoints(paths):
+    """checkpoints.open_for_inference for a script: a bad checkpoint is a UsageError, and
+    every newer checkpoint that was skipped because it cannot be read gets a warning."""
+    from wavenet import checkpoints
+    try:
+        models = checkpoints.open_for_inference(paths)
+    except (checkpoints.CheckpointError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    for _, reason in models.skipped:
+        print('warning: %s; skipped it' % reason, file=sys.stderr)
+    return models
 
 
 def run_main(main):

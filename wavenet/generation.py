@@ -58,11 +58,11 @@ def build_sampler(mixture, batch_size, fast=True, state=fast_generation.STATES[0
     Returns:
         a Sampler.
     """
+    if fast:
+        lanes = lanes or lanes_for(batch_size, available_cores())
+        return _FastSampler(fast_generation.build_fast_generator(
+            mixture, batch_size, state=state, lanes=lanes), mixture.sequence_length, lanes)
     with tf.name_scope('generation'):
-        if fast:
-            lanes = lanes or lanes_for(batch_size, available_cores())
-            return _FastSampler(fast_generation.build_fast_generator(
-                mixture, batch_size, state=state, lanes=lanes), mixture.sequence_length, lanes)
         return _NaiveSampler(mixture, batch_size)
 
 

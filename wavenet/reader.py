@@ -15,23 +15,38 @@ Images are found by extension (`IMAGE_EXTENSIONS`, any letter case); hidden
 files and folders are ignored and so are files with other extensions. A file
 with an image extension that cannot be decoded (empty, truncated, not an
 image, declaring more than `MAX_IMAGE_PIXELS`) is skipped and reported in
-`Dataset.skipped`; every file is decoded once.
+`Dataset.skipped`. Each file's header is read first, for its size, and its
+pixels are decoded once.
 
-Image size rule: when no `image_size` is given, the size of the first training
-image (in sorted path order) that decodes is used, and every other image is
-resized to it with an antialiasing Lanczos filter.
+Orientation: the EXIF orientation tag (in JPEG, PNG, WebP and TIFF files, or
+an XMP `tiff:Orientation`, as Pillow reads them) is applied, so a photo taken
+with a rotated phone is read upright. Sizes below are sizes after orientation:
+a 90 or 270 degree rotation swaps width and height. (A PNG whose EXIF chunk
+follows its pixel data is oriented when decoded but not in the header pass, so
+it counts at its stored size.)
+
+Image size rule: when no `image_size` is given, the most common size among the
+training images is used (by `load_folder`: among all its images), as declared
+by the headers of the files whose header can be read. Ties go to the smaller
+area (height * width), then to the smaller height. A stray large file
+therefore cannot set the size of a folder of small images. Every image of
+another size is resized to it with an antialiasing Lanczos filter.
+`Dataset.size_counts` lists the training sizes with their counts in this
+order, so its first size is the one the rule picks.
 
 Every image is converted to 8-bit grayscale, or to 8-bit RGB when
 `channels=3` (see `load_image`), and then quantized to `quantization_channels`
 levels (see `quantize`).
 """
 
+import collections
+import contextlib
 import os
 import warnings
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps, TiffImagePlugin
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp')
@@ -42,6 +57,10 @@ MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 _TRAIN_FOLDER = 'train'
 _VALIDATION_FOLDERS = ('test', 'val', 'validation')
 _SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
+# EXIF orientations that turn the image by 90 or 270 degrees (5 and 7 also
+# mirror it): width and height swap.
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+_TIFF_WIDTH_TAG, _TIFF_LENGTH_TAG = 256, 257
 _EXPECTED_LAYOUT = (f'image files ({", ".join(IMAGE_EXTENSIONS)}), optionally '
                     'in class subfolders or in train/ and test/ split folders')
 
@@ -75,6 +94,11 @@ class Dataset(NamedTuple):
       skipped: tuple of (path, reason) for each image file not read.
       split_source: 'folders' when the splits came from train/ and test/
         (or val/) folders, 'fraction' when a fraction was held out.
+      size_counts: tuple of ((height, width), count), one per distinct size
+        of the training files (after EXIF orientation, before resizing) whose
+        header could be read; most common first, ties by smaller area, then
+        smaller height. More than one entry means the training images are
+        not all of one size.
     """
     train: ImageSet
     validation: ImageSet
@@ -82,6 +106,7 @@ class Dataset(NamedTuple):
     image_size: tuple
     skipped: tuple
     split_source: str
+    size_counts: tuple
 
 
 class _UnreadableImage(Exception):
@@ -129,7 +154,8 @@ def load_image(path, image_size=None, channels=1):
     composited. 16-bit data is scaled by 1/257 (65535 -> 255); 32-bit integer
     data is read as 8-bit when no value exceeds 255 and as 16-bit otherwise;
     float data is scaled by 255 when no value exceeds 1 and read as 0..255
-    otherwise. Values outside the range are clipped.
+    otherwise. Values outside the range are clipped. The EXIF orientation is
+    applied before resizing.
 
     Args:
       path: path of the image file.
@@ -183,7 +209,7 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
     Args:
       data_dir: path of the folder.
       image_size: (height, width) of the returned images, or None for the
-        size of the first training image.
+        most common size of the training images.
       quantization_channels: number of levels Q, 2..256.
       validation_fraction: fraction of the files held out for validation, in
         [0, 1), when the folder has no train/ and test/ (or val/) folders.
@@ -215,10 +241,10 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
         validation_files = list_image_files(validation_root)
         split_source = 'folders'
 
-    train, train_skipped, image_size = _read_images(train_files, image_size,
-                                                    channels)
-    validation, validation_skipped, _ = _read_images(validation_files,
-                                                     image_size, channels)
+    train, train_skipped, size_counts, image_size = _read_images(
+        train_files, image_size, channels)
+    validation, validation_skipped, _, _ = _read_images(
+        validation_files, image_size, channels)
     skipped = tuple(train_skipped + validation_skipped)
     if not train:
         raise _no_readable_image(data_dir, skipped, 'training image')
@@ -233,7 +259,8 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
         classes=classes,
         image_size=image_size,
         skipped=skipped,
-        split_source=split_source)
+        split_source=split_source,
+        size_counts=size_counts)
 
 
 def load_folder(folder, image_size, quantization_channels, classes=None,
@@ -243,7 +270,7 @@ def load_folder(folder, image_size, quantization_channels, classes=None,
     Args:
       folder: path of the folder.
       image_size: (height, width) of the returned images, or None for the
-        size of the first image that decodes.
+        most common size of its images (see the module docstring).
       quantization_channels: number of levels Q, 2..256.
       classes: class names the labels index into, or None to label every
         image -1. An image in a first-level subfolder whose name is not in
@@ -261,14 +288,88 @@ def load_folder(folder, image_size, quantization_channels, classes=None,
     """
     folder, image_size = _check_arguments(folder, 'folder', image_size,
                                           quantization_channels, channels)
-    images, skipped, image_size = _read_images(_list_required(folder),
-                                               image_size, channels)
+    images, skipped, _, image_size = _read_images(_list_required(folder),
+                                                  image_size, channels)
     if not images:
         raise _no_readable_image(folder, skipped, 'image')
     image_set = _image_set(images, _class_names(images, folder),
                            tuple(classes or ()), image_size,
                            quantization_channels, channels)
     return image_set, tuple(skipped)
+
+
+@contextlib.contextmanager
+def _open_image(path):
+    """Opens an image file, refusing it before decoding if it is too large.
+
+    Args:
+      path: path of the image file.
+
+    Yields:
+      The open PIL image, its pixels not yet decoded. Any error raised while
+      the file is open, in the caller's block too, becomes _UnreadableImage.
+
+    Raises:
+      _UnreadableImage: with a short reason.
+    """
+    with warnings.catch_warnings():
+        # PIL's warnings about malformed metadata are noise here; a file that
+        # cannot be decoded is reported through the exception instead.
+        warnings.simplefilter('ignore')
+        warnings.simplefilter('error', Image.DecompressionBombWarning)
+        # Decoders of malformed files raise many exception types (OSError,
+        # SyntaxError, ValueError, struct.error, ...): all mean unreadable.
+        try:
+            if os.path.getsize(path) == 0:
+                raise _UnreadableImage('empty file')
+            # Through a file object, Pillow reads the pixels instead of
+            # memory-mapping them; its map of an uncompressed TIFF turned by
+            # 90 degrees garbles the pixels (Pillow 13).
+            with open(path, 'rb') as file, Image.open(file) as image:
+                width, height = image.size
+                if not 0 < width * height <= MAX_IMAGE_PIXELS:
+                    raise _UnreadableImage(
+                        f'declares {width}x{height} pixels; 1 to '
+                        f'{MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS) are allowed')
+                yield image
+        except _UnreadableImage:
+            raise
+        except Exception as error:  # pylint: disable=broad-except
+            raise _UnreadableImage(_reason(error)) from error
+
+
+def _read_size(path):
+    """Reads the size of one file from its header, without decoding pixels.
+
+    Args:
+      path: path of the image file.
+
+    Returns:
+      (height, width) after the EXIF orientation is applied.
+
+    Raises:
+      _UnreadableImage: with a short reason.
+    """
+    with _open_image(path) as image:
+        width, height = _stored_size(image)
+        # Image.getexif reads the metadata already parsed from the header;
+        # PNG's override would decode the pixels to look for a later chunk.
+        orientation = Image.Image.getexif(image).get(
+            ExifTags.Base.Orientation, 1)
+    if orientation in _SWAPPING_ORIENTATIONS:
+        return width, height
+    return height, width
+
+
+def _stored_size(image):
+    """(width, height) of an open image's pixels before EXIF orientation.
+
+    Pillow 11 and later report a TIFF's size already oriented, so a TIFF's is
+    read from its tags.
+    """
+    if isinstance(image, TiffImagePlugin.TiffImageFile):
+        return image.tag_v2[_TIFF_WIDTH_TAG], image.tag_v2[_TIFF_LENGTH_TAG]
+    return image.size
 
 
 def _read_image(path, image_size, channels):
@@ -285,28 +386,9 @@ def _read_image(path, image_size, channels):
     Raises:
       _UnreadableImage: with a short reason.
     """
-    with warnings.catch_warnings():
-        # PIL's warnings about malformed metadata are noise here; a file that
-        # cannot be decoded is reported through the exception instead.
-        warnings.simplefilter('ignore')
-        warnings.simplefilter('error', Image.DecompressionBombWarning)
-        # Decoders of malformed files raise many exception types (OSError,
-        # SyntaxError, ValueError, struct.error, ...): all mean unreadable.
-        try:
-            if os.path.getsize(path) == 0:
-                raise _UnreadableImage('empty file')
-            with Image.open(path) as image:
-                width, height = image.size
-                if not 0 < width * height <= MAX_IMAGE_PIXELS:
-                    raise _UnreadableImage(
-                        f'declares {width}x{height} pixels; 1 to '
-                        f'{MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS) are allowed')
-                image.load()
-                pixels = _to_gray(image) if channels == 1 else _to_rgb(image)
-        except _UnreadableImage:
-            raise
-        except Exception as error:  # pylint: disable=broad-except
-            raise _UnreadableImage(_reason(error)) from error
+    with _open_image(path) as image:
+        ImageOps.exif_transpose(image, in_place=True)  # Decodes the pixels.
+        pixels = _to_gray(image) if channels == 1 else _to_rgb(image)
     if image_size is not None and pixels.shape[:2] != image_size:
         height, width = image_size
         pixels = np.asarray(Image.fromarray(pixels).resize(
@@ -354,29 +436,52 @@ def _reason(error):
 
 
 def _read_images(paths, image_size, channels):
-    """Decodes files, skipping those that cannot be read.
+    """Reads the sizes of files, then decodes them, skipping unreadable ones.
 
     Args:
       paths: paths of the image files.
-      image_size: (height, width) to resize to, or None for the size of the
-        first file that decodes.
+      image_size: (height, width) to resize to, or None for the most common
+        size (see `_count_sizes`).
       channels: 1 for grayscale, 3 for RGB.
 
     Returns:
-      (images, skipped, image_size): a list of (path, uint8 [height, width]
+      (images, skipped, size_counts, image_size): a list of (path, uint8
       pixels) for the files read, in order; a list of (path, reason) for the
-      others; the image size used (None when no file was read).
+      others, in path order; the `_count_sizes` of the files whose header was
+      read; the image size used (None when no header was read).
     """
-    images, skipped = [], []
+    sizes, skipped = {}, []
     for path in paths:
         try:
-            pixels = _read_image(path, image_size, channels)
+            sizes[path] = _read_size(path)
         except _UnreadableImage as error:
             skipped.append((path, str(error)))
-            continue
-        image_size = image_size or pixels.shape[:2]
-        images.append((path, pixels))
-    return images, skipped, image_size
+    size_counts = _count_sizes(sizes.values())
+    if image_size is None and size_counts:
+        image_size = size_counts[0][0]
+    images = []
+    for path in sizes:
+        try:
+            images.append((path, _read_image(path, image_size, channels)))
+        except _UnreadableImage as error:
+            skipped.append((path, str(error)))
+    return images, sorted(skipped), size_counts, image_size
+
+
+def _count_sizes(sizes):
+    """Counts image sizes, most common first.
+
+    Args:
+      sizes: iterable of (height, width).
+
+    Returns:
+      Tuple of ((height, width), count), one per distinct size, ordered by
+      count descending, then area ascending, then height ascending.
+    """
+    counts = collections.Counter(sizes)
+    return tuple(sorted(
+        counts.items(),
+        key=lambda item: (-item[1], item[0][0] * item[0][1], item[0])))
 
 
 def _image_set(images, class_names, classes, image_size,

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from wavenet import generation, image_grid
-from wavenet.checkpoints import CHECKPOINT_PREFIX
+from wavenet import cli, generation, image_grid
+from wavenet.checkpoints import CHECKPOINT_PREFIX, WriteError
 from wavenet.evaluation import bits_per_dim
 from wavenet.model import Mixture
 from wavenet.ops import nats_to_bits
@@ -75,9 +75,16 @@ class Reporter:
         """The tf.train.Saver of every global variable."""
         return self._saver
 
-    def open(self, session):
-        """Starts reporting on `session`: opens the event writers."""
+    def open(self, session, checkpoints=()):
+        """Starts reporting on `session`: opens the event writers.
+
+        Args:
+            session: the training session.
+            checkpoints: the logdir's earlier checkpoints, oldest first, which the saver
+                then counts (and deletes) as its own when it keeps max_checkpoints.
+        """
         self._session = session
+        self._saver.recover_last_checkpoints(list(checkpoints))
         self._writers = {name: tf.summary.FileWriter(os.path.join(self.options.logdir, name),
                                                      session.graph if name == 'train' else None)
                          for name in ('train', 'validation')}
@@ -124,10 +131,18 @@ class Reporter:
         return step % self.options.checkpoint_every == 0 or step == self.options.num_steps
 
     def save(self, step):
-        """Saves a checkpoint, validates, writes a sample grid and prints what it did."""
-        path = self._saver.save(self._session,
-                                os.path.join(self.options.logdir, CHECKPOINT_PREFIX),
-                                global_step=step, write_meta_graph=False)
+        """Saves a checkpoint, validates, writes a sample grid and prints what it did.
+
+        Raises:
+            checkpoints.WriteError: when a file cannot be written (disk full, read-only, ...).
+        """
+        try:
+            path = self._saver.save(self._session,
+                                    os.path.join(self.options.logdir, CHECKPOINT_PREFIX),
+                                    global_step=step, write_meta_graph=False)
+        except tf.errors.OpError as error:
+            raise WriteError('cannot save checkpoint %d (%s)'
+                             % (step, cli.error_reason(error))) from None
         report = ['saved %s' % path]
         if len(self._validation.images):
             validation_bits = bits_per_dim(self._session, self._nats, self._pixels,
@@ -136,7 +151,11 @@ class Reporter:
             self._write('validation', step, bits_per_dim=validation_bits)
             report.append('validation bits/dim %.4f' % validation_bits)
         if self._sampler is not None:
-            self._write_samples(step)
+            try:
+                self._write_samples(step)
+            except OSError as error:
+                raise WriteError('cannot write the sample grid of step %d (%s)'
+                                 % (step, error)) from None
         for writer in self._writers.values():
             writer.flush()
         print('step %d: %s' % (step, ', '.join(report)), flush=True)

@@ -5,6 +5,7 @@ function of the seed and the global step, so an interrupted run resumes exactly.
 """
 import collections
 import dataclasses
+import os
 
 import tensorflow.compat.v1 as tf
 
@@ -132,3 +133,37 @@ def make_optimizer(optimization, learning_rate):
                                          epsilon=1e-5)
     raise ValueError('optimizer must be one of %s, got %r' % (OPTIMIZERS,
                                                              optimization.optimizer))
+
+
+BASE_MEMORY = 2 ** 29  # bytes: TensorFlow and the rest of the process before any data
+
+
+def estimate_memory(params, sequence_length, batch_size, num_images):
+    """A rough estimate of the peak memory of training, in bytes.
+
+    The process itself (BASE_MEMORY), the training set twice (the numpy arrays and the graph
+    variable) and one step's activations (float32, 1.5 times the floats the forward pass
+    writes per position, for what the backward pass keeps and adds). Against the measured
+    peak RSS: 1.0 GB for 1.3 GB (default params, batch 16, train.py on the digits); 1.5 GB
+    for 1.1 GB (default params, batch 32) and 1.6 GB for 1.2 GB (benchmarks/params/anchor.json,
+    batch 32), both from benchmarks/run.py.
+
+    Args:
+        params: the WaveNetParams.
+        sequence_length: sub-pixels per image, T.
+        batch_size: images per step.
+        num_images: training images.
+    """
+    residual, dilation = params.residual_channels, params.dilation_channels
+    layers = len(params.dilations)
+    # Floats written per position: each layer's taps, filter and gate, gated output and
+    # residual sum; the skip concatenation; the output stack and its softmax.
+    per_position = (layers * (3 * residual + 5 * dilation) + layers * dilation
+                    + 3 * params.skip_channels + 3 * params.quantization_channels)
+    activations = 6 * per_position * sequence_length * batch_size
+    return BASE_MEMORY + 2 * num_images * sequence_length + activations
+
+
+def physical_memory():
+    """This machine's physical memory in bytes."""
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
