@@ -23,77 +23,116 @@ OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
 MAX_SAMPLES = 1024
 
 
+def add_data_flags(group):
+    """The data flags."""
+    group.add_argument('--data_dir', default=DEFAULT_DATA_DIR,
+                        help='folder of images (searched recursively; train/ and test/ (or '
+                             'val/) subfolders are the splits, the folder level below names '
+                             'the class), or a prepared dataset (datasets/prepare.py), read '
+                             'memory-mapped')
+    group.add_argument('--image_size', type=cli.image_size, default=None,
+                        help='N or HxW every image is resized to, sides 1 to %d (default: '
+                             'the most common size among the training images)'
+                             % cli.MAX_IMAGE_SIDE)
+    group.add_argument('--channels', type=int, choices=(1, 3), default=None,
+                        help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
+                             'sequence (default: the logdir\'s when resuming, else 1)')
+    group.add_argument('--validation_fraction', type=cli.fraction, default=0.1,
+                        help='share of the images held out when data_dir has no split '
+                             'folders, in [0, 1)')
+
+
+def add_model_flags(group):
+    """The model and logdir flags."""
+    group.add_argument('--logdir', default=os.path.join(ROOT, 'logdir'),
+                        help='where checkpoints, params.json and TensorBoard events go; '
+                             'resumed when it holds a checkpoint; one run at a time')
+    group.add_argument('--wavenet_params', default=None,
+                        help='JSON file of model hyperparameters (default: the logdir\'s '
+                             'params.json when resuming, else %s)' % DEFAULT_PARAMS)
+    group.add_argument('--gc_channels', type=cli.integer_range(0, 4096), default=None,
+                        help='train a class-conditional model with a class embedding of this '
+                             'size (classes are the subfolder names); overrides gc_channels '
+                             'of the params file; 0: unconditional')
+
+
+def add_optimization_flags(group):
+    """The optimization flags."""
+    group.add_argument('--batch_size', type=cli.positive_int, default=16,
+                        help='images per training step (refused when the run would not fit '
+                             'in memory)')
+    group.add_argument('--num_steps', type=cli.positive_int, default=4000,
+                        help='global step at which training stops')
+    group.add_argument('--learning_rate', type=cli.positive_float, default=2e-3,
+                        help='initial learning rate')
+    group.add_argument('--learning_rate_schedule', choices=('constant', 'cosine'),
+                        default='cosine',
+                        help='constant, or cosine decay to zero at --num_steps')
+    group.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
+                        help='optimizer')
+    group.add_argument('--momentum', type=cli.non_negative_float, default=0.9,
+                        help='momentum of sgd and rmsprop, >= 0')
+    group.add_argument('--l2_regularization_strength', type=cli.non_negative_float,
+                        default=5e-5,
+                        help='weight of the L2 penalty on all weights (not biases); 0 for none')
+    group.add_argument('--dropout', type=cli.fraction, default=0.0,
+                        help='share of every layer\'s gated activations dropped in training '
+                             '(not in validation or generation), in [0, 1); 0: none')
+    group.add_argument('--augment_shift', type=cli.non_negative_int, default=0,
+                        help='translate each training image by a random whole number of '
+                             'pixels, up to this many in each direction (edge pixels '
+                             'repeated), less than the image side; 0: no augmentation')
+    group.add_argument('--seed', type=cli.seed, default=0,
+                        help='seed of the initialization, the data order and the split, '
+                             '0 to %d' % cli.MAX_SEED)
+
+
+def add_output_flags(group):
+    """The output flags."""
+    group.add_argument('--checkpoint_every', type=cli.positive_int, default=500,
+                        help='steps between checkpoints (also validation and sample grids)')
+    group.add_argument('--max_checkpoints', type=cli.positive_int, default=5,
+                        help='checkpoints kept in the logdir')
+    group.add_argument('--print_every', type=cli.positive_int, default=100,
+                        help='steps between progress lines')
+    group.add_argument('--summary_every', type=cli.positive_int, default=20,
+                        help='steps between TensorBoard training summaries')
+    group.add_argument('--num_samples', type=cli.integer_range(0, MAX_SAMPLES), default=16,
+                        help='images in the sample grid written at each checkpoint (0: none)')
+    group.add_argument('--histograms', action='store_true',
+                        help='also write histograms of every variable to TensorBoard')
+
+
+def add_devices_flags(group):
+    """The devices and machines flags."""
+    group.add_argument('--num_gpus', type=cli.integer_range(0, 64), default=0,
+                        help='train data-parallel on this many GPUs of this machine '
+                             '(MirroredStrategy); --batch_size is split between them')
+    group.add_argument('--cpu_replicas', type=cli.integer_range(1, 64), default=1,
+                        help='train data-parallel on this many logical devices of the CPU '
+                             '(the same code path as --num_gpus, to try it without GPUs)')
+    group.add_argument('--worker_hosts', type=cli.host_list, default=None,
+                        help='HOST:PORT,HOST:PORT,... of every worker of a cluster, the same '
+                             'list on each; sets TF_CONFIG (default: TF_CONFIG as the '
+                             'environment gives it, or one machine)')
+    group.add_argument('--task_index', type=cli.non_negative_int, default=0,
+                        help='this worker\'s place in --worker_hosts; 0 is the chief, the '
+                             'only one that writes the logdir')
+    group.add_argument('--step_timeout', type=cli.positive_float, default=600.0,
+                        help='seconds a worker of a cluster waits for the others in a step '
+                             'before it stops with an error (a worker died); longer than the '
+                             'chief\'s checkpoint, validation and samples take')
+
+
 def get_arguments(argv=None):
     """Parses the training flags."""
     parser = cli.ArgumentParser(
         description='Train a WaveNet image model (TensorFlow 1-style graph).')
-    # Data.
-    parser.add_argument('--data_dir', default=DEFAULT_DATA_DIR,
-                        help='folder of images (searched recursively); train/ and test/ (or '
-                             'val/) subfolders are the splits, the folder level below names '
-                             'the class')
-    parser.add_argument('--image_size', type=cli.image_size, default=None,
-                        help='N or HxW every image is resized to, sides 1 to %d (default: '
-                             'the most common size among the training images)'
-                             % cli.MAX_IMAGE_SIDE)
-    parser.add_argument('--channels', type=int, choices=(1, 3), default=None,
-                        help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
-                             'sequence (default: the logdir\'s when resuming, else 1)')
-    parser.add_argument('--validation_fraction', type=cli.fraction, default=0.1,
-                        help='share of the images held out when data_dir has no split '
-                             'folders, in [0, 1)')
-    # Model and logdir.
-    parser.add_argument('--logdir', default=os.path.join(ROOT, 'logdir'),
-                        help='where checkpoints, params.json and TensorBoard events go; '
-                             'resumed when it holds a checkpoint; one run at a time')
-    parser.add_argument('--wavenet_params', default=None,
-                        help='JSON file of model hyperparameters (default: the logdir\'s '
-                             'params.json when resuming, else %s)' % DEFAULT_PARAMS)
-    parser.add_argument('--gc_channels', type=cli.integer_range(0, 4096), default=None,
-                        help='train a class-conditional model with a class embedding of this '
-                             'size (classes are the subfolder names); overrides gc_channels '
-                             'of the params file; 0: unconditional')
-    # Optimization.
-    parser.add_argument('--batch_size', type=cli.positive_int, default=16,
-                        help='images per training step (refused when the run would not fit '
-                             'in memory)')
-    parser.add_argument('--num_steps', type=cli.positive_int, default=4000,
-                        help='global step at which training stops')
-    parser.add_argument('--learning_rate', type=cli.positive_float, default=2e-3,
-                        help='initial learning rate')
-    parser.add_argument('--learning_rate_schedule', choices=('constant', 'cosine'),
-                        default='cosine',
-                        help='constant, or cosine decay to zero at --num_steps')
-    parser.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
-                        help='optimizer')
-    parser.add_argument('--momentum', type=cli.non_negative_float, default=0.9,
-                        help='momentum of sgd and rmsprop, >= 0')
-    parser.add_argument('--l2_regularization_strength', type=cli.non_negative_float,
-                        default=5e-5,
-                        help='weight of the L2 penalty on all weights (not biases); 0 for none')
-    parser.add_argument('--dropout', type=cli.fraction, default=0.0,
-                        help='share of every layer\'s gated activations dropped in training '
-                             '(not in validation or generation), in [0, 1); 0: none')
-    parser.add_argument('--augment_shift', type=cli.non_negative_int, default=0,
-                        help='translate each training image by a random whole number of '
-                             'pixels, up to this many in each direction (edge pixels '
-                             'repeated), less than the image side; 0: no augmentation')
-    parser.add_argument('--seed', type=cli.seed, default=0,
-                        help='seed of the initialization, the data order and the split, '
-                             '0 to %d' % cli.MAX_SEED)
-    # Output.
-    parser.add_argument('--checkpoint_every', type=cli.positive_int, default=500,
-                        help='steps between checkpoints (also validation and sample grids)')
-    parser.add_argument('--max_checkpoints', type=cli.positive_int, default=5,
-                        help='checkpoints kept in the logdir')
-    parser.add_argument('--print_every', type=cli.positive_int, default=100,
-                        help='steps between progress lines')
-    parser.add_argument('--summary_every', type=cli.positive_int, default=20,
-                        help='steps between TensorBoard training summaries')
-    parser.add_argument('--num_samples', type=cli.integer_range(0, MAX_SAMPLES), default=16,
-                        help='images in the sample grid written at each checkpoint (0: none)')
-    parser.add_argument('--histograms', action='store_true',
-                        help='also write histograms of every variable to TensorBoard')
+    add_data_flags(parser.add_argument_group('data'))
+    add_model_flags(parser.add_argument_group('model and logdir'))
+    add_optimization_flags(parser.add_argument_group('optimization'))
+    add_output_flags(parser.add_argument_group('output'))
+    add_devices_flags(parser.add_argument_group('devices and machines'))
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     return parser.parse_args(argv)
@@ -183,20 +222,15 @@ def load_data(args, spec):
     for path, reason in dataset.skipped:
         print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
     if spec.params.gc_channels:
-        unlabelled = [path for image_set in (dataset.train, dataset.validation)
-                      for path, label in zip(image_set.files, image_set.labels) if label < 0]
-        if unlabelled:
-            raise cli.UsageError('class conditioning needs every image in a class folder, '
-                                 'but %s is not (and %d more): put images in DIR/<class>/ '
-                                 'or train without --gc_channels'
-                                 % (unlabelled[0], len(unlabelled) - 1))
+        check_labelled(dataset)
     if spec.classes is not None and tuple(dataset.classes) != tuple(spec.classes):
         raise cli.UsageError('%s has classes %s but %s was trained on %s: train into a new '
                              '--logdir' % (args.data_dir, list(dataset.classes), args.logdir,
                                            list(spec.classes)))
     height, width = dataset.image_size
-    split = ('train/ and test/ folders' if dataset.split_source == 'folders'
-             else '%.0f%% held out' % (100 * args.validation_fraction))
+    split = {'folders': 'train/ and test/ folders',
+             'prepared': 'a prepared dataset'}.get(
+                 dataset.split_source, '%.0f%% held out' % (100 * args.validation_fraction))
     print('data: %s: %d training and %d validation images (%s), %dx%d %s, %d classes%s'
           % (args.data_dir, len(dataset.train.images), len(dataset.validation.images), split,
              height, width, 'RGB' if spec.channels == 3 else 'grayscale', len(dataset.classes),
@@ -210,6 +244,19 @@ def load_data(args, spec):
     return dataset
 
 
+def check_labelled(dataset):
+    """Refuses images without a class for class conditioning (cli.UsageError)."""
+    for image_set in (dataset.train, dataset.validation):
+        unlabelled = np.flatnonzero(np.asarray(image_set.labels) < 0)
+        if len(unlabelled):
+            first = (image_set.files[unlabelled[0]] if image_set.files
+                     else 'image %d of the prepared dataset' % unlabelled[0])
+            raise cli.UsageError('class conditioning needs every image in a class folder, '
+                                 'but %s is not (and %d more): put images in DIR/<class>/ '
+                                 'or train without --gc_channels'
+                                 % (first, len(unlabelled) - 1))
+
+
 def describe_receptive_field(params, image_width, channels):
     """Prints the receptive field; warns when it is shorter than one image row."""
     field = params.receptive_field
@@ -221,54 +268,68 @@ def describe_receptive_field(params, image_width, channels):
               'the pixel above them; add dilations', file=sys.stderr)
 
 
-def build_graph(args, spec, dataset):
+def build_graph(args, spec, dataset, placement):
     """The model, its training step and the reporter, in the default graph.
 
     Returns:
-        (training.TrainingGraph, reporter.Reporter).
+        (training.TrainingGraph, a reporter.Reporter on the chief, else a WorkerReporter).
     """
     import tensorflow.compat.v1 as tf
-    from wavenet import checkpoints, training
+    from wavenet import checkpoints, distribution, training
     from wavenet.model import WaveNetModel
-    from wavenet.reporter import Reporter, ReportOptions
+    from wavenet.reporter import Reporter, ReportOptions, WorkerReporter
     tf.set_random_seed(args.seed)
-    try:
-        model = WaveNetModel(spec.params, spec.image_size, len(spec.classes), spec.channels)
-    except ValueError as error:
-        raise cli.UsageError('%s (in the params of --wavenet_params)' % error) from None
     optimization = training.Optimization(
         args.batch_size, args.num_steps, args.learning_rate, args.learning_rate_schedule,
         args.optimizer, args.momentum, args.l2_regularization_strength, args.dropout,
         args.augment_shift, args.seed)
-    graph = training.build_training_graph(model, dataset.train.images, dataset.train.labels,
-                                          optimization, args.histograms)
-    checkpoints.run_spec_variable(spec)  # the run's identity, in every checkpoint
-    reporter = Reporter(model, dataset.validation, ReportOptions(
-        args.logdir, args.num_steps, args.batch_size, args.print_every, args.summary_every,
-        args.checkpoint_every, args.max_checkpoints, args.num_samples))
-    return graph, reporter
+    with distribution.scope(placement):
+        try:
+            model = WaveNetModel(spec.params, spec.image_size, len(spec.classes),
+                                 spec.channels)
+        except ValueError as error:
+            raise cli.UsageError('%s (in the params of --wavenet_params)' % error) from None
+        graph = training.build_training_graph(model, dataset.train.images,
+                                              dataset.train.labels, optimization,
+                                              placement.strategy, args.histograms)
+    # The run's identity, in every checkpoint; outside the strategy, which mirrors no strings.
+    checkpoints.run_spec_variable(spec)
+    options = ReportOptions(args.logdir, args.num_steps, args.batch_size, args.print_every,
+                            args.summary_every, args.checkpoint_every, args.max_checkpoints,
+                            args.num_samples)
+    if not placement.is_chief:
+        return graph, WorkerReporter(options, model.sequence_length)
+    return graph, Reporter(model, dataset.validation, options)
 
 
-def train(session, graph, reporter, step, num_steps, stop):
-    """Runs training steps from global step `step` to num_steps or a stop request.
+def train(session, graph, reporter, step, stop, workers, args):
+    """Runs training steps from global step `step` to --num_steps or a stop request.
+
+    In a cluster (workers > 1) every worker runs the same steps: a stop request (Ctrl-C or
+    SIGTERM to any worker) travels with the step to all of them, and they all end after that
+    step, the chief saving it. A step that waits longer than --step_timeout for another
+    worker ends the run.
 
     Returns:
         the global step reached.
     Raises:
-        SystemExit(1) when the loss becomes NaN or infinite (nothing saved after it).
+        SystemExit(1) when the loss becomes NaN or infinite (nothing saved after it), or a
+        worker of the cluster stopped answering.
     """
     from wavenet import checkpoints
     last_saved = step if step > 0 else None  # a new run saves even when stopped at once
-    while step < num_steps and not stop.requested:
-        fetches = [graph.train_op, graph.loss, graph.global_step]
+    timeout = args.step_timeout if workers > 1 else None
+    while step < args.num_steps and not (workers == 1 and stop.requested):
+        fetches = [graph.step, graph.loss, graph.stop_requested]
         if reporter.wants_summary(step + 1):
             fetches.append(graph.learning_rate)
             if graph.histograms is not None:
                 fetches.append(graph.histograms)
         started = time.perf_counter()
-        results = session.run(fetches)
+        results = run_step(session, fetches, {graph.stop_request: float(stop.requested)},
+                           timeout, step)
         seconds = time.perf_counter() - started
-        loss, step = results[1], results[2]
+        step, loss, stop_requested = results[:3]
         if not np.isfinite(loss):
             reporter.close()
             print('error: the loss became %s at step %d; nothing saved after it (last good '
@@ -279,21 +340,46 @@ def train(session, graph, reporter, step, num_steps, stop):
         if len(results) > 3:
             reporter.write_summary(step, loss, *results[3:])
         reporter.step_done(step, loss, seconds)
-        if reporter.checkpoint_due(step):
+        if reporter.checkpoint_due(step) or stop_requested > 0:
             reporter.save(step)
             last_saved = step
+        if stop_requested > 0:
+            stop.requested = True
+            break
     if step != last_saved:
         reporter.save(step)
     return step
 
 
+def run_step(session, fetches, feed, timeout, step):
+    """A step every worker runs (a training step after global step `step`, or the
+    initialization); in a cluster (a timeout in seconds, not None), a dead worker is an
+    error (exit 1) once the step has waited `timeout` for it, instead of a wait forever."""
+    import tensorflow.compat.v1 as tf
+    if timeout is None:
+        return session.run(fetches, feed)
+    try:
+        return session.run(fetches, feed,
+                           options=tf.RunOptions(timeout_in_ms=int(1000 * timeout)))
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+            tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError) as error:
+        print('error: the cluster lost a worker after step %d (%s: %s); every worker stops: '
+              'start them all again to resume from the chief\'s newest checkpoint'
+              % (step, type(error).__name__, cli.error_reason(error)), file=sys.stderr)
+        sys.exit(1)
+
+
 def check_fits(args, spec, num_images):
     """Refuses a run that cannot fit in this machine's memory, or shifts too large.
+
+    The memory is that of the CPU: with --num_gpus the activations live on the GPUs, whose
+    memory TensorFlow reports when it runs out.
 
     Args:
         args: the flags.
         spec: the RunSpec (image_size known).
-        num_images: the training images (or the image files, before they are read).
+        num_images: the training images held in memory (or the image files, before they are
+            read; 0 for a memory-mapped prepared dataset).
     Raises:
         cli.UsageError: naming what to lower.
     """
@@ -303,7 +389,7 @@ def check_fits(args, spec, num_images):
         raise cli.UsageError('--augment_shift=%d must be less than the image side (%dx%d)'
                              % (args.augment_shift, height, width))
     needed = training.estimate_memory(spec.params, height * width * spec.channels,
-                                      args.batch_size, num_images)
+                                      0 if args.num_gpus else args.batch_size, num_images)
     available = training.physical_memory()
     if needed > available:
         raise cli.UsageError(
@@ -344,32 +430,65 @@ def writing_into(logdir, resume_from):
                              % (error, logdir, newest)) from None
 
 
-def run_session(args, spec, graph, reporter, resume_from):
-    """Starts or resumes the session, trains and saves; see the module docstring."""
+def place(args):
+    """The devices (and cluster) of the run, from the flags and TF_CONFIG.
+
+    Returns:
+        a distribution.Placement.
+    Raises:
+        cli.UsageError: for devices this machine lacks, a bad cluster, or a --batch_size
+            that the replicas cannot share evenly.
+    """
+    from wavenet import distribution
+    try:
+        if args.worker_hosts:
+            os.environ['TF_CONFIG'] = distribution.cluster_config(args.worker_hosts,
+                                                                  args.task_index)
+        placement = distribution.place(args.num_gpus, args.cpu_replicas)
+    except distribution.DistributionError as error:
+        raise cli.UsageError('%s (see --num_gpus, --cpu_replicas, --worker_hosts)'
+                             % error) from None
+    if args.batch_size % placement.replicas:
+        raise cli.UsageError('--batch_size=%d cannot be split evenly between %d replicas'
+                             % (args.batch_size, placement.replicas))
+    return placement
+
+
+def run_session(args, spec, graph, reporter, resume_from, placement):
+    """Starts or resumes the session, trains and saves; see the module docstring.
+
+    Every worker of a cluster initializes (a broadcast from the chief) or restores the
+    same checkpoint from the shared logdir; only the chief writes into it.
+    """
     import tensorflow.compat.v1 as tf
     from wavenet import checkpoints
-    with tf.Session() as session, cli.StopRequest() as stop:
-        session.run(graph.data_initializer, graph.data_feed)
+    with tf.Session(placement.target, config=placement.config) as session, \
+            cli.StopRequest() as stop:
+        timeout = args.step_timeout if placement.workers > 1 else None
         if resume_from:
             reporter.saver.restore(session, resume_from)
             print('resumed from %s' % resume_from)
         else:
-            session.run(tf.global_variables_initializer())
+            # In a cluster, a broadcast of the chief's initial values: every worker joins.
+            run_step(session, tf.global_variables_initializer(), None, timeout, 0)
         step = session.run(graph.global_step)
         if step >= args.num_steps:
             print('step %d already reached --num_steps=%d; nothing to train'
                   % (step, args.num_steps))
             return
-        checkpoints.write_run_files(args.logdir, spec)
-        kept = checkpoints.list_checkpoints(args.logdir)
-        reporter.open(session, [prefix for prefix in reversed(kept)
-                                if checkpoints.step_of(prefix) <= step])
+        if placement.is_chief:
+            checkpoints.write_run_files(args.logdir, spec)
+            kept = checkpoints.list_checkpoints(args.logdir)
+            reporter.open(session, [prefix for prefix in reversed(kept)
+                                    if checkpoints.step_of(prefix) <= step])
         print('training from step %d to %d, batch %d, %s' % (step, args.num_steps,
                                                              args.batch_size, args.optimizer))
-        step = train(session, graph, reporter, step, args.num_steps, stop)
+        step = train(session, graph, reporter, step, stop, placement.workers, args)
         reporter.close()
         if stop.requested:
-            print('interrupted at step %d; checkpoint saved in %s' % (step, args.logdir))
+            print('interrupted at step %d; %s' % (step, 'checkpoint saved in %s' % args.logdir
+                                                  if placement.is_chief
+                                                  else 'the chief saved it'))
 
 
 def main(argv=None):
@@ -377,8 +496,10 @@ def main(argv=None):
     args = get_arguments(argv)
     cli.import_tensorflow(args.verbose)
     from wavenet import checkpoints, reader
+    placement = place(args)
     try:
-        checkpoints.check_not_in_use(args.logdir)
+        if placement.is_chief:
+            checkpoints.check_not_in_use(args.logdir)
     except checkpoints.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     spec, resume_from = resolve_run(args)
@@ -386,16 +507,18 @@ def main(argv=None):
         check_fits(args, spec, len(reader.list_image_files(args.data_dir)))
     dataset = load_data(args, spec)
     spec = spec._replace(image_size=dataset.image_size, classes=dataset.classes)
-    check_fits(args, spec, len(dataset.train.images))
+    check_fits(args, spec, 0 if dataset.split_source == 'prepared' else len(dataset.train.images))
     describe_receptive_field(spec.params, spec.image_size[1], spec.channels)
-    graph, reporter = build_graph(args, spec, dataset)
+    graph, reporter = build_graph(args, spec, dataset, placement)
     if resume_from:
         try:
             checkpoints.check_variables_match(resume_from, checkpoints.variables_by_name())
         except checkpoints.CheckpointError as error:
             raise cli.UsageError('%s (or another --optimizer)' % error) from None
-    with writing_into(args.logdir, resume_from):
-        run_session(args, spec, graph, reporter, resume_from)
+    print('devices: %s' % placement.description)
+    with writing_into(args.logdir, resume_from) if placement.is_chief else \
+            contextlib.nullcontext():
+        run_session(args, spec, graph, reporter, resume_from, placement)
 
 
 if __name__ == '__main__':

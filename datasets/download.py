@@ -1,4 +1,4 @@
-"""Downloads MNIST, Fashion-MNIST or CIFAR-10 and writes them as PNG files for train.py.
+"""Downloads MNIST, Fashion-MNIST or CIFAR-10 and writes them as a prepared dataset for train.py.
 
     python datasets/download.py mnist|fashion_mnist|cifar10 --out=DIR
 
@@ -6,20 +6,23 @@ The official archives go to `DIR/.downloads/`, this script's cache: a download r
 its `.part` file and gets its name only once its MD5 checksum matches. Each mirror is tried
 in turn until one gives the right file; a mirror fails on a network or HTTP error, on more
 bytes than the file's known size allows (1% and 64 KiB more), when the file is not complete
-within --timeout, or on a checksum mismatch. The images become 8-bit PNG files in
-`DIR/train/<class>/00042.png` and `DIR/test/<class>/...` (MNIST and Fashion-MNIST: 28x28
-grayscale; CIFAR-10: 32x32 RGB).
+within --timeout, or on a checksum mismatch. The images become a prepared dataset (see
+wavenet/prepared.py): `DIR/train_images.npy` and `DIR/test_images.npy` (uint8 [N, H, W, C];
+MNIST and Fashion-MNIST: 28x28 grayscale; CIFAR-10: 32x32 RGB), `DIR/train_labels.npy` and
+`DIR/test_labels.npy` (int64 [N]), and `DIR/dataset.json` (image size, channels, class names,
+counts, and the source: dataset, mirrors, archives and their MD5s).
 
-What the script wrote: `DIR/.download-manifest.json` lists every class folder and PNG file
-of `train/` and `test/` that it wrote (the same names under the staging folders `.tmp-train/`
-and `.tmp-test/` count as its own too). It is written before the first image, and lists the
-old files and the new ones until the new ones are in place. Any other entry under those four
-folders belongs to the user: the script never removes or overwrites it, and stops before
-downloading anything, naming one. Old files are removed only once the new dataset is
-downloaded, verified and converted. `DIR/.complete` is written last; a DIR without a valid one
-(missing, unreadable or not the JSON this script writes) never counts as a whole dataset. Files
-elsewhere in DIR are never touched. Needs only the standard library, numpy, Pillow and the
-project's wavenet/progress.py and wavenet/files.py (which do not import TensorFlow).
+What the script wrote: `DIR/.download-manifest.json` says that the script owns the prepared
+dataset's files in DIR (prepared.FILE_NAMES and their temporaries); it is written before the
+first of them. A file of those names in DIR while no manifest claims them belongs to the
+user: the script never removes or overwrites it, and stops before downloading anything,
+naming it. The new arrays are written under temporary names and replace the old files only
+once the new dataset is downloaded, verified and converted; `DIR/dataset.json` is written
+last, and a DIR whose dataset.json is missing or damaged (or whose arrays do not match it)
+never counts as a whole dataset. Files elsewhere in DIR (the PNG folders `train/` and
+`test/` of an older version of this script, too) are never touched. Needs only the standard
+library, numpy and the project's wavenet/prepared.py, wavenet/progress.py and
+wavenet/files.py (which do not import TensorFlow).
 """
 import argparse
 import collections
@@ -37,21 +40,20 @@ import urllib.parse
 import urllib.request
 
 import numpy as np
-from PIL import Image
 
 # `python datasets/download.py` puts datasets/ first on sys.path, not the project root.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from wavenet import prepared  # noqa: E402
 from wavenet.files import write_json_atomic  # noqa: E402
 from wavenet.progress import Progress, format_bytes  # noqa: E402
 
 SPLITS = ('train', 'test')
-COMPLETE_MARKER = '.complete'
 MANIFEST = '.download-manifest.json'
-STAGING_PREFIX = '.tmp-'
 DOWNLOAD_FOLDER = '.downloads'
+CONVERT_CHUNK = 10000  # images written at a time
 CHUNK_BYTES = 1 << 16
 SIZE_MARGIN_BYTES = 64 << 10  # plus 1% of the known size: the most a mirror may send
 DEFAULT_TIMEOUT = 600.0  # seconds for each whole file
@@ -466,152 +468,25 @@ def check_split(split, images, labels, dataset):
                           % (split, labels.max(), len(dataset.classes)))
 
 
-
-def image_names(labels, class_names):
-    """Returns (class folder, file name) of each image of a split, in order.
-
-    Image i is `<class_names[labels[i]]>/NNNNN.png`, i zero-padded to 5 digits or more.
-    """
-    digits = max(5, len(str(len(labels) - 1)))
-    return [(class_names[int(label)], '%0*d.png' % (digits, index))
-            for index, label in enumerate(labels)]
-
-
-def split_layout(labels, class_names):
-    """Returns {class folder: set of file names} of a split, every class included."""
-    layout = {name: set() for name in class_names}
-    for class_name, file_name in image_names(labels, class_names):
-        layout[class_name].add(file_name)
-    return layout
-
-
-def write_split(images, labels, class_names, folder, progress=None):
-    """Writes images[i] as `folder/<class_names[labels[i]]>/%05d.png` (i: index in the split).
-
-    Images [N, H, W] become 8-bit grayscale ('L') PNGs, [N, H, W, 3] RGB. Every class gets
-    a folder, even an empty one. Returns the number of files written.
-    """
-    for name in class_names:
-        os.makedirs(os.path.join(folder, name), exist_ok=True)
-    for image, (class_name, file_name) in zip(images, image_names(labels, class_names)):
-        path = os.path.join(folder, class_name, file_name)
-        Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(path)
-        if progress is not None:
-            progress.update(1)
-    return len(images)
-
-
-def read_marker(out_dir):
-    """Returns the `.complete` marker as a dict, or None when missing, unreadable or malformed.
-
-    A valid marker is a JSON object with a string 'dataset' and integer 'train' and 'test'
-    counts, as convert() writes it.
-    """
-    try:
-        with open(os.path.join(out_dir, COMPLETE_MARKER), encoding='utf-8') as marker_file:
-            marker = json.load(marker_file)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(marker, dict) or not isinstance(marker.get('dataset'), str):
-        return None
-    if not all(type(marker.get(split)) is int for split in SPLITS):
-        return None
-    return marker
-
-
 def read_manifest(out_dir):
-    """Returns what the manifest says this script wrote: {split: {class: set of file names}}.
+    """Whether the manifest says this script writes the prepared dataset's files in `out_dir`.
 
-    A missing, unreadable or malformed manifest gives {}: then nothing counts as written by
-    this script.
+    A missing, unreadable or malformed manifest (or one of an older version of this script,
+    which listed PNG files) gives False: then no file of the format counts as its own.
     """
     try:
         with open(os.path.join(out_dir, MANIFEST), encoding='utf-8') as manifest_file:
-            splits = json.load(manifest_file)['splits']
-        return {split: {str(name): set(map(str, files)) for name, files in splits[split].items()}
-                for split in SPLITS if split in splits}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+            manifest = json.load(manifest_file)
+        return sorted(manifest['files']) == sorted(prepared.FILE_NAMES)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
-def write_manifest(out_dir, dataset, layout):
-    """Writes the manifest (atomically): `layout` is {split: {class: file names}}."""
+def write_manifest(out_dir, dataset):
+    """Writes the manifest (atomically): this script owns prepared.FILE_NAMES in `out_dir`."""
     write_json_atomic(os.path.join(out_dir, MANIFEST), {
         'written_by': 'datasets/download.py', 'dataset': dataset.name,
-        'splits': {split: {name: sorted(files) for name, files in classes.items()}
-                   for split, classes in layout.items()}})
-
-
-def merge_layouts(first, second):
-    """Returns the union of two {split: {class: file names}} layouts."""
-    merged = {}
-    for layout in (first, second):
-        for split, classes in layout.items():
-            for name, files in classes.items():
-                merged.setdefault(split, {}).setdefault(name, set()).update(files)
-    return merged
-
-
-def _first_file(path):
-    """Returns the first file under the folder `path` (links not followed), else `path`."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        for folder, _, files in sorted(os.walk(path)):
-            if files:
-                return os.path.join(folder, sorted(files)[0])
-    return path
-
-
-def _foreign_in(folder, classes):
-    """Returns the first entry of `folder` that `classes` ({class: file names}) does not list.
-
-    Returns None when the folder is missing or holds only listed class folders and files;
-    for a folder that is not listed, the first file in it. Links never count as listed.
-    """
-    if not os.path.lexists(folder):
-        return None
-    if os.path.islink(folder) or not os.path.isdir(folder):
-        return folder
-    for class_name in sorted(os.listdir(folder)):
-        class_dir = os.path.join(folder, class_name)
-        if class_name not in classes or os.path.islink(class_dir) \
-                or not os.path.isdir(class_dir):
-            return _first_file(class_dir)
-        for file_name in sorted(os.listdir(class_dir)):
-            path = os.path.join(class_dir, file_name)
-            if file_name not in classes[class_name] or os.path.islink(path) \
-                    or not os.path.isfile(path):
-                return _first_file(path)
-    return None
-
-
-def find_foreign(out_dir, owned):
-    """Returns a path under train/, test/ or their staging folders that this script did not
-    write (per `owned`, from the manifest), or None."""
-    for split in SPLITS:
-        for folder in (split, STAGING_PREFIX + split):
-            foreign = _foreign_in(os.path.join(out_dir, folder), owned.get(split, {}))
-            if foreign:
-                return foreign
-    return None
-
-
-def remove_owned(folder, classes):
-    """Deletes the files under `folder` that `classes` ({class: file names}) lists, then the
-    folders left empty. Nothing else is touched."""
-    if os.path.islink(folder) or not os.path.isdir(folder):
-        return
-    for class_name, files in classes.items():
-        class_dir = os.path.join(folder, class_name)
-        if os.path.islink(class_dir) or not os.path.isdir(class_dir):
-            continue
-        for file_name in os.listdir(class_dir):
-            path = os.path.join(class_dir, file_name)
-            if file_name in files and os.path.isfile(path) and not os.path.islink(path):
-                os.remove(path)
-        if not os.listdir(class_dir):
-            os.rmdir(class_dir)
-    if not os.listdir(folder):
-        os.rmdir(folder)
+        'files': list(prepared.FILE_NAMES)})
 
 
 def _check_out_dir(out_dir):
@@ -630,38 +505,60 @@ def prepare_out_dir(out_dir, dataset, log=print):
     """Checks the output folder before anything is downloaded; creates it when missing.
 
     Returns:
-        (complete, owned): complete is True when a valid `.complete` marker of this
-        dataset is there; owned is what the manifest says this script wrote,
-        {split: {class: file names}}, to be replaced by the new files.
+        True when `out_dir` holds this dataset complete: a dataset.json this script wrote
+        and files that match it.
 
     Raises:
-        DatasetError: a bad --out, a complete dataset of another name, or an entry under
-            train/, test/ or their staging folders that this script did not write.
+        DatasetError: a bad --out, a complete dataset of another name, or a file of the
+            prepared format (prepared.FILE_NAMES, or a temporary of one) that this script
+            did not write.
     """
     _check_out_dir(out_dir)
-    marker = read_marker(out_dir)
-    if marker is not None:
-        if marker['dataset'] != dataset.name:
-            raise DatasetError('%s already holds the %s dataset; choose another --out'
-                               % (out_dir, marker['dataset']))
-        return True, {}
-    marker_path = os.path.join(out_dir, COMPLETE_MARKER)
-    if os.path.lexists(marker_path):
-        log('%s is corrupt or unreadable: the dataset does not count as complete and is '
-            'converted again' % marker_path)
-    owned = read_manifest(out_dir)
-    foreign = find_foreign(out_dir, owned)
-    if foreign:
+    present = sorted(name for name in os.listdir(out_dir) if prepared.is_format_entry(name))
+    if present and not read_manifest(out_dir):
         raise DatasetError('download.py did not write %s (%s does not list it), and it would '
                            'be in the way; it is never removed or overwritten: move it away '
-                           'or choose an empty --out' % (foreign, MANIFEST))
-    present = [folder for split in SPLITS for folder in (split, STAGING_PREFIX + split)
-               if os.path.lexists(os.path.join(out_dir, folder))]
-    if present:
-        log('%s holds a half dataset (%s without a valid %s): converting again; its old '
-            'files are replaced once the new ones are written'
-            % (out_dir, ', '.join(folder + '/' for folder in present), COMPLETE_MARKER))
-    return False, owned
+                           'or choose an empty --out' % (os.path.join(out_dir, present[0]),
+                                                         MANIFEST))
+    old_splits = [split + '/' for split in SPLITS if os.path.isdir(os.path.join(out_dir, split))]
+    if old_splits:
+        log('%s is left as it is (not written by this version of download.py); train.py reads '
+            'the prepared dataset instead' % ' and '.join(os.path.join(out_dir, folder)
+                                                         for folder in old_splits))
+    info_path = os.path.join(out_dir, prepared.INFO_FILE)
+    if not os.path.lexists(info_path):
+        if present:
+            log('%s holds a half dataset (%s without %s): converting again; its old files are '
+                'replaced once the new ones are written'
+                % (out_dir, ', '.join(present), prepared.INFO_FILE))
+        return False
+    try:
+        name = _dataset_written(out_dir)
+    except prepared.FormatError as error:
+        log('%s is corrupt or damaged (%s): the dataset does not count as complete and is '
+            'converted again' % (out_dir, error))
+        return False
+    if name != dataset.name:
+        raise DatasetError('%s already holds the %s dataset; choose another --out'
+                           % (out_dir, name))
+    return True
+
+
+def _dataset_written(out_dir):
+    """The name of the dataset in `out_dir`, after checking every file of it.
+
+    Raises:
+        prepared.FormatError: dataset.json or a split's files are damaged, or dataset.json
+            does not name the dataset in its source.
+    """
+    info = prepared.read_info(out_dir)
+    name = info.source.get('dataset') if isinstance(info.source, dict) else None
+    if not isinstance(name, str):
+        raise prepared.FormatError('%s does not name its dataset in "source"'
+                                   % os.path.join(out_dir, prepared.INFO_FILE))
+    for split in info.counts:
+        prepared.load_prepared(out_dir, split)
+    return name
 
 
 def read_dataset(dataset, download_dir):
@@ -675,46 +572,31 @@ def read_dataset(dataset, download_dir):
     return splits
 
 
-def _write_staging(dataset, splits, out_dir, stream):
-    """Writes each split into `out_dir/.tmp-SPLIT`; returns {split: count}."""
-    total = sum(len(images) for images, _ in splits.values())
-    progress = Progress('converting %s' % dataset.name, total=total, unit='images',
-                        stream=stream)
-    counts = {}
-    try:
-        for split in SPLITS:
-            images, labels = splits[split]
-            counts[split] = write_split(images, labels, dataset.classes,
-                                        os.path.join(out_dir, STAGING_PREFIX + split), progress)
-    finally:
-        progress.close()
-    return counts
+def convert(dataset, download_dir, out_dir, source, stream=None):
+    """Reads the verified archives and writes them as a prepared dataset; returns
+    {split: count}.
 
-
-def convert(dataset, download_dir, out_dir, owned, stream=None):
-    """Reads the verified archives and writes both splits as PNG files, then `.complete`.
-
-    The manifest first lists the old files (`owned`, see prepare_out_dir) and the new ones.
-    Each split is written into `out_dir/.tmp-SPLIT`; only then are the old files of SPLIT/
-    removed and the staging folder renamed into place. The manifest is then rewritten with
-    the new files only, and the `.complete` marker (with the counts) comes last.
-    Returns {split: count}.
+    The manifest is written first (this script owns the format's files in `out_dir`). The
+    arrays go to temporary files; only when both splits are complete do they replace the old
+    ones, and dataset.json (with `source`) comes last (see prepared.PreparedWriter).
     """
     splits = read_dataset(dataset, download_dir)
-    layout = {split: split_layout(labels, dataset.classes)
-              for split, (_, labels) in splits.items()}
-    write_manifest(out_dir, dataset, merge_layouts(owned, layout))
-    for split in SPLITS:
-        remove_owned(os.path.join(out_dir, STAGING_PREFIX + split), owned.get(split, {}))
-    counts = _write_staging(dataset, splits, out_dir, stream)
-    for split in SPLITS:
-        remove_owned(os.path.join(out_dir, split), owned.get(split, {}))
-        os.replace(os.path.join(out_dir, STAGING_PREFIX + split), os.path.join(out_dir, split))
-    write_manifest(out_dir, dataset, layout)
-    write_json_atomic(os.path.join(out_dir, COMPLETE_MARKER), {
-        'dataset': dataset.name, 'image_shape': list(dataset.image_shape),
-        'classes': list(dataset.classes), 'train': counts['train'], 'test': counts['test']})
-    return counts
+    write_manifest(out_dir, dataset)
+    progress = Progress('converting %s' % dataset.name, unit='images', stream=stream,
+                        total=sum(len(images) for images, _ in splits.values()))
+    channels = dataset.image_shape[2] if len(dataset.image_shape) == 3 else 1
+    with prepared.PreparedWriter(out_dir, dataset.image_shape[:2], channels, dataset.classes,
+                                 source) as writer:
+        try:
+            for split in SPLITS:
+                images, labels = splits[split]
+                for start in range(0, len(images), CONVERT_CHUNK):
+                    writer.append_images(split, images[start:start + CONVERT_CHUNK])
+                    progress.update(len(images[start:start + CONVERT_CHUNK]))
+                writer.append_labels(split, labels)
+        finally:
+            progress.close()
+        return writer.close()
 
 
 def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAULT_TIMEOUT,
@@ -726,10 +608,9 @@ def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAUL
     official checksums (for tests with small fake files). `timeout` is the deadline of each
     file on each mirror, in seconds.
     """
-    complete, owned = prepare_out_dir(out_dir, dataset, log=log)
-    if complete:
-        log('%s is already there (%s exists); nothing to do'
-            % (out_dir, os.path.join(out_dir, COMPLETE_MARKER)))
+    if prepare_out_dir(out_dir, dataset, log=log):
+        log('%s is already there (%s is complete); nothing to do'
+            % (out_dir, os.path.join(out_dir, prepared.INFO_FILE)))
         return None
     download_dir = os.path.join(out_dir, DOWNLOAD_FOLDER)
     os.makedirs(download_dir, exist_ok=True)
@@ -738,7 +619,11 @@ def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAUL
     for name, _, size in dataset.files:
         fetch(name, checksums[name], max_bytes(size), base_urls or dataset.mirrors,
               download_dir, timeout=timeout, stream=stream, log=log)
-    counts = convert(dataset, download_dir, out_dir, owned, stream=stream)
+    source = {'written_by': 'datasets/download.py', 'dataset': dataset.name,
+              'mirrors': list(base_urls or dataset.mirrors),
+              'archives': [{'name': name, 'md5': checksums[name], 'bytes': os.path.getsize(
+                  os.path.join(download_dir, name))} for name, _, _ in dataset.files]}
+    counts = convert(dataset, download_dir, out_dir, source, stream=stream)
     log('wrote %d training and %d test images of %s to %s (archives kept in %s)'
         % (counts['train'], counts['test'], dataset.name, out_dir, download_dir))
     return counts
@@ -755,16 +640,17 @@ def build_parser():
     """Returns the command-line parser."""
     parser = _Parser(
         description='Download MNIST, Fashion-MNIST or CIFAR-10, verify the MD5 checksums '
-                    'and write the images as PNG files in DIR/train/<class>/ and '
-                    'DIR/test/<class>/ for train.py --data_dir=DIR.')
+                    'and write the images as a prepared dataset (DIR/dataset.json and '
+                    'uint8 .npy arrays) for train.py --data_dir=DIR.')
     parser.add_argument('dataset', choices=sorted(DATASETS),
                         help='which dataset: mnist and fashion_mnist (28x28 grayscale), '
                              'cifar10 (32x32 RGB)')
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='output folder (required; no default). Archives go to '
-                             'DIR/.downloads/, images to DIR/train/ and DIR/test/. Files '
-                             'this script did not write are never removed: if any are in '
-                             'train/ or test/, it stops before downloading')
+                             'DIR/.downloads/, the dataset to DIR/dataset.json, '
+                             'DIR/train_images.npy, ... Files this script did not write are '
+                             'never removed: if one has those names, it stops before '
+                             'downloading')
     parser.add_argument('--base_url', action='append', metavar='URL',
                         help='base URL the archive names are appended to; repeat it to '
                              'give mirrors, each tried when the one before fails (default: '

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from wavenet import prepared
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'datasets', 'download.py')
@@ -107,27 +108,22 @@ def make_cifar_archive(folder, seed=1, per_batch=2, num_test=3, extra_members=()
     return splits, {'cifar-10-binary.tar.gz': md5(payload)}
 
 
-def check_output(out_dir, splits, classes, mode, size):
-    """Every written PNG has the expected pixels, mode, size and class folder."""
+def check_output(out_dir, splits, classes, channels, size, dataset='mnist'):
+    """The prepared dataset holds exactly the expected pixels, labels, classes and source."""
+    info = prepared.read_info(out_dir)
+    assert (info.image_size, info.channels, info.classes) == (size, channels, tuple(classes))
+    assert info.source['dataset'] == dataset
+    assert info.source['written_by'] == 'datasets/download.py'
     for split, (images, labels) in splits.items():
-        folder = os.path.join(out_dir, split)
-        assert sorted(os.listdir(folder)) == sorted(classes)
-        written = sorted(os.path.join(c, f) for c in classes
-                         for f in os.listdir(os.path.join(folder, c)))
-        expected = sorted(os.path.join(classes[label], '%05d.png' % index)
-                          for index, label in enumerate(labels))
-        assert written == expected
-        for index, (image, label) in enumerate(zip(images, labels)):
-            with Image.open(os.path.join(folder, classes[label], '%05d.png' % index)) as png:
-                assert png.format == 'PNG'
-                assert png.mode == mode
-                assert png.size == size
-                np.testing.assert_array_equal(np.asarray(png), image)
-    with open(os.path.join(out_dir, '.complete')) as marker:
-        counts = json.load(marker)
-    assert counts['train'] == len(splits['train'][1])
-    assert counts['test'] == len(splits['test'][1])
-    assert not [name for name in os.listdir(out_dir) if name.startswith('.tmp')]
+        images_name, labels_name = prepared.file_names(split)
+        stored = np.load(os.path.join(out_dir, images_name), allow_pickle=False)
+        assert stored.dtype == np.uint8 and stored.shape == (len(images),) + size + (channels,)
+        np.testing.assert_array_equal(stored.reshape(images.shape), images)
+        stored_labels = np.load(os.path.join(out_dir, labels_name), allow_pickle=False)
+        assert stored_labels.dtype == np.int64
+        np.testing.assert_array_equal(stored_labels, labels)
+        assert info.counts[split] == len(labels)
+    assert not [name for name in os.listdir(out_dir) if '.tmp-' in name]
 
 
 # ------------------------------------------------------------------------ local server
@@ -253,16 +249,6 @@ def test_read_cifar_binary_channel_order():
         download.read_cifar_binary(bytes(record)[:-1])
 
 
-def test_write_split_modes(tmp_path):
-    gray = np.full((2, 5, 4), 9, np.uint8)
-    count = download.write_split(gray, np.array([1, 1]), ('a', 'b'), str(tmp_path / 's'))
-    assert count == 2
-    assert sorted(os.listdir(tmp_path / 's')) == ['a', 'b']
-    assert sorted(os.listdir(tmp_path / 's' / 'b')) == ['00000.png', '00001.png']
-    with Image.open(tmp_path / 's' / 'b' / '00001.png') as png:
-        assert (png.mode, png.size) == ('L', (4, 5))
-
-
 # ------------------------------------------------------------------------- full runs
 
 def test_mnist_full_run(tmp_path, mnist_server, capsys):
@@ -271,7 +257,7 @@ def test_mnist_full_run(tmp_path, mnist_server, capsys):
     status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
                                  checksums, capsys)
     assert status == 0, stderr
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
     assert sorted(os.listdir(out / '.downloads')) == sorted(checksums)
     assert len(server.requests) == 4 and all(r is None for _, r in server.requests)
     assert 'converting mnist: 19 images' in stderr  # plain final progress line (not a tty)
@@ -287,7 +273,7 @@ def test_fashion_mnist_class_names(tmp_path, mnist_server, capsys):
     classes = ('t-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt',
                'sneaker', 'bag', 'ankle_boot')
     assert download.DATASETS['fashion_mnist'].classes == classes
-    check_output(str(out), splits, classes, 'L', (28, 28))
+    check_output(str(out), splits, classes, 1, (28, 28), dataset='fashion_mnist')
 
 
 def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
@@ -302,12 +288,17 @@ def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
     assert status == 0, stderr
     classes = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
                'ship', 'truck')
-    check_output(str(out), splits, classes, 'RGB', (32, 32))
+    check_output(str(out), splits, classes, 3, (32, 32), dataset='cifar10')
     assert len(splits['train'][1]) == 10 and len(splits['test'][1]) == 3
     assert not (tmp_path / 'work' / 'escaped.bin').exists()
     assert not (out / 'escaped.bin').exists()
-    assert sorted(os.listdir(out)) == ['.complete', '.download-manifest.json', '.downloads',
-                                       'test', 'train']
+    assert sorted(os.listdir(out)) == ['.download-manifest.json', '.downloads', 'dataset.json',
+                                       'test_images.npy', 'test_labels.npy', 'train_images.npy',
+                                       'train_labels.npy']
+    archive = 'cifar-10-binary.tar.gz'
+    assert info_source(out)['archives'] == [{'name': archive, 'md5': checksums[archive],
+                                             'bytes': os.path.getsize(files / archive)}]
+    assert info_source(out)['mirrors'] == [url]
 
 
 def test_cifar_member_that_is_not_a_file_is_refused(tmp_path):
@@ -339,7 +330,7 @@ def test_resume_with_range(tmp_path, mnist_server, capsys):
     assert ('/' + name, 'bytes=%d-' % half) in server.requests
     assert (out / '.downloads' / name).read_bytes() == data
     assert not (out / '.downloads' / (name + '.part')).exists()
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_server_without_ranges_restarts_from_zero(tmp_path, serve, capsys):
@@ -356,7 +347,7 @@ def test_server_without_ranges_restarts_from_zero(tmp_path, serve, capsys):
     assert status == 0, stderr
     assert ('/' + name, 'bytes=29-') in server.requests  # asked, got 200, started over
     assert (out / '.downloads' / name).read_bytes() == (files / name).read_bytes()
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_checksum_mismatch(tmp_path, mnist_server, capsys):
@@ -372,8 +363,7 @@ def test_checksum_mismatch(tmp_path, mnist_server, capsys):
     assert 'Traceback' not in stderr
     assert not (out / '.downloads' / name).exists()
     assert not (out / '.downloads' / (name + '.part')).exists()
-    assert not (out / '.complete').exists()
-    assert not (out / 'train').exists()
+    assert os.listdir(out) == ['.downloads']
 
 
 def test_mirrors_tried_in_order(tmp_path, mnist_server, capsys):
@@ -383,7 +373,7 @@ def test_mirrors_tried_in_order(tmp_path, mnist_server, capsys):
                                   '--base_url=%s' % url], checksums, capsys)
     assert status == 0, stderr
     assert 'failed:' in stdout
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_missing_file_on_server_is_an_error(tmp_path, serve, capsys):
@@ -404,7 +394,7 @@ def test_unreachable_url(tmp_path, capsys):
     assert status == 2
     assert stderr.count('\n') == 1 and stderr.startswith('error: could not download ')
     assert 'Traceback' not in stderr
-    assert not (out / '.complete').exists()
+    assert not (out / 'dataset.json').exists()
 
 
 # ------------------------------------------------------------------ output folder states
@@ -415,44 +405,78 @@ def test_half_dataset_is_rebuilt_without_downloading_again(tmp_path, mnist_serve
     argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
     assert run(argv, checksums, capsys)[0] == 0
     requests = len(server.requests)
-    # As if interrupted while moving the splits into place: test/ still in its staging
-    # folder with a half-written PNG, train/ in place, no marker.
-    os.remove(out / '.complete')
-    os.rename(out / 'test', out / '.tmp-test')
-    label = splits['test'][1][0]
-    (out / '.tmp-test' / str(label) / '00000.png').write_bytes(b'half written')
-    os.remove(out / 'train' / str(splits['train'][1][0]) / '00000.png')
+    # As if interrupted while moving the arrays into place: no dataset.json, the test images
+    # still a half-written temporary, the training images damaged.
+    os.remove(out / 'dataset.json')
+    os.rename(out / 'test_images.npy', out / '.test_images.npy.tmp-123-abcd')
+    with open(out / '.test_images.npy.tmp-123-abcd', 'r+b') as half:
+        half.truncate(200)
+    (out / 'train_images.npy').write_bytes(b'damaged')
     status, stdout, stderr = run(argv, checksums, capsys)
     assert status == 0, stderr
     assert 'half dataset' in stdout
     assert 'already downloaded and verified' in stdout
     assert len(server.requests) == requests  # the verified archives were reused
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_complete_dataset_is_left_alone(tmp_path, mnist_server, capsys):
+    url, server, _, checksums = mnist_server
+    out = tmp_path / 'mnist'
+    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
+    assert run(argv, checksums, capsys)[0] == 0
+    requests = len(server.requests)
+    before = {name: os.stat(out / name).st_mtime_ns for name in prepared.FILE_NAMES}
+    status, stdout, _ = run(argv, checksums, capsys)
+    assert status == 0
+    assert 'already there' in stdout
+    assert len(server.requests) == requests
+    assert {name: os.stat(out / name).st_mtime_ns for name in prepared.FILE_NAMES} == before
+
+
+def test_damaged_array_under_a_valid_dataset_json_is_converted_again(tmp_path, mnist_server,
+                                                                    capsys):
     url, server, splits, checksums = mnist_server
     out = tmp_path / 'mnist'
     argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
     assert run(argv, checksums, capsys)[0] == 0
     requests = len(server.requests)
-    png = out / 'test' / str(splits['test'][1][0]) / '00000.png'
-    before = os.stat(png).st_mtime_ns
-    status, stdout, _ = run(argv, checksums, capsys)
-    assert status == 0
-    assert 'already there' in stdout
+    with open(out / 'test_images.npy', 'r+b') as array:
+        array.truncate(os.path.getsize(out / 'test_images.npy') - 1)
+    status, stdout, stderr = run(argv, checksums, capsys)
+    assert status == 0, stderr
+    assert 'already there' not in stdout and 'test_images.npy' in stdout
     assert len(server.requests) == requests
-    assert os.stat(png).st_mtime_ns == before
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
-def test_foreign_train_folder_is_not_deleted(tmp_path, capsys):
-    out = tmp_path / 'mine'
+def test_another_complete_dataset_is_refused(tmp_path, mnist_server, capsys):
+    url, server, splits, checksums = mnist_server
+    out = tmp_path / 'data'
+    assert run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)[0] == 0
+    requests = len(server.requests)
+    status, _, stderr = run(['fashion_mnist', '--out=%s' % out, '--base_url=%s' % url],
+                            checksums, capsys)
+    assert status == 2
+    assert 'already holds the mnist dataset' in error_line(stderr)
+    assert len(server.requests) == requests
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+
+
+def test_old_png_folders_are_left_alone(tmp_path, mnist_server, capsys):
+    """A DIR from the version that wrote PNG files: its folders are not touched."""
+    url, _, splits, checksums = mnist_server
+    out = tmp_path / 'mnist'
     (out / 'train' / '3').mkdir(parents=True)
-    (out / 'train' / '3' / 'my_digit.png').write_bytes(b'precious')
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url()],
-                            None, capsys)
-    assert status == 2 and 'did not write' in stderr and stderr.count('\n') == 1
-    assert (out / 'train' / '3' / 'my_digit.png').read_bytes() == b'precious'
+    (out / 'train' / '3' / '00000.png').write_bytes(b'precious')
+    (out / '.download-manifest.json').write_text(json.dumps(
+        {'splits': {'train': {'3': ['00000.png']}}}))
+    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
+                                 capsys)
+    assert status == 0, stderr
+    assert 'left as it is' in stdout
+    assert (out / 'train' / '3' / '00000.png').read_bytes() == b'precious'
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_bad_out_and_unknown_dataset(tmp_path, capsys):
@@ -536,51 +560,52 @@ def served_copy(tmp_path, name, source, corrupt=()):
     return folder
 
 
-def split_files(out):
-    """{path relative to out: bytes} of every file under out/train and out/test."""
-    files = {}
-    for split in ('train', 'test'):
-        for folder, _, names in os.walk(out / split):
-            for name in names:
-                path = os.path.join(folder, name)
-                with open(path, 'rb') as data:
-                    files[os.path.relpath(path, out)] = data.read()
-    return files
+def top_files(out):
+    """{name: bytes} of every file directly in out (not in .downloads/)."""
+    return {name: (out / name).read_bytes() for name in os.listdir(out)
+            if (out / name).is_file()}
+
+
+def info_source(out):
+    """The "source" of out/dataset.json."""
+    return json.loads((out / 'dataset.json').read_text())['source']
 
 
 def test_user_file_survives_an_unreachable_mirror(tmp_path, capsys):
     out = tmp_path / 'mine'
-    mine = out / 'train' / '3' / '00001.png'
-    mine.parent.mkdir(parents=True)
-    mine.write_bytes(b'my own digit')
+    out.mkdir()
+    mine = out / 'train_images.npy'
+    mine.write_bytes(b'my own array')
     status, stdout, stderr = run(['mnist', '--out=%s' % out,
                                   '--base_url=%s' % closed_port_url()], None, capsys)
     assert status == 2
     line = error_line(stderr)
     assert str(mine) in line and 'empty --out' in line and 'did not write' in line
-    assert mine.read_bytes() == b'my own digit'
-    assert 'removing' not in stdout
+    assert mine.read_bytes() == b'my own array'
+    assert os.listdir(out) == ['train_images.npy']
 
 
-def test_foreign_file_among_ours_is_refused_before_downloading(tmp_path, mnist_server,
-                                                              capsys):
+def test_users_prepared_dataset_is_refused_before_downloading(tmp_path, mnist_server, capsys):
+    """A prepared dataset this script did not write (no manifest claims it) is never replaced,
+    nor a temporary of its files."""
     url, server, _, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
-    assert run(argv, checksums, capsys)[0] == 0
-    os.remove(out / '.complete')
-    ours = split_files(out)
-    mine = out / 'train' / '3' / '99999.png'  # named like ours, but not written by us
-    mine.write_bytes(b'my own digit')
-    (out / '.downloads' / 't10k-labels-idx1-ubyte.gz').unlink()  # would need a download
-    requests = len(server.requests)
-    status, _, stderr = run(argv, checksums, capsys)
-    assert status == 2
-    assert str(mine) in error_line(stderr)
-    assert len(server.requests) == requests  # refused before downloading anything
-    assert mine.read_bytes() == b'my own digit'
-    ours[os.path.join('train', '3', '99999.png')] = b'my own digit'
-    assert split_files(out) == ours
+    out = tmp_path / 'mine'
+    with prepared.PreparedWriter(out, (2, 2), 1, ('a',), {'dataset': 'mnist'}) as writer:
+        writer.append_images('train', np.zeros((1, 2, 2), np.uint8))
+        writer.append_labels('train', [0])
+        writer.close()
+    (out / '.test_images.npy.tmp-1-abcd').write_bytes(b'mine too')
+    ours = top_files(out)
+    for leave in ('dataset.json', '.test_images.npy.tmp-1-abcd'):
+        status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
+                                capsys)
+        assert status == 2
+        line = error_line(stderr)
+        assert 'did not write' in line and 'manifest' in line
+        assert server.requests == []  # refused before downloading anything
+        assert top_files(out) == ours
+        os.remove(out / leave)
+        del ours[leave]
 
 
 @pytest.mark.parametrize('fault', ['unreachable', 'bad data'])
@@ -589,9 +614,9 @@ def test_old_files_are_kept_until_new_data_is_verified(tmp_path, mnist_server, s
     url, _, _, checksums = mnist_server
     out = tmp_path / 'mnist'
     assert run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)[0] == 0
-    os.remove(out / '.complete')  # a half dataset: replaced only by verified new data
+    os.remove(out / 'dataset.json')  # a half dataset: replaced only by verified new data
     (out / 'notes.txt').write_text('mine')
-    ours = split_files(out)
+    ours = top_files(out)
     name = 't10k-labels-idx1-ubyte.gz'
     (out / '.downloads' / name).unlink()
     if fault == 'unreachable':
@@ -605,9 +630,8 @@ def test_old_files_are_kept_until_new_data_is_verified(tmp_path, mnist_server, s
                             capsys)
     assert status == 2
     error_line(stderr)
-    assert split_files(out) == ours
-    assert (out / 'notes.txt').read_text() == 'mine'
-    assert not (out / '.complete').exists()
+    assert top_files(out) == ours
+    assert not (out / 'dataset.json').exists()
 
 
 def test_checksum_mismatch_on_one_mirror_tries_the_next(tmp_path, mnist_server, serve, capsys):
@@ -620,7 +644,7 @@ def test_checksum_mismatch_on_one_mirror_tries_the_next(tmp_path, mnist_server, 
     assert status == 0, stderr
     assert 'checksum mismatch for %s' % name in stdout
     assert ('/' + name, None) in bad_server.requests and ('/' + name, None) in server.requests
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_every_mirror_failing_is_named(tmp_path, mnist_server, serve, capsys):
@@ -659,21 +683,25 @@ def test_oversized_body_is_refused(tmp_path, mnist_server, capsys, length):
     assert not (out / '.downloads' / (name + '.part')).exists()
 
 
-@pytest.mark.parametrize('marker', [b'', b'{"dataset": "mni', b'[]', b'{"dataset": "mnist"}',
-                                    b'\xff\xfe'])
-def test_corrupt_marker_means_incomplete(tmp_path, mnist_server, capsys, marker):
+NO_SOURCE = json.dumps({'image_size': [28, 28], 'channels': 1,
+                        'classes': [str(digit) for digit in range(10)]}).encode()
+
+
+@pytest.mark.parametrize('info', [b'', b'{"image_size": [28', b'[]', b'{"dataset": "mnist"}',
+                                  b'\xff\xfe', NO_SOURCE])
+def test_corrupt_dataset_json_means_incomplete(tmp_path, mnist_server, capsys, info):
     url, server, splits, checksums = mnist_server
     out = tmp_path / 'mnist'
     argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
     assert run(argv, checksums, capsys)[0] == 0
     requests = len(server.requests)
-    (out / '.complete').write_bytes(marker)
-    (out / 'test' / str(splits['test'][1][0]) / '00000.png').write_bytes(b'damaged')
+    (out / 'dataset.json').write_bytes(info)
+    (out / 'test_images.npy').write_bytes(b'damaged')
     status, stdout, stderr = run(argv, checksums, capsys)
     assert status == 0, stderr
     assert 'already there' not in stdout and 'corrupt' in stdout
     assert len(server.requests) == requests  # the verified archives were reused
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 @pytest.mark.parametrize('mirrors', ['slow only', 'slow then good'])
@@ -698,7 +726,7 @@ def test_trickling_mirror_fails_at_the_deadline(tmp_path, mnist_server, serve, c
         assert 0 < len(part) < 100 and data.startswith(part)  # kept: a later run resumes
     else:
         assert status == 0, stderr
-        check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+        check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 def test_resumed_part_that_does_not_match_is_downloaded_again(tmp_path, mnist_server, capsys):
@@ -713,4 +741,4 @@ def test_resumed_part_that_does_not_match_is_downloaded_again(tmp_path, mnist_se
     assert server.requests.count(('/' + name, 'bytes=25-')) == 1
     assert server.requests.count(('/' + name, None)) == 1
     assert 'from the start' in stdout
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 'L', (28, 28))
+    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))

@@ -88,31 +88,6 @@ def test_nats_to_bits():
         assert run(ops.nats_to_bits(tf.constant(np.log(8.0)))) == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize('num_items,batch_size', [(10, 3), (6, 6), (4, 9), (1, 2)])
-def test_shuffled_batches_cover_every_epoch_once(num_items, batch_size):
-    num_steps = 3 * num_items  # several epochs, batches crossing epoch boundaries
-    with tf.Graph().as_default():
-        step = tf.placeholder(tf.int64, [])
-        indices = ops.shuffled_batch_indices(step, num_items, batch_size, seed=3)
-        with tf.Session() as session:
-            stream = np.concatenate([session.run(indices, {step: s}) for s in range(num_steps)])
-            again = session.run(indices, {step: 2})
-    np.testing.assert_array_equal(again, stream[2 * batch_size:3 * batch_size])
-    epochs = stream[:len(stream) // num_items * num_items].reshape(-1, num_items)
-    for epoch in epochs:
-        np.testing.assert_array_equal(np.sort(epoch), np.arange(num_items))
-    if num_items >= 6:
-        assert not all((epoch == epochs[0]).all() for epoch in epochs), 'epochs not reshuffled'
-
-
-def test_shuffled_batches_depend_on_seed():
-    with tf.Graph().as_default():
-        first = ops.shuffled_batch_indices(tf.constant(0, tf.int64), 100, 100, seed=1)
-        second = ops.shuffled_batch_indices(tf.constant(0, tf.int64), 100, 100, seed=2)
-        first_value, second_value = run([first, second])
-    assert (first_value != second_value).any()
-
-
 def numpy_translate(images, offsets):
     """Loops: out[b, y, x] = images[b, clip(y - down), clip(x - right)]."""
     batch, height, width, _ = images.shape

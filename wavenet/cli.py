@@ -79,6 +79,19 @@ non_negative_float = float_range(0)
 fraction = float_range(0, 1)
 
 
+def host_list(text):
+    """argparse type: HOST:PORT,HOST:PORT,... (a list of at least one)."""
+    hosts = [host.strip() for host in text.split(',') if host.strip()]
+    for host in hosts:
+        name, _, port = host.rpartition(':')
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r'
+                                             % host)
+    if not hosts:
+        raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r' % text)
+    return hosts
+
+
 def boolean(text):
     """argparse type: true/false, yes/no, 1/0."""
     lowered = text.lower()

@@ -14,9 +14,11 @@ import tensorflow.compat.v1 as tf
 from wavenet import ops
 
 Dropout = collections.namedtuple('Dropout', [
-    'rate',  # Python float in [0, 1): share of the gated activations set to zero
-    'seed',  # int64 [2]: the masks are a function of this seed alone (and the layer)
-])
+    'rate',    # Python float in [0, 1): share of the gated activations set to zero
+    'seed',    # int64 [2]: the masks are a function of this seed alone (and the layer)
+    'first',   # Python int: the first row of the batch within the masks' rows ...
+    'total',   # ... of `total` rows: a replica's slice of the global batch gets its rows
+], defaults=(0, None))
 
 
 class WaveNetModel:
@@ -52,15 +54,29 @@ class WaveNetModel:
         self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
         self.weights = []
-        with tf.variable_scope(name):
+        with tf.variable_scope(name) as scope:
             self._variables = self._create_variables()
-            with tf.name_scope('combined_weights'):
-                self._matrices = self._combine_weights()
+            self._combined_scope = scope.original_name_scope + 'combined_weights/'
+        self._combined = {}  # replica -> the weights in the stack's layout
 
     @property
     def conditional(self):
         """Whether every graph needs the class labels of its images."""
         return self.num_classes > 0
+
+    @property
+    def _matrices(self):
+        """The weights in the layout the stack multiplies by (_combine_weights), computed
+        once per graph and replica: the first use builds them, outside any loop, so fast
+        generation does not redo them at every pixel, and every replica of a distributed
+        step computes them from its own copy of the variables."""
+        context = tf.distribute.get_replica_context()
+        replica = 0 if context is None else int(tf.get_static_value(
+            context.replica_id_in_sync_group))
+        if replica not in self._combined:
+            with tf.name_scope(self._combined_scope):
+                self._combined[replica] = self._combine_weights()
+        return self._combined[replica]
 
     def _weight(self, name, shape, initializer=None):
         """A weight variable (Glorot-uniform unless given), recorded in self.weights."""
@@ -136,10 +152,7 @@ class WaveNetModel:
                              if self.channels > 1 else None)}
 
     def _combine_weights(self):
-        """Weights in the layout the stack multiplies by, computed once per graph.
-
-        Built outside any loop, so fast generation does not redo them at every pixel.
-        """
+        """Weights in the layout the stack multiplies by (see _matrices)."""
         layers = self._variables['layers']
         tables, logits = self._variables['input']['tables'], self._variables['output']['logits']
         if self.params.level_bumps:
@@ -240,9 +253,7 @@ class WaveNetModel:
                 filters, gates = tf.split(filter_gate, 2, axis=-1)
                 gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
                 if dropout is not None and dropout.rate > 0:
-                    gated = tf.nn.experimental.stateless_dropout(
-                        gated, dropout.rate,
-                        seed=tf.random.experimental.stateless_fold_in(dropout.seed, index))
+                    gated = _dropped(gated, dropout, index)
                 gated_outputs.append(gated)
                 if 'dense' in layer:
                     residual += ops.dense(gated, layer['dense'], layer['dense_biases'])
@@ -341,6 +352,22 @@ class WaveNetModel:
 
         self._stack(inputs, record_inputs, self._full_conditions(labels, tokens))
         return tokens, layer_inputs
+
+
+def _dropped(gated, dropout, layer):
+    """Gated activations [B, T, D] with a share dropout.rate zeroed, the rest scaled up.
+
+    The mask is drawn for all dropout.total rows of the global batch (B when None) from the
+    seed and the layer, and rows first .. first + B - 1 are taken: a replica of a distributed
+    step drops what one device would drop in those rows.
+    """
+    shape = tf.shape(gated)
+    rows = shape[:1] if dropout.total is None else [dropout.total]
+    noise = tf.random.stateless_uniform(
+        tf.concat([rows, shape[1:]], axis=0),
+        seed=tf.random.experimental.stateless_fold_in(dropout.seed, layer))
+    keep = noise[dropout.first:dropout.first + shape[0]] >= dropout.rate
+    return tf.where(keep, gated * (1 / (1 - dropout.rate)), tf.zeros_like(gated))
 
 
 class Mixture:

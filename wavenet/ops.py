@@ -218,33 +218,3 @@ def nats_per_sequence(logits, pixels):
 def nats_to_bits(nats):
     """A negative log-likelihood in nats (a tensor or a number) in bits."""
     return nats / math.log(2.0)
-
-
-def shuffled_batch_indices(step, num_items, batch_size, seed):
-    """Indices of the items in batch number `step` of a stream of shuffled epochs.
-
-    The stream is the concatenation of one permutation of range(num_items) per epoch, each drawn
-    from (seed, epoch) alone, so a batch depends only on its step: a resumed run sees the same
-    data order as an uninterrupted one.
-
-    Args:
-        step: int64 scalar tensor, the global step.
-        num_items: Python int, items per epoch.
-        batch_size: Python int.
-        seed: Python int.
-    Returns:
-        int64 [batch_size] indices in [0, num_items).
-    """
-    positions = tf.cast(step, tf.int64) * batch_size + tf.range(batch_size, dtype=tf.int64)
-    epochs = positions // num_items
-    first_epoch = epochs[0]
-    epoch_range = tf.range(first_epoch, epochs[-1] + 1)
-
-    def permutation(epoch):
-        keys = tf.random.stateless_uniform(
-            [num_items], seed=stateless_seed(seed, epoch))
-        return tf.cast(tf.argsort(keys, stable=True), tf.int32)
-
-    permutations = tf.map_fn(permutation, epoch_range, dtype=tf.int32)  # [epochs, num_items]
-    coordinates = tf.stack([epochs - first_epoch, positions % num_items], axis=1)
-    return tf.cast(tf.gather_nd(permutations, coordinates), tf.int64)

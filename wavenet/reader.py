@@ -37,6 +37,14 @@ order, so its first size is the one the rule picks.
 Every image is converted to 8-bit grayscale, or to 8-bit RGB when
 `channels=3` (see `load_image`), and then quantized to `quantization_channels`
 levels (see `quantize`).
+
+Prepared datasets: a folder holding `dataset.json` is read as a prepared
+dataset (see wavenet/prepared.py): its `train` and `test` splits are the
+training and validation splits (without a `test` split, a seeded fraction of
+`train` is held out, as for a folder), memory-mapped: `ImageSet.images` is then
+a `prepared.PreparedImages`, which reads and quantizes only the images indexed.
+Its images are not resized or converted: asking for another size or channel
+count than it holds is a DataError.
 """
 
 import collections
@@ -47,6 +55,8 @@ from typing import NamedTuple
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, TiffImagePlugin
+
+from wavenet import prepared
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
                     '.webp')
@@ -74,9 +84,12 @@ class ImageSet(NamedTuple):
 
     Attributes:
       images: uint8 [num_images, height, width] (grayscale) or
-        [num_images, height, width, 3] (RGB), levels 0..Q-1.
+        [num_images, height, width, 3] (RGB), levels 0..Q-1: a numpy array, or
+        for a prepared dataset a prepared.PreparedImages (an array-like that
+        reads the images indexed from its memory-mapped file).
       labels: int32 [num_images], index into `Dataset.classes`, -1 for none.
-      files: tuple of `num_images` str paths, in the same order.
+      files: tuple of `num_images` str paths, in the same order; () for a
+        prepared dataset.
     """
     images: np.ndarray
     labels: np.ndarray
@@ -91,20 +104,54 @@ class Dataset(NamedTuple):
       validation: ImageSet of validation images, possibly empty.
       classes: sorted tuple of class names; () when there are no classes.
       image_size: (height, width) of every image.
-      skipped: tuple of (path, reason) for each image file not read.
+      skipped: tuple of (path, reason) for each image file not read; () for
+        a prepared dataset.
       split_source: 'folders' when the splits came from train/ and test/
-        (or val/) folders, 'fraction' when a fraction was held out.
+        (or val/) folders, 'fraction' when a fraction of a folder was held
+        out, 'prepared' for a prepared dataset (its train and test splits, or
+        without a test split a fraction of train held out).
       size_counts: tuple of ((height, width), count), one per distinct size
         of the training files (after EXIF orientation, before resizing) whose
         header could be read; most common first, ties by smaller area, then
         smaller height. More than one entry means the training images are
-        not all of one size.
+        not all of one size. A prepared dataset has one entry.
     """
     train: ImageSet
     validation: ImageSet
     classes: tuple
     image_size: tuple
     skipped: tuple
+    split_source: str
+    size_counts: tuple
+
+
+class SplitFiles(NamedTuple):
+    """The image files of one split, after their headers were read.
+
+    Attributes:
+      files: tuple of (path, class name or None) of the files whose header
+        could be read, in path order; the class is the file's first folder
+        below the split's folder.
+      skipped: tuple of (path, reason) of the files whose header could not.
+    """
+    files: tuple
+    skipped: tuple
+
+
+class FolderPlan(NamedTuple):
+    """What `load_dataset` reads from a folder, found from file headers alone.
+
+    Attributes:
+      train: SplitFiles of the training split.
+      validation: SplitFiles of the validation split.
+      image_size: (height, width) the images are read at; None when no
+        training file has a readable header.
+      split_source: 'folders' or 'fraction', as in Dataset.
+      size_counts: as in Dataset.
+    """
+    train: SplitFiles
+    validation: SplitFiles
+    image_size: tuple
     split_source: str
     size_counts: tuple
 
@@ -230,72 +277,202 @@ def load_dataset(data_dir, image_size=None, quantization_channels=256,
     data_dir, image_size = _check_arguments(
         data_dir, 'data_dir', image_size, quantization_channels, channels,
         validation_fraction)
-    train_root, validation_root = _split_folders(data_dir)
-    if validation_root is None:
-        validation_root = train_root
-        train_files, validation_files = _split_by_fraction(
-            _list_required(train_root), validation_fraction, seed)
-        split_source = 'fraction'
-    else:
-        train_files = _list_required(train_root)
-        validation_files = list_image_files(validation_root)
-        split_source = 'folders'
-
-    train, train_skipped, size_counts, image_size = _read_images(
-        train_files, image_size, channels)
-    validation, validation_skipped, _, _ = _read_images(
-        validation_files, image_size, channels)
+    if prepared.is_prepared(data_dir):
+        return _prepared_dataset(data_dir, image_size, quantization_channels,
+                                 validation_fraction, seed, channels)
+    plan = _plan(data_dir, image_size, validation_fraction, seed)
+    train, train_skipped = _decode_all(plan.train, plan.image_size, channels)
+    validation, validation_skipped = _decode_all(plan.validation,
+                                                 plan.image_size, channels)
     skipped = tuple(train_skipped + validation_skipped)
     if not train:
         raise _no_readable_image(data_dir, skipped, 'training image')
-    train_classes = _class_names(train, train_root)
-    validation_classes = _class_names(validation, validation_root)
-    classes = tuple(sorted(set(train_classes + validation_classes) - {None}))
+    classes = tuple(sorted({name for _, name, _ in train + validation} - {None}))
     return Dataset(
-        train=_image_set(train, train_classes, classes, image_size,
+        train=_image_set(train, classes, plan.image_size,
                          quantization_channels, channels),
-        validation=_image_set(validation, validation_classes, classes,
-                              image_size, quantization_channels, channels),
+        validation=_image_set(validation, classes, plan.image_size,
+                              quantization_channels, channels),
         classes=classes,
-        image_size=image_size,
+        image_size=plan.image_size,
         skipped=skipped,
-        split_source=split_source,
-        size_counts=size_counts)
+        split_source=plan.split_source,
+        size_counts=plan.size_counts)
+
+
+def plan_dataset(data_dir, image_size=None, validation_fraction=0.1, seed=0):
+    """Lists the files `load_dataset` reads and picks the image size.
+
+    Reads file headers only, so that a caller (datasets/prepare.py) can then
+    decode the images a few at a time with `decode_split`. The arguments are
+    those of `load_dataset`; `data_dir` must be a folder of images, not a
+    prepared dataset.
+
+    Returns:
+      A FolderPlan.
+
+    Raises:
+      DataError: `data_dir` is missing or holds no image file.
+      ValueError: an argument is out of range.
+    """
+    data_dir, image_size = _check_arguments(
+        data_dir, 'data_dir', image_size, 256, 1, validation_fraction)
+    return _plan(data_dir, image_size, validation_fraction, seed)
+
+
+def decode_split(split_files, image_size, channels=1):
+    """Decodes the files of a split one at a time, in order.
+
+    Args:
+      split_files: a SplitFiles (from `plan_dataset`).
+      image_size: (height, width) to resize to.
+      channels: 1 for grayscale, 3 for RGB.
+
+    Yields:
+      (path, class name or None, pixels, reason) for each file: pixels is
+      uint8 [height, width] or [height, width, 3] of intensities 0..255 and
+      reason None when the file decodes; pixels is None and reason a short
+      text when it does not.
+    """
+    for path, class_name in split_files.files:
+        try:
+            yield path, class_name, _read_image(path, image_size, channels), None
+        except _UnreadableImage as error:
+            yield path, class_name, None, str(error)
 
 
 def load_folder(folder, image_size, quantization_channels, classes=None,
-                channels=1):
+                channels=1, split='test'):
     """Reads every image below a folder, e.g. to evaluate a model on it.
 
     Args:
-      folder: path of the folder.
+      folder: path of the folder, or of a prepared dataset.
       image_size: (height, width) of the returned images, or None for the
         most common size of its images (see the module docstring).
       quantization_channels: number of levels Q, 2..256.
       classes: class names the labels index into, or None to label every
         image -1. An image in a first-level subfolder whose name is not in
-        `classes`, or lying directly in `folder`, is labelled -1.
+        `classes`, or lying directly in `folder`, is labelled -1; so is an
+        image of a prepared dataset whose class is not in `classes`.
       channels: 1 for grayscale, 3 for RGB.
+      split: the split read from a prepared dataset, 'test' or 'train'
+        (ignored for a folder of images).
 
     Returns:
       (image_set, skipped): an ImageSet of the images that could be read, and
-      a tuple of (path, reason) for each image file that could not.
+      a tuple of (path, reason) for each image file that could not (() for a
+      prepared dataset).
 
     Raises:
       DataError: `folder` is missing, holds no image file, or none of its
-        images can be read.
+        images can be read; a prepared dataset has no such split, is damaged,
+        or holds another image size or channel count.
       ValueError: an argument is out of range.
     """
     folder, image_size = _check_arguments(folder, 'folder', image_size,
                                           quantization_channels, channels)
-    images, skipped, _, image_size = _read_images(_list_required(folder),
-                                                  image_size, channels)
+    classes = tuple(classes or ())
+    if prepared.is_prepared(folder):
+        with _prepared_errors():
+            info = _prepared_info(folder, image_size, channels)
+            image_set = _prepared_split(folder, split, quantization_channels,
+                                        info.classes, classes)
+        return image_set, ()
+    split_files, sizes = _read_headers(_list_required(folder), folder)
+    size_counts = _count_sizes(sizes)
+    if image_size is None and size_counts:
+        image_size = size_counts[0][0]
+    images, skipped = _decode_all(split_files, image_size, channels)
     if not images:
         raise _no_readable_image(folder, skipped, 'image')
-    image_set = _image_set(images, _class_names(images, folder),
-                           tuple(classes or ()), image_size,
-                           quantization_channels, channels)
+    image_set = _image_set(images, classes, image_size, quantization_channels,
+                           channels)
     return image_set, tuple(skipped)
+
+
+def _prepared_dataset(data_dir, image_size, quantization_channels,
+                      validation_fraction, seed, channels):
+    """load_dataset for a prepared dataset (see the module docstring)."""
+    with _prepared_errors():
+        info = _prepared_info(data_dir, image_size, channels)
+        train = _prepared_split(data_dir, 'train', quantization_channels,
+                                info.classes, info.classes)
+        if 'test' in info.counts:
+            validation = _prepared_split(data_dir, 'test', quantization_channels,
+                                         info.classes, info.classes)
+        else:
+            train_rows, validation_rows = _held_out(len(train.labels),
+                                                    validation_fraction, seed)
+            train, validation = (_subset(train, rows)
+                                 for rows in (train_rows, validation_rows))
+    if not len(train.labels):
+        raise DataError(f'no training image in {data_dir}: its train split is '
+                        'empty; prepare it again from a folder of images')
+    return Dataset(train=train, validation=validation, classes=info.classes,
+                   image_size=info.image_size, skipped=(),
+                   split_source='prepared',
+                   size_counts=((info.image_size, len(train.labels)),))
+
+
+@contextlib.contextmanager
+def _prepared_errors():
+    """Turns a prepared.FormatError raised in the block into a DataError."""
+    try:
+        yield
+    except prepared.FormatError as error:
+        raise DataError(str(error)) from None
+
+
+def _prepared_info(path, image_size, channels):
+    """The prepared.Info of a prepared dataset, checked against the request.
+
+    Raises:
+      DataError: it holds another image size (when `image_size` is not None)
+        or another channel count than `channels`.
+      prepared.FormatError: its dataset.json is damaged.
+    """
+    info = prepared.read_info(path)
+    if (image_size is not None and image_size != info.image_size) or (
+            channels != info.channels):
+        height, width = info.image_size
+        wanted = image_size or info.image_size
+        raise DataError(
+            f'{path} is a prepared dataset of {height}x{width} images with '
+            f'{info.channels} channel{"s" if info.channels > 1 else ""}, not '
+            f'{wanted[0]}x{wanted[1]} with {channels}: prepared images are not '
+            'resized or converted when read; prepare it again with '
+            f'--image_size={wanted[0]}x{wanted[1]} --channels={channels}, or '
+            'ask for what it holds')
+    return info
+
+
+def _prepared_split(path, split, quantization_channels, stored_classes,
+                    classes):
+    """One split of a prepared dataset as an ImageSet, images memory-mapped.
+
+    Args:
+      path: the prepared dataset's folder.
+      split: 'train' or 'test'.
+      quantization_channels: number of levels Q.
+      stored_classes: the classes its labels index into.
+      classes: the classes the returned labels index into; a stored class
+        not among them gets -1.
+    """
+    levels = (None if quantization_channels == 256
+              else quantize(np.arange(256), quantization_channels))
+    images, stored_labels = prepared.load_prepared(path, split, levels)
+    index = {name: i for i, name in enumerate(classes)}
+    # The last entry maps the stored -1 (no class) to -1.
+    relabel = np.array([index.get(name, -1) for name in stored_classes] + [-1],
+                       np.int32)
+    return ImageSet(images=images, labels=relabel[np.asarray(stored_labels)],
+                    files=())
+
+
+def _subset(image_set, rows):
+    """The images `rows` (sorted int indices) of a prepared ImageSet."""
+    return ImageSet(images=image_set.images.take(rows),
+                    labels=image_set.labels[rows], files=())
 
 
 @contextlib.contextmanager
@@ -435,37 +612,66 @@ def _reason(error):
     return f'{type(error).__name__}: {error}'
 
 
-def _read_images(paths, image_size, channels):
-    """Reads the sizes of files, then decodes them, skipping unreadable ones.
-
-    Args:
-      paths: paths of the image files.
-      image_size: (height, width) to resize to, or None for the most common
-        size (see `_count_sizes`).
-      channels: 1 for grayscale, 3 for RGB.
-
-    Returns:
-      (images, skipped, size_counts, image_size): a list of (path, uint8
-      pixels) for the files read, in order; a list of (path, reason) for the
-      others, in path order; the `_count_sizes` of the files whose header was
-      read; the image size used (None when no header was read).
-    """
-    sizes, skipped = {}, []
-    for path in paths:
-        try:
-            sizes[path] = _read_size(path)
-        except _UnreadableImage as error:
-            skipped.append((path, str(error)))
-    size_counts = _count_sizes(sizes.values())
+def _plan(data_dir, image_size, validation_fraction, seed):
+    """plan_dataset after its arguments were checked."""
+    train_root, validation_root = _split_folders(data_dir)
+    if validation_root is None:
+        validation_root = train_root
+        train_paths, validation_paths = _split_by_fraction(
+            _list_required(train_root), validation_fraction, seed)
+        split_source = 'fraction'
+    else:
+        train_paths = _list_required(train_root)
+        validation_paths = list_image_files(validation_root)
+        split_source = 'folders'
+    train, sizes = _read_headers(train_paths, train_root)
+    validation, _ = _read_headers(validation_paths, validation_root)
+    size_counts = _count_sizes(sizes)
     if image_size is None and size_counts:
         image_size = size_counts[0][0]
-    images = []
-    for path in sizes:
+    return FolderPlan(train, validation, image_size, split_source, size_counts)
+
+
+def _read_headers(paths, root):
+    """Reads the sizes of files from their headers, skipping unreadable ones.
+
+    Args:
+      paths: paths of the image files, in order.
+      root: the folder the paths lie below; the first folder below it names
+        a file's class.
+
+    Returns:
+      (split_files, sizes): a SplitFiles, and the (height, width) of each of
+      its files.
+    """
+    files, sizes, skipped = [], [], []
+    for path in paths:
         try:
-            images.append((path, _read_image(path, image_size, channels)))
+            sizes.append(_read_size(path))
         except _UnreadableImage as error:
             skipped.append((path, str(error)))
-    return images, sorted(skipped), size_counts, image_size
+            continue
+        parts = os.path.relpath(path, root).split(os.sep)
+        files.append((path, parts[0] if len(parts) > 1 else None))
+    return SplitFiles(tuple(files), tuple(skipped)), sizes
+
+
+def _decode_all(split_files, image_size, channels):
+    """Decodes the files of a split, skipping unreadable ones.
+
+    Returns:
+      (images, skipped): a list of (path, class name, uint8 pixels) for the
+      files read, in order; a list of (path, reason) for the others, their
+      headers' and their pixels' failures together, in path order.
+    """
+    images, skipped = [], list(split_files.skipped)
+    for path, class_name, pixels, reason in decode_split(
+            split_files, image_size, channels):
+        if pixels is None:
+            skipped.append((path, reason))
+        else:
+            images.append((path, class_name, pixels))
+    return images, sorted(skipped)
 
 
 def _count_sizes(sizes):
@@ -484,13 +690,11 @@ def _count_sizes(sizes):
         key=lambda item: (-item[1], item[0][0] * item[0][1], item[0])))
 
 
-def _image_set(images, class_names, classes, image_size,
-               quantization_channels, channels):
+def _image_set(images, classes, image_size, quantization_channels, channels):
     """Stacks decoded images into a quantized ImageSet.
 
     Args:
-      images: list of (path, uint8 [height, width] pixels).
-      class_names: class name (or None) of each image.
+      images: list of (path, class name or None, uint8 pixels).
       classes: tuple of class names the labels index into.
       image_size: (height, width) of every image.
       quantization_channels: number of levels Q.
@@ -502,29 +706,12 @@ def _image_set(images, class_names, classes, image_size,
     index = {name: i for i, name in enumerate(classes)}
     shape = tuple(image_size) + ((channels,) if channels > 1 else ())
     pixels = np.zeros((len(images),) + shape, np.uint8)
-    for i, (_, image) in enumerate(images):
+    for i, (_, _, image) in enumerate(images):
         pixels[i] = image
-    labels = np.array([index.get(name, -1) for name in class_names], np.int32)
+    labels = np.array([index.get(name, -1) for _, name, _ in images], np.int32)
     return ImageSet(images=quantize(pixels, quantization_channels),
                     labels=labels,
-                    files=tuple(path for path, _ in images))
-
-
-def _class_names(images, root):
-    """Class name of each image: its first folder below `root`, or None.
-
-    Args:
-      images: list of (path, pixels).
-      root: the folder the paths lie below.
-
-    Returns:
-      List of str or None, one per image.
-    """
-    names = []
-    for path, _ in images:
-        parts = os.path.relpath(path, root).split(os.sep)
-        names.append(parts[0] if len(parts) > 1 else None)
-    return names
+                    files=tuple(path for path, _, _ in images))
 
 
 def _split_folders(data_dir):
@@ -549,7 +736,7 @@ def _split_folders(data_dir):
 
 
 def _split_by_fraction(files, validation_fraction, seed):
-    """Holds out a seeded random fraction of the files.
+    """Holds out a seeded random fraction of the files (see `_held_out`).
 
     Args:
       files: sorted list of N paths.
@@ -557,19 +744,35 @@ def _split_by_fraction(files, validation_fraction, seed):
       seed: seed of the permutation.
 
     Returns:
-      (train_files, validation_files), both in sorted order: round(fraction *
-      N) files are held out, at least 1 when the fraction is above 0 and
-      N >= 2, and at most N - 1.
+      (train_files, validation_files), both in sorted order.
     """
-    count = len(files)
+    train_rows, validation_rows = _held_out(len(files), validation_fraction,
+                                            seed)
+    return ([files[i] for i in train_rows], [files[i] for i in validation_rows])
+
+
+def _held_out(count, validation_fraction, seed):
+    """Picks a seeded random fraction of `count` items to hold out.
+
+    Args:
+      count: N, the number of items.
+      validation_fraction: fraction held out, in [0, 1).
+      seed: seed of the permutation.
+
+    Returns:
+      (train_rows, validation_rows): int64 arrays of indices into the N items,
+      ascending. round(fraction * N) items are held out, at least 1 when the
+      fraction is above 0 and N >= 2, and at most N - 1: the first ones of
+      `np.random.default_rng(seed).permutation(N)`.
+    """
     held_out = round(validation_fraction * count)
     if validation_fraction > 0 and count >= 2:
         held_out = max(held_out, 1)
-    held_out = min(held_out, count - 1)
+    held_out = max(min(held_out, count - 1), 0)
     permutation = np.random.default_rng(seed).permutation(count)
-    validation = set(permutation[:held_out].tolist())
-    return ([path for i, path in enumerate(files) if i not in validation],
-            [path for i, path in enumerate(files) if i in validation])
+    validation = np.zeros(count, bool)
+    validation[permutation[:held_out]] = True
+    return np.flatnonzero(~validation), np.flatnonzero(validation)
 
 
 def _check_arguments(folder, name, image_size, quantization_channels,

@@ -68,7 +68,7 @@ class Reporter:
         self._saver = tf.train.Saver(tf.global_variables(), max_to_keep=options.max_checkpoints,
                                      save_relative_paths=True)
         self._session = self._writers = None
-        self._interval_losses, self._interval_seconds = [], 0.0
+        self._progress = _Progress(options, model.sequence_length)
 
     @property
     def saver(self):
@@ -107,24 +107,8 @@ class Reporter:
             step)
 
     def step_done(self, step, loss, seconds):
-        """Records a training step; prints a progress line every print_every steps.
-
-        Args:
-            step: the global step after the step.
-            loss: its loss, nats per sub-pixel.
-            seconds: its wall time.
-        """
-        self._interval_losses.append(loss)
-        self._interval_seconds += seconds
-        if step % self.options.print_every == 0 or step == self.options.num_steps:
-            seconds_per_step = self._interval_seconds / len(self._interval_losses)
-            mean_loss = float(np.mean(self._interval_losses))
-            print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
-                  % (step, self.options.num_steps, mean_loss, nats_to_bits(mean_loss),
-                     seconds_per_step,
-                     self.options.batch_size * self._model.sequence_length / seconds_per_step),
-                  flush=True)
-            self._interval_losses, self._interval_seconds = [], 0.0
+        """Records a training step; prints a progress line every print_every steps."""
+        self._progress.step_done(step, loss, seconds)
 
     def checkpoint_due(self, step):
         """Whether a checkpoint is due after global step `step`."""
@@ -182,3 +166,68 @@ class Reporter:
         """Flushes and closes the event writers."""
         for writer in (self._writers or {}).values():
             writer.close()
+
+
+class _Progress:
+    """The progress lines of training: every print_every steps, the mean loss and the speed
+    of the steps since the last line."""
+
+    def __init__(self, options, sequence_length):
+        self._options, self._sequence_length = options, sequence_length
+        self._losses, self._seconds = [], 0.0
+
+    def step_done(self, step, loss, seconds):
+        """Records a training step.
+
+        Args:
+            step: the global step after the step.
+            loss: its loss, nats per sub-pixel.
+            seconds: its wall time.
+        """
+        self._losses.append(loss)
+        self._seconds += seconds
+        if step % self._options.print_every == 0 or step == self._options.num_steps:
+            seconds_per_step = self._seconds / len(self._losses)
+            mean_loss = float(np.mean(self._losses))
+            print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
+                  % (step, self._options.num_steps, mean_loss, nats_to_bits(mean_loss),
+                     seconds_per_step,
+                     self._options.batch_size * self._sequence_length / seconds_per_step),
+                  flush=True)
+            self._losses, self._seconds = [], 0.0
+
+
+class WorkerReporter:
+    """The reporter of a worker that is not the chief of a cluster: it prints its progress
+    and writes nothing (the chief writes the logdir); same interface as Reporter.
+
+    Args:
+        options: the ReportOptions of the run.
+        sequence_length: sub-pixels per image, for pixels/s.
+    """
+
+    def __init__(self, options, sequence_length):
+        self.options = options
+        self.saver = tf.train.Saver(tf.global_variables())
+        self._progress = _Progress(options, sequence_length)
+
+    def open(self, session, checkpoints=()):
+        """Nothing to open."""
+
+    def wants_summary(self, step):
+        """A worker writes no summaries."""
+        return False
+
+    def step_done(self, step, loss, seconds):
+        """Records a training step; prints a progress line every print_every steps."""
+        self._progress.step_done(step, loss, seconds)
+
+    def checkpoint_due(self, step):
+        """A worker saves no checkpoints."""
+        return False
+
+    def save(self, step):
+        """A worker saves nothing."""
+
+    def close(self):
+        """Nothing to close."""

@@ -7,9 +7,11 @@ import collections
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from wavenet import ops
+from wavenet.batches import BatchOrder
 from wavenet.model import Dropout
 
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
@@ -45,81 +47,128 @@ class Optimization:
 
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
-    'global_step',       # int64 variable
-    'train_op',          # one optimizer step; increments global_step
-    'loss',              # float32 []: the batch's mean nats per sub-pixel (no L2 term)
-    'learning_rate',     # float32 []: the step's learning rate
-    'histograms',        # serialized Summary of every trainable variable, or None
-    'data_initializer',  # op that loads the training set into the graph ...
-    'data_feed',         # ... with this feed dict
+    'global_step',     # int64 variable
+    'step',            # int64 []: runs one optimizer step on every replica; the global
+                       # step after it
+    'loss',            # float32 []: the global batch's mean nats per sub-pixel (no L2 term)
+    'learning_rate',   # float32 []: the step's learning rate
+    'histograms',      # serialized Summary of every trainable variable, or None
+    'stop_request',    # placeholder float32 [], default 0: this process asks to stop
+    'stop_requested',  # float32 []: > 0 when any process of the run asked, at this step
 ])
 
 
-def build_training_graph(model, images, labels, optimization, histograms=False):
-    """Builds one training step of `model` over a training set held in the graph.
+def build_training_graph(model, images, labels, optimization, strategy=None,
+                         histograms=False):
+    """Builds one training step of `model`, on one device or data-parallel on several.
+
+    Every replica takes its slice of the step's global batch (the same images, shifts and
+    dropout masks a single device would use for those rows) and the optimizer applies the
+    sum of the replicas' gradients of their share of the mean loss: R replicas follow the
+    trajectory of one device with the same global batch. Call it under `strategy.scope()`,
+    where the model's variables were created.
 
     Args:
         model: a WaveNetModel.
-        images: uint8 [N, height, width] or [N, height, width, channels] levels.
+        images: uint8 [N, height, width] or [N, height, width, channels] levels, an array or
+            an array-like that gives one for an index array (a memory-mapped dataset).
         labels: int32 [N] classes (used by a class-conditional model only).
-        optimization: an Optimization.
+        optimization: an Optimization; its batch_size is the global batch.
+        strategy: a tf.distribute strategy, or None for one device.
         histograms: build a summary of every trainable variable's histogram.
     Returns:
         a TrainingGraph.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     global_step = tf.train.get_or_create_global_step()
-    with tf.name_scope('data'):
-        batch, batch_labels, data_initializer, data_feed = _batch(
-            images, labels, global_step, optimization)
-        # Dropout masks, like the batch, are a function of the seed and the step.
-        dropout = Dropout(optimization.dropout,
-                          ops.stateless_seed(optimization.seed, global_step))
-    loss = model.loss(batch, batch_labels if model.conditional else None, dropout)
     with tf.name_scope('optimizer'):
         if optimization.schedule == 'cosine':
             learning_rate = tf.train.cosine_decay(optimization.learning_rate, global_step,
                                                   optimization.num_steps)
         else:
             learning_rate = tf.constant(optimization.learning_rate)
+        optimizer = make_optimizer(optimization, learning_rate)
+    stop_request = tf.placeholder_with_default(0.0, [], name='stop_request')
+    gather = _BatchGather(images, labels, optimization)
+
+    def replica_step():
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        replica = tf.get_static_value(context.replica_id_in_sync_group)  # a Python int
+        loss = _replica_loss(model, gather, global_step, optimization, int(replica), replicas)
         objective = loss
         if optimization.l2_regularization_strength > 0:
             objective += optimization.l2_regularization_strength * tf.add_n(
                 [tf.nn.l2_loss(weight) for weight in model.weights])
-        train_op = make_optimizer(optimization, learning_rate).minimize(
-            objective, global_step=global_step)
+        with tf.name_scope('optimizer'):
+            # tf.train optimizers sum the replicas' gradients: each takes its share.
+            train_op = optimizer.minimize(objective / replicas, global_step=global_step)
+        with tf.control_dependencies([train_op]):
+            # A copy on the replica's device: what the all-reduce sums.
+            return (tf.identity(loss),
+                    context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop_request)))
+
+    losses, stops = strategy.extended.call_for_each_replica(replica_step)
+    mean = tf.distribute.ReduceOp.MEAN
+    loss, stop_requested = (strategy.reduce(mean, value, axis=None) for value in (losses, stops))
+    with tf.control_dependencies([loss]):
+        step = tf.identity(global_step.read_value(), name='step')  # after the increment
     histograms = (tf.summary.merge([tf.summary.histogram('histograms/' + variable.op.name,
                                                          variable)
                                     for variable in tf.trainable_variables()])
                   if histograms else None)
-    return TrainingGraph(global_step, train_op, loss, learning_rate, histograms,
-                         data_initializer, data_feed)
+    return TrainingGraph(global_step, step, loss, learning_rate, histograms, stop_request,
+                         stop_requested)
 
 
-def _batch(images, labels, global_step, optimization):
-    """The batch of the global step, from a training set held in local variables.
+def _replica_loss(model, gather, global_step, optimization, replica, replicas):
+    """The loss of one replica's slice of the step's batch, in nats per sub-pixel."""
+    batch_size = optimization.batch_size // replicas
+    first = replica * batch_size
+    with tf.name_scope('data'):
+        batch, batch_labels = gather(global_step, first, batch_size)
+        if optimization.augment_shift:
+            offsets = ops.random_offsets(global_step, optimization.batch_size,
+                                         optimization.augment_shift, optimization.seed)
+            shaped = tf.reshape(batch, [batch_size] + gather.image_shape)
+            batch = tf.reshape(ops.translate_images(shaped, offsets[first:first + batch_size]),
+                               tf.shape(batch))
+        # Dropout masks, like the batch, are a function of the seed and the step.
+        dropout = Dropout(optimization.dropout,
+                          ops.stateless_seed(optimization.seed, global_step),
+                          first, optimization.batch_size)
+    return model.loss(batch, batch_labels if model.conditional else None, dropout)
 
-    Returns:
-        (pixels int32 [B, T], labels int32 [B], the initializer of the variables, its feed).
+
+class _BatchGather:
+    """Gathers rows of a step's batch from the training set with one tf.numpy_function.
+
+    Args:
+        images: uint8 [N, height, width(, channels)] levels (an array or a memory-mapped
+            array-like).
+        labels: int [N].
+        optimization: the Optimization (batch size and seed).
     """
-    count = len(images)
-    flat = images.reshape(count, -1)  # [N, T]: raster order, a pixel's channels together
-    images_input = tf.placeholder(tf.uint8, flat.shape, name='images_input')
-    labels_input = tf.placeholder(tf.int32, [count], name='labels_input')
-    stored_images, stored_labels = (
-        tf.Variable(initial, trainable=False, name=name,
-                    collections=[tf.GraphKeys.LOCAL_VARIABLES])
-        for initial, name in [(images_input, 'train_images'), (labels_input, 'train_labels')])
-    indices = ops.shuffled_batch_indices(global_step, count, optimization.batch_size,
-                                         optimization.seed)
-    batch = tf.gather(stored_images, indices)  # [B, T] uint8
-    if optimization.augment_shift:
-        offsets = ops.random_offsets(global_step, optimization.batch_size,
-                                     optimization.augment_shift, optimization.seed)
-        shaped = tf.reshape(batch, (optimization.batch_size,) + images.shape[1:3] + (-1,))
-        batch = tf.reshape(ops.translate_images(shaped, offsets), tf.shape(batch))
-    initializer = tf.group(stored_images.initializer, stored_labels.initializer)
-    return (tf.cast(batch, tf.int32), tf.gather(stored_labels, indices), initializer,
-            {images_input: flat, labels_input: labels})
+
+    def __init__(self, images, labels, optimization):
+        self._images, self._labels = images, np.asarray(labels, np.int32)
+        self.image_shape = list(images.shape[1:3]) + [-1]  # [height, width, channels]
+        self._sequence_length = int(np.prod(images.shape[1:]))
+        self._order = BatchOrder(len(images), optimization.batch_size, optimization.seed)
+
+    def _rows(self, step, first, count):
+        """The images [count, T] and labels [count] of rows first.. of batch `step`."""
+        indices = self._order.indices(step)[first:first + count]
+        rows = np.asarray(self._images[indices]).reshape(count, self._sequence_length)
+        return rows, self._labels[indices]
+
+    def __call__(self, step, first, count):
+        """Rows first .. first + count - 1 of the batch of `step` (a tensor)."""
+        pixels, labels = tf.numpy_function(lambda value: self._rows(value, first, count),
+                                           [step], [tf.uint8, tf.int32])
+        pixels.set_shape([count, self._sequence_length])
+        labels.set_shape([count])
+        return tf.cast(pixels, tf.int32), labels
 
 
 def make_optimizer(optimization, learning_rate):

@@ -1,0 +1,133 @@
+"""Where training runs: one device, several devices of one machine, or several machines.
+
+- One device: TensorFlow's default strategy (no distribution).
+- Several GPUs, or the CPU split into logical devices (to try and test the same code path
+  without GPUs): tf.distribute.MirroredStrategy, one replica per device.
+- Several machines: the cluster that the environment variable TF_CONFIG describes (the
+  convention of Kubernetes TF jobs and cloud trainers); MultiWorkerMirroredStrategy over
+  every worker's GPUs (or its CPU), in graph mode: a tf.distribute.Server per worker and the
+  session opened on its target. Worker 0 (or the task of type 'chief') is the chief.
+
+In every case the model and its training step are built once under scope(placement).
+"""
+import collections
+import contextlib
+import json
+import os
+
+import tensorflow.compat.v1 as tf
+
+Placement = collections.namedtuple('Placement', [
+    'strategy',     # a tf.distribute strategy, or None for one device
+    'target',       # the session target: '' in this process, a server's for a cluster
+    'config',       # the tf.ConfigProto of the session
+    'replicas',     # replicas in sync, over every worker
+    'workers',      # processes of the run (1 without a cluster)
+    'is_chief',     # whether this process writes the logdir
+    'description',  # e.g. '2 replicas: /cpu:0, /cpu:1', for the log
+])
+
+
+class DistributionError(Exception):
+    """A device or cluster setting that cannot be used, with a one-line reason."""
+
+
+def cluster_config(worker_hosts, task_index):
+    """The TF_CONFIG value of worker `task_index` of a cluster of workers HOST:PORT."""
+    if not 0 <= task_index < len(worker_hosts):
+        raise DistributionError('the task index must be from 0 to %d (one per worker host), '
+                                'got %d' % (len(worker_hosts) - 1, task_index))
+    return json.dumps({'cluster': {'worker': list(worker_hosts)},
+                       'task': {'type': 'worker', 'index': task_index}})
+
+
+def read_cluster(environ):
+    """The (cluster dict, task dict) of TF_CONFIG in `environ`, or None when it is unset.
+
+    Raises:
+        DistributionError: when TF_CONFIG is not a JSON object with a cluster and a task.
+    """
+    text = environ.get('TF_CONFIG', '').strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        cluster, task = value['cluster'], value['task']
+        task_type, index = str(task['type']), int(task['index'])
+        if not 0 <= index < len(cluster[task_type]):
+            raise IndexError('task index %d of %d %s tasks' % (index, len(cluster[task_type]),
+                                                               task_type))
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise DistributionError('TF_CONFIG must be JSON {"cluster": {"worker": [HOST:PORT, '
+                                '...]}, "task": {"type": "worker", "index": I}} (%s: %s)'
+                                % (type(error).__name__, error)) from None
+    return cluster, {'type': task_type, 'index': index}
+
+
+def place(num_gpus=0, cpu_replicas=1, environ=None):
+    """Chooses the devices of a training run and builds its strategy.
+
+    Call it before anything else touches TensorFlow's devices: splitting the CPU into
+    logical devices is only possible then.
+
+    Args:
+        num_gpus: GPUs of this machine to train on (0: none).
+        cpu_replicas: logical CPU devices to train on, without GPUs (1: plain CPU).
+        environ: the environment holding TF_CONFIG (default: os.environ).
+    Returns:
+        a Placement.
+    Raises:
+        DistributionError: for devices this machine lacks, or a bad cluster.
+    """
+    cluster = read_cluster(os.environ if environ is None else environ)
+    if num_gpus and cpu_replicas > 1:
+        raise DistributionError('train on GPUs or on logical CPU devices, not both')
+    found = len(tf.config.list_physical_devices('GPU'))
+    if num_gpus > found:
+        raise DistributionError('%d GPUs asked for, %d found' % (num_gpus, found))
+    if cluster is not None:
+        if cpu_replicas > 1:
+            raise DistributionError('a cluster trains on every worker\'s GPUs or its CPU; '
+                                    'logical CPU devices are for one process')
+        return _cluster_placement(*cluster)
+    if num_gpus > 1 or cpu_replicas > 1:
+        return _mirrored_placement(num_gpus, cpu_replicas)
+    return Placement(None, '', tf.ConfigProto(), 1, 1, True,
+                     'one device (%s)' % ('/gpu:0' if num_gpus else 'the CPU'))
+
+
+def _mirrored_placement(num_gpus, cpu_replicas):
+    """MirroredStrategy over num_gpus GPUs, or over cpu_replicas logical CPU devices."""
+    if num_gpus:
+        devices = ['/gpu:%d' % index for index in range(num_gpus)]
+        config = tf.ConfigProto()
+    else:
+        cpu = tf.config.list_physical_devices('CPU')[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        devices = ['/cpu:%d' % index for index in range(cpu_replicas)]
+        # Without device_count a session sees one CPU device only.
+        config = tf.ConfigProto(device_count={'CPU': cpu_replicas})
+    strategy = tf.distribute.MirroredStrategy(devices)
+    return Placement(strategy, '', config, len(devices), 1, True,
+                     '%d replicas: %s' % (len(devices), ', '.join(devices)))
+
+
+def _cluster_placement(cluster, task):
+    """MultiWorkerMirroredStrategy over the cluster, with this task's server."""
+    strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    config = strategy.update_config_proto(tf.ConfigProto())
+    server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task['type'],
+                                  task_index=task['index'], config=config, protocol='grpc')
+    workers = sum(len(hosts) for hosts in cluster.values())
+    is_chief = (task['type'] == 'chief' or
+                ('chief' not in cluster and task['type'] == 'worker' and task['index'] == 0))
+    return Placement(strategy, server.target, config, strategy.num_replicas_in_sync, workers,
+                     is_chief, '%d replicas on %d workers; this is %s %d%s' % (
+                         strategy.num_replicas_in_sync, workers, task['type'], task['index'],
+                         ' (the chief)' if is_chief else ''))
+
+
+def scope(placement):
+    """The context to build the model and its training step in."""
+    return placement.strategy.scope() if placement.strategy else contextlib.nullcontext()
