@@ -36,8 +36,10 @@ def train_command(data, logdir, *flags):
 
 
 def checkpoint_values(logdir):
+    """{name: value} of every variable of the newest checkpoint but the run's spec."""
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(logdir)))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name != 'run_spec'}
 
 
 def wait_for_line(process, text, timeout=60):
