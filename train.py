@@ -1,10 +1,13 @@
 """Trains an image WaveNet on a folder of images.
 
 Usage: python train.py [--data_dir=DIR] [--logdir=DIR] [flags]
+       python train.py --num_gpus=N | --cpu_replicas=N ...     (data-parallel, one machine)
+       python train.py --worker_hosts=H:P,H:P,... --task_index=I ...   (a cluster; or TF_CONFIG)
 
 With no --data_dir it trains on the bundled MNIST digits. A --logdir that holds a checkpoint
-is resumed: --num_steps is the run's total, so a resumed run stops at that global step.
-Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and exits.
+is resumed from its newest readable one: --num_steps is the run's total, so a resumed run
+stops at that global step. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint
+and exits. One run at a time writes a logdir.
 """
 import contextlib
 import dataclasses
@@ -26,102 +29,102 @@ MAX_SAMPLES = 1024
 def add_data_flags(group):
     """The data flags."""
     group.add_argument('--data_dir', default=DEFAULT_DATA_DIR,
-                        help='folder of images (searched recursively; train/ and test/ (or '
-                             'val/) subfolders are the splits, the folder level below names '
-                             'the class), or a prepared dataset (datasets/prepare.py), read '
-                             'memory-mapped')
+                       help='folder of images (searched recursively; train/ and test/ (or '
+                            'val/) subfolders are the splits, the folder level below names '
+                            'the class), or a prepared dataset (datasets/prepare.py), read '
+                            'memory-mapped')
     group.add_argument('--image_size', type=cli.image_size, default=None,
-                        help='N or HxW every image is resized to, sides 1 to %d (default: '
-                             'the most common size among the training images)'
-                             % cli.MAX_IMAGE_SIDE)
+                       help='N or HxW every image is resized to, sides 1 to %d (default: '
+                            'the most common size among the training images)'
+                            % cli.MAX_IMAGE_SIDE)
     group.add_argument('--channels', type=int, choices=(1, 3), default=None,
-                        help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
-                             'sequence (default: the logdir\'s when resuming, else 1)')
+                       help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
+                            'sequence (default: the logdir\'s when resuming, else 1)')
     group.add_argument('--validation_fraction', type=cli.fraction, default=0.1,
-                        help='share of the images held out when data_dir has no split '
-                             'folders, in [0, 1)')
+                       help='share of the images held out when data_dir has no split '
+                            'folders, in [0, 1)')
 
 
 def add_model_flags(group):
     """The model and logdir flags."""
     group.add_argument('--logdir', default=os.path.join(ROOT, 'logdir'),
-                        help='where checkpoints, params.json and TensorBoard events go; '
-                             'resumed when it holds a checkpoint; one run at a time')
+                       help='where checkpoints, params.json and TensorBoard events go; '
+                            'resumed when it holds a checkpoint; one run at a time')
     group.add_argument('--wavenet_params', default=None,
-                        help='JSON file of model hyperparameters (default: the logdir\'s '
-                             'params.json when resuming, else %s)' % DEFAULT_PARAMS)
+                       help='JSON file of model hyperparameters (default: the logdir\'s '
+                            'params.json when resuming, else %s)' % DEFAULT_PARAMS)
     group.add_argument('--gc_channels', type=cli.integer_range(0, 4096), default=None,
-                        help='train a class-conditional model with a class embedding of this '
-                             'size (classes are the subfolder names); overrides gc_channels '
-                             'of the params file; 0: unconditional')
+                       help='train a class-conditional model with a class embedding of this '
+                            'size (classes are the subfolder names); overrides gc_channels '
+                            'of the params file; 0: unconditional')
 
 
 def add_optimization_flags(group):
     """The optimization flags."""
     group.add_argument('--batch_size', type=cli.positive_int, default=16,
-                        help='images per training step (refused when the run would not fit '
-                             'in memory)')
+                       help='images per training step (refused when the run would not fit '
+                            'in memory)')
     group.add_argument('--num_steps', type=cli.positive_int, default=4000,
-                        help='global step at which training stops')
+                       help='global step at which training stops')
     group.add_argument('--learning_rate', type=cli.positive_float, default=2e-3,
-                        help='initial learning rate')
+                       help='initial learning rate')
     group.add_argument('--learning_rate_schedule', choices=('constant', 'cosine'),
-                        default='cosine',
-                        help='constant, or cosine decay to zero at --num_steps')
+                       default='cosine',
+                       help='constant, or cosine decay to zero at --num_steps')
     group.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
-                        help='optimizer')
+                       help='optimizer')
     group.add_argument('--momentum', type=cli.non_negative_float, default=0.9,
-                        help='momentum of sgd and rmsprop, >= 0')
+                       help='momentum of sgd and rmsprop, >= 0')
     group.add_argument('--l2_regularization_strength', type=cli.non_negative_float,
-                        default=5e-5,
-                        help='weight of the L2 penalty on all weights (not biases); 0 for none')
+                       default=5e-5,
+                       help='weight of the L2 penalty on all weights (not biases); 0 for none')
     group.add_argument('--dropout', type=cli.fraction, default=0.0,
-                        help='share of every layer\'s gated activations dropped in training '
-                             '(not in validation or generation), in [0, 1); 0: none')
+                       help='share of every layer\'s gated activations dropped in training '
+                            '(not in validation or generation), in [0, 1); 0: none')
     group.add_argument('--augment_shift', type=cli.non_negative_int, default=0,
-                        help='translate each training image by a random whole number of '
-                             'pixels, up to this many in each direction (edge pixels '
-                             'repeated), less than the image side; 0: no augmentation')
+                       help='translate each training image by a random whole number of '
+                            'pixels, up to this many in each direction (edge pixels '
+                            'repeated), less than the image side; 0: no augmentation')
     group.add_argument('--seed', type=cli.seed, default=0,
-                        help='seed of the initialization, the data order and the split, '
-                             '0 to %d' % cli.MAX_SEED)
+                       help='seed of the initialization, the data order and the split, '
+                            '0 to %d' % cli.MAX_SEED)
 
 
 def add_output_flags(group):
     """The output flags."""
     group.add_argument('--checkpoint_every', type=cli.positive_int, default=500,
-                        help='steps between checkpoints (also validation and sample grids)')
+                       help='steps between checkpoints (also validation and sample grids)')
     group.add_argument('--max_checkpoints', type=cli.positive_int, default=5,
-                        help='checkpoints kept in the logdir')
+                       help='checkpoints kept in the logdir')
     group.add_argument('--print_every', type=cli.positive_int, default=100,
-                        help='steps between progress lines')
+                       help='steps between progress lines')
     group.add_argument('--summary_every', type=cli.positive_int, default=20,
-                        help='steps between TensorBoard training summaries')
+                       help='steps between TensorBoard training summaries')
     group.add_argument('--num_samples', type=cli.integer_range(0, MAX_SAMPLES), default=16,
-                        help='images in the sample grid written at each checkpoint (0: none)')
+                       help='images in the sample grid written at each checkpoint (0: none)')
     group.add_argument('--histograms', action='store_true',
-                        help='also write histograms of every variable to TensorBoard')
+                       help='also write histograms of every variable to TensorBoard')
 
 
 def add_devices_flags(group):
     """The devices and machines flags."""
     group.add_argument('--num_gpus', type=cli.integer_range(0, 64), default=0,
-                        help='train data-parallel on this many GPUs of this machine '
-                             '(MirroredStrategy); --batch_size is split between them')
+                       help='train data-parallel on this many GPUs of this machine '
+                            '(MirroredStrategy); --batch_size is split between them')
     group.add_argument('--cpu_replicas', type=cli.integer_range(1, 64), default=1,
-                        help='train data-parallel on this many logical devices of the CPU '
-                             '(the same code path as --num_gpus, to try it without GPUs)')
+                       help='train data-parallel on this many logical devices of the CPU '
+                            '(the same code path as --num_gpus, to try it without GPUs)')
     group.add_argument('--worker_hosts', type=cli.host_list, default=None,
-                        help='HOST:PORT,HOST:PORT,... of every worker of a cluster, the same '
-                             'list on each; sets TF_CONFIG (default: TF_CONFIG as the '
-                             'environment gives it, or one machine)')
+                       help='HOST:PORT,HOST:PORT,... of every worker of a cluster, the same '
+                            'list on each; sets TF_CONFIG (default: TF_CONFIG as the '
+                            'environment gives it, or one machine)')
     group.add_argument('--task_index', type=cli.non_negative_int, default=0,
-                        help='this worker\'s place in --worker_hosts; 0 is the chief, the '
-                             'only one that writes the logdir')
+                       help='this worker\'s place in --worker_hosts; 0 is the chief, the '
+                            'only one that writes the logdir')
     group.add_argument('--step_timeout', type=cli.positive_float, default=600.0,
-                        help='seconds a worker of a cluster waits for the others in a step '
-                             'before it stops with an error (a worker died); longer than the '
-                             'chief\'s checkpoint, validation and samples take')
+                       help='seconds a worker of a cluster waits for the others in a step '
+                            'before it stops with an error (a worker died); longer than the '
+                            'chief\'s checkpoint, validation and samples take')
 
 
 def get_arguments(argv=None):

@@ -152,8 +152,9 @@ def report(results):
              % (results['cpu'], len(os.sched_getaffinity(0)), results['date']), '',
              '## Replicas (default params, bundled digits)', '',
              '| CPU replicas | global batch | s/step (median) | images/s |', '|---|---|---|---|']
-    lines += ['| %d | %d | %.3f | %.1f |' % (row['replicas'], row['batch'], row['s_per_step'],
-                                           row['images_per_s']) for row in results['replicas']]
+    lines += ['| %d | %d | %.3f | %.1f |'
+              % (row['replicas'], row['batch'], row['s_per_step'], row['images_per_s'])
+              for row in results['replicas']]
     lines += ['', '## Time to the first training step (%s 28x28 images)' % format(
         results['images'], ','), '', '| data | seconds |', '|---|---|']
     lines += ['| %s | %.1f |' % (row['source'], row['seconds'])

@@ -344,6 +344,8 @@ def fetch(name, md5, limit, base_urls, download_dir, timeout=DEFAULT_TIMEOUT, st
         return path
     raise DownloadError('could not download %s from any mirror: %s'
                         % (name, '; '.join(failures)))
+
+
 def read_idx(data, magic, ndim):
     """Parses an uncompressed IDX file of unsigned bytes; returns a uint8 array.
 
@@ -522,9 +524,9 @@ def prepare_out_dir(out_dir, dataset, log=print):
                                                          MANIFEST))
     old_splits = [split + '/' for split in SPLITS if os.path.isdir(os.path.join(out_dir, split))]
     if old_splits:
+        old = ' and '.join(os.path.join(out_dir, folder) for folder in old_splits)
         log('%s is left as it is (not written by this version of download.py); train.py reads '
-            'the prepared dataset instead' % ' and '.join(os.path.join(out_dir, folder)
-                                                         for folder in old_splits))
+            'the prepared dataset instead' % old)
     info_path = os.path.join(out_dir, prepared.INFO_FILE)
     if not os.path.lexists(info_path):
         if present:

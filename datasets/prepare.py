@@ -86,8 +86,8 @@ def write_split(writer, split, split_files, image_size, channels, progress):
         (path, reason) of each file that could not be read.
     """
     names, skipped, chunk = [], list(split_files.skipped), []
-    for path, class_name, pixels, reason in reader.decode_split(split_files, image_size,
-                                                                 channels):
+    decoded = reader.decode_split(split_files, image_size, channels)
+    for path, class_name, pixels, reason in decoded:
         progress.update(1)
         if pixels is None:
             skipped.append((path, reason))

@@ -1,20 +1,30 @@
-"""Colour: RGB reading, interleaved sub-pixel sequences, RGB PNG output."""
+"""Colour: RGB reading, interleaved sub-pixel sequences, RGB PNG output.
+
+The scripts run in this process (train.main, generate.main, evaluate.main, each in a graph
+of its own) on one colour model trained once for the module.
+"""
+import collections
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
+import shutil
 
 import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 from PIL import Image
 
-from wavenet import image_grid, reader
+import evaluate
+import generate
+import train
+from wavenet import cli, image_grid, reader
 from wavenet.model import WaveNetModel
 from wavenet.params import WaveNetParams
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAMS = {'dilations': [1, 2, 4, 8, 16], 'residual_channels': 8, 'dilation_channels': 8,
           'skip_channels': 8, 'position_channels': 4}
+Trained = collections.namedtuple('Trained', 'folder logdir stdout')
 
 
 def test_reader_keeps_rgb_and_expands_grayscale(tmp_path):
@@ -51,7 +61,6 @@ def test_tile_and_save_rgb(tmp_path):
 
 
 def test_colour_model_needs_position_conditioning():
-    import tensorflow.compat.v1 as tf
     with tf.Graph().as_default():
         with pytest.raises(ValueError, match='position_channels'):
             WaveNetModel(WaveNetParams(dilations=(1, 2)), (4, 4), channels=3)
@@ -60,61 +69,79 @@ def test_colour_model_needs_position_conditioning():
         assert model.sequence_length == 60
 
 
-def run(script, *flags):
-    return subprocess.run([sys.executable] + script + list(flags), capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+def run_main(script, *flags):
+    """script.main (train, generate or evaluate) in a graph of its own (in this process)."""
+    with tf.Graph().as_default():
+        script.main([str(flag) for flag in flags])
 
 
-def test_colour_training_generation_completion_and_evaluation(tmp_path):
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A colour model trained for 3 steps on six random 6x5 RGB images: its folder (data/,
+    params.json, log/) and what training printed."""
+    folder = tmp_path_factory.mktemp('colour')
     rng = np.random.default_rng(2)
+    os.makedirs(folder / 'data')
     for index in range(6):
-        os.makedirs(tmp_path / 'data', exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (6, 5, 3)).astype(np.uint8), 'RGB').save(
-            tmp_path / 'data' / ('%d.png' % index))
-    (tmp_path / 'params.json').write_text(json.dumps(PARAMS))
-    logdir = tmp_path / 'log'
-    trained = run(['train.py'], '--data_dir=%s' % (tmp_path / 'data'), '--logdir=%s' % logdir,
-                  '--wavenet_params=%s' % (tmp_path / 'params.json'), '--channels=3',
-                  '--num_steps=3', '--batch_size=2', '--num_samples=2')
-    assert trained.returncode == 0, trained.stderr
-    assert 'receptive field: 33 sub-pixels (2.2 rows of 15)' in trained.stdout
-    assert json.loads((logdir / 'data.json').read_text())['channels'] == 3
-    assert Image.open(logdir / 'samples' / 'samples-3.png').mode == 'RGB'
+            folder / 'data' / ('%d.png' % index))
+    (folder / 'params.json').write_text(json.dumps(PARAMS))
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        run_main(train, '--data_dir=%s' % (folder / 'data'), '--logdir=%s' % (folder / 'log'),
+                 '--wavenet_params=%s' % (folder / 'params.json'), '--channels=3',
+                 '--num_steps=3', '--batch_size=2', '--num_samples=2')
+    return Trained(folder, folder / 'log', output.getvalue())
 
+
+def test_colour_training_writes_rgb_run_files_and_samples(trained):
+    assert 'receptive field: 33 sub-pixels (2.2 rows of 15)' in trained.stdout
+    assert json.loads((trained.logdir / 'data.json').read_text())['channels'] == 3
+    assert Image.open(trained.logdir / 'samples' / 'samples-3.png').mode == 'RGB'
+
+
+def test_colour_generation_writes_an_rgb_image(trained, tmp_path):
     out = tmp_path / 'one.png'
-    generated = run(['generate.py'], '--checkpoint=%s' % logdir, '--out=%s' % out,
-                    '--num_images=1', '--seed=1')
-    assert generated.returncode == 0, generated.stderr
+    run_main(generate, '--checkpoint=%s' % trained.logdir, '--out=%s' % out, '--num_images=1',
+             '--seed=1')
     image = Image.open(out)
     assert (image.mode, image.size) == ('RGB', (5, 6))
 
-    seed = rng.integers(0, 256, (6, 5, 3)).astype(np.uint8)
+
+def test_colour_completion_keeps_the_seed_rows(trained, tmp_path):
+    seed = np.random.default_rng(3).integers(0, 256, (6, 5, 3)).astype(np.uint8)
     Image.fromarray(seed, 'RGB').save(tmp_path / 'seed.png')
     completions = tmp_path / 'completions'
-    completed = run(['generate.py'], '--checkpoint=%s' % logdir, '--out_dir=%s' % completions,
-                    '--seed_image=%s' % (tmp_path / 'seed.png'), '--seed_rows=2',
-                    '--num_images=2', '--seed=3')
-    assert completed.returncode == 0, completed.stderr
-    for name in sorted(os.listdir(completions)):
+    run_main(generate, '--checkpoint=%s' % trained.logdir, '--out_dir=%s' % completions,
+             '--seed_image=%s' % (tmp_path / 'seed.png'), '--seed_rows=2', '--num_images=2',
+             '--seed=3')
+    names = sorted(os.listdir(completions))
+    assert len(names) == 2, names
+    for name in names:
         np.testing.assert_array_equal(np.asarray(Image.open(completions / name))[:2], seed[:2])
 
-    evaluated = run(['evaluate.py'], '--checkpoint=%s' % logdir,
-                    '--data_dir=%s' % (tmp_path / 'data'))
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert evaluated.stdout.strip().splitlines()[-1].startswith('bits/dim: ')
 
-    refused = run(['train.py'], '--data_dir=%s' % (tmp_path / 'data'), '--logdir=%s' % logdir,
-                  '--channels=1', '--num_steps=5')
-    assert refused.returncode == 2 and '--channels=1 differs' in refused.stderr
+def test_colour_evaluation_prints_bits_per_dim(trained, capsys):
+    run_main(evaluate, '--checkpoint=%s' % trained.logdir,
+             '--data_dir=%s' % (trained.folder / 'data'))
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith('bits/dim: ')
+
+
+def test_a_colour_logdir_refuses_one_channel(trained, tmp_path):
+    logdir = tmp_path / 'log'
+    shutil.copytree(trained.logdir, logdir)
+    before = sorted(os.listdir(logdir))
+    with pytest.raises(cli.UsageError, match='--channels=1 differs'):
+        run_main(train, '--data_dir=%s' % (trained.folder / 'data'), '--logdir=%s' % logdir,
+                 '--channels=1', '--num_steps=5')
+    assert sorted(os.listdir(logdir)) == before
 
 
 def test_colour_without_position_conditioning_is_a_usage_error(tmp_path):
     os.makedirs(tmp_path / 'data')
     Image.fromarray(np.zeros((4, 4, 3), np.uint8), 'RGB').save(tmp_path / 'data' / 'a.png')
     (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, position_channels=0)))
-    result = run(['train.py'], '--data_dir=%s' % (tmp_path / 'data'),
-                 '--logdir=%s' % (tmp_path / 'log'), '--channels=3',
-                 '--wavenet_params=%s' % (tmp_path / 'params.json'))
-    assert result.returncode == 2 and 'position_channels' in result.stderr
-    assert 'Traceback' not in result.stderr
+    with pytest.raises(cli.UsageError, match='position_channels'):
+        run_main(train, '--data_dir=%s' % (tmp_path / 'data'), '--logdir=%s' % (tmp_path / 'log'),
+                 '--channels=3', '--wavenet_params=%s' % (tmp_path / 'params.json'))
     assert not (tmp_path / 'log').exists()

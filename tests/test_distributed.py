@@ -17,6 +17,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
+import train as train_script
 from wavenet import checkpoints, prepared, reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,10 +47,18 @@ def train_command(data, logdir, *flags):
 
 
 def train(data, logdir, *flags, **kwargs):
+    """train.py in a process of its own (needed for logical CPU devices); its result."""
     result = subprocess.run(train_command(data, logdir, *flags), cwd=ROOT, capture_output=True,
                             text=True, timeout=300, **kwargs)
     assert result.returncode == 0, result.stderr
     return result
+
+
+def train_here(data, logdir, capsys, *flags):
+    """train.main on one device in this process (quicker); its stdout."""
+    with tf.Graph().as_default():
+        train_script.main(train_command(data, logdir, *flags)[2:])
+    return capsys.readouterr().out
 
 
 def variables(checkpoint):
@@ -69,11 +78,12 @@ def assert_same_variables(first, second):
 
 @pytest.fixture(scope='module')
 def single(data, tmp_path_factory):
-    """Six steps on one device, with and without class conditioning."""
+    """Six steps on one device, with and without class conditioning (in this process)."""
     root = tmp_path_factory.mktemp('single')
-    train(data, root / 'plain', '--num_steps=6')
-    train(data, root / 'classes', '--num_steps=6', '--gc_channels=3', '--dropout=0.2',
-          '--augment_shift=1')
+    for name, flags in (('plain', ()), ('classes', ('--gc_channels=3', '--dropout=0.2',
+                                                    '--augment_shift=1'))):
+        with tf.Graph().as_default():
+            train_script.main(train_command(data, root / name, '--num_steps=6', *flags)[2:])
     return root
 
 
@@ -85,13 +95,16 @@ def test_two_cpu_replicas_follow_one_device(data, single, tmp_path, name, flags)
     assert_same_variables(single / name / 'model.ckpt-6', tmp_path / 'run' / 'model.ckpt-6')
 
 
-def test_checkpoints_move_between_one_device_and_replicas(data, single, tmp_path):
+def test_checkpoints_move_between_one_device_and_replicas(data, single, tmp_path, capsys):
     """A two-replica run resumes a one-device checkpoint, and the other way around."""
-    for start, then in (((), ('--cpu_replicas=2',)), (('--cpu_replicas=2',), ())):
-        logdir = tmp_path / ('from_%d' % len(start))
-        train(data, logdir, '--num_steps=3', *start)
-        resumed = train(data, logdir, '--num_steps=6', *then)
-        assert 'resumed from %s' % (logdir / 'model.ckpt-3') in resumed.stdout
+    one_first, replicas_first = tmp_path / 'one_first', tmp_path / 'replicas_first'
+    train_here(data, one_first, capsys, '--num_steps=3')
+    resumed = train(data, one_first, '--num_steps=6', '--cpu_replicas=2').stdout
+    assert 'resumed from %s' % (one_first / 'model.ckpt-3') in resumed
+    train(data, replicas_first, '--num_steps=3', '--cpu_replicas=2')
+    resumed = train_here(data, replicas_first, capsys, '--num_steps=6')
+    assert 'resumed from %s' % (replicas_first / 'model.ckpt-3') in resumed
+    for logdir in (one_first, replicas_first):
         assert_same_variables(single / 'plain' / 'model.ckpt-6', logdir / 'model.ckpt-6')
 
 
@@ -209,7 +222,7 @@ def test_a_dead_worker_stops_the_chief_with_an_error(data, tmp_path):
 # ----------------------------------------------------------------------------- prepared data
 
 
-def test_a_prepared_dataset_trains_and_scores_as_its_folder(data, tmp_path):
+def test_a_prepared_dataset_trains_and_scores_as_its_folder(data, tmp_path, capsys):
     prepare = subprocess.run([sys.executable, 'datasets/prepare.py',
                               '--data_dir=%s' % (data / 'images'), '--out=%s' % (tmp_path / 'p'),
                               '--validation_fraction=0.25', '--seed=3'],
@@ -222,15 +235,16 @@ def test_a_prepared_dataset_trains_and_scores_as_its_folder(data, tmp_path):
         np.testing.assert_array_equal(mine.labels, theirs.labels)
     assert isinstance(dataset.train.images, prepared.PreparedImages)
     # The folder's and the prepared dataset's runs see the same images in the same order.
-    results = [train(data, tmp_path / name, '--num_steps=3', '--validation_fraction=0.25',
-                     '--data_dir=%s' % source)
+    outputs = [train_here(data, tmp_path / name, capsys, '--num_steps=3',
+                          '--validation_fraction=0.25', '--data_dir=%s' % source)
                for name, source in (('from_folder', data / 'images'),
                                     ('from_prepared', tmp_path / 'p'))]
     assert_same_variables(tmp_path / 'from_folder' / 'model.ckpt-3',
                           tmp_path / 'from_prepared' / 'model.ckpt-3')
-    assert [line for line in results[0].stdout.splitlines() if 'validation bits/dim' in line] \
-        == [line.replace('from_prepared', 'from_folder') for line in
-            results[1].stdout.splitlines() if 'validation bits/dim' in line]
+    validations = [[line for line in output.splitlines() if 'validation bits/dim' in line]
+                   for output in outputs]
+    assert validations[0] and validations[0] == [line.replace('from_prepared', 'from_folder')
+                                                 for line in validations[1]]
 
 
 def peak_rss_of_training(data, dataset, logdir):

@@ -233,8 +233,9 @@ def test_a_second_run_on_the_same_logdir_is_refused_naming_the_first(data, tmp_p
     try:
         while 'training from step' not in first.stdout.readline():
             assert first.poll() is None, first.stderr.read()
-        second = script('train.py', *train_flags(data, logdir, 100000))
-        assert_one_error_line(second, 'in use by another training run (PID %d)' % first.pid)
+        with pytest.raises(cli.UsageError, match=r'in use by another training run \(PID %d\)'
+                           % first.pid):
+            run_train(data, logdir, 100000)
         first.send_signal(signal.SIGINT)
         output, errors = first.communicate(timeout=120)
     finally:

@@ -1,4 +1,10 @@
-"""Training from the command line: interruption, exact resume, numerical faults, warnings."""
+"""Training from the command line: interruption, exact resume, numerical faults, warnings.
+
+Most tests call train.main / generate.main in this process, in a graph of their own (results
+are deterministic, so an in-process run equals a `python train.py` run). What needs a process
+of its own runs train.py as a subprocess: a signal (SIGINT, SIGTERM, a second Ctrl-C) goes to
+a real process, whose exit status and stderr are checked.
+"""
 import os
 import shutil
 import signal
@@ -11,9 +17,14 @@ import pytest
 import tensorflow.compat.v1 as tf
 from PIL import Image
 
+import generate
+import train
+from wavenet import cli
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAMS = ('{"dilations": [1, 2, 4, 8], "residual_channels": 8, "dilation_channels": 8, '
           '"skip_channels": 16}')
+RESUME_STEPS = 200  # the exact-resume runs; the interrupt lands at step 20 or soon after
 
 
 @pytest.fixture(scope='module')
@@ -29,10 +40,26 @@ def data(tmp_path_factory):
     return folder
 
 
+def train_flags(data, logdir, *flags):
+    return ['--data_dir=%s' % (data / 'images'), '--wavenet_params=%s' % (data / 'params.json'),
+            '--logdir=%s' % logdir, '--batch_size=3', '--num_samples=0',
+            '--seed=5'] + list(flags)
+
+
 def train_command(data, logdir, *flags):
-    return [sys.executable, os.path.join(ROOT, 'train.py'), '--data_dir=%s' % (data / 'images'),
-            '--wavenet_params=%s' % (data / 'params.json'), '--logdir=%s' % logdir,
-            '--batch_size=3', '--num_samples=0', '--seed=5'] + list(flags)
+    """`python train.py` with train_flags, for a subprocess."""
+    return [sys.executable, os.path.join(ROOT, 'train.py')] + train_flags(data, logdir, *flags)
+
+
+def run_train(data, logdir, *flags):
+    """train.main in a graph of its own (in this process)."""
+    with tf.Graph().as_default():
+        train.main(train_flags(data, logdir, *flags))
+
+
+def run_generate(*flags):
+    with tf.Graph().as_default():
+        generate.main(list(flags))
 
 
 def checkpoint_values(logdir):
@@ -73,28 +100,31 @@ def interrupt(command, after_line, signum):
 
 @pytest.mark.parametrize('regularization', [(), ('--dropout=0.3', '--augment_shift=2')],
                          ids=['plain', 'dropout_and_shifts'])
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path, regularization):
-    """Random batches, dropout masks and shifts are functions of the step: resume is exact."""
-    steps = '--num_steps=400'
-    subprocess.run(train_command(data, tmp_path / 'straight', steps, '--checkpoint_every=400',
-                                 *regularization),
-                   check=True, capture_output=True, timeout=300)
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(data, tmp_path, regularization,
+                                                              capsys):
+    """Random batches, dropout masks and shifts are functions of the step: resume is exact.
+
+    The interrupted run is a subprocess (it gets a real SIGINT); the uninterrupted run and
+    the resumed run are in this process."""
+    steps = '--num_steps=%d' % RESUME_STEPS
+    run_train(data, tmp_path / 'straight', steps, '--checkpoint_every=%d' % RESUME_STEPS,
+              *regularization)
     returncode, _, errors, stopped_at = interrupt(
-        train_command(data, tmp_path / 'interrupted', steps, '--checkpoint_every=400',
-                      '--print_every=10', *regularization), 'step 20/400', signal.SIGINT)
+        train_command(data, tmp_path / 'interrupted', steps,
+                      '--checkpoint_every=%d' % RESUME_STEPS, '--print_every=10',
+                      *regularization), 'step 20/%d' % RESUME_STEPS, signal.SIGINT)
     assert returncode == 0, errors
-    assert 20 <= stopped_at < 400, 'the run was not interrupted halfway'
+    assert 20 <= stopped_at < RESUME_STEPS, 'the run was not interrupted halfway'
     assert tf.train.latest_checkpoint(str(tmp_path / 'interrupted')).endswith('-%d' % stopped_at)
-    resumed = subprocess.run(train_command(data, tmp_path / 'interrupted', steps,
-                                           *regularization),
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert 'resumed from' in resumed.stdout
+    capsys.readouterr()
+    run_train(data, tmp_path / 'interrupted', steps, *regularization)
+    assert 'resumed from %s' % (tmp_path / 'interrupted' / ('model.ckpt-%d' % stopped_at)) in (
+        capsys.readouterr().out)
     straight, interrupted = checkpoint_values(tmp_path / 'straight'), checkpoint_values(
         tmp_path / 'interrupted')
     assert sorted(straight) == sorted(interrupted)
     assert any('Adam' in name for name in straight), 'optimizer slots are not checkpointed'
-    assert straight['global_step'] == interrupted['global_step'] == 400
+    assert straight['global_step'] == interrupted['global_step'] == RESUME_STEPS
     for name, value in straight.items():
         np.testing.assert_allclose(interrupted[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
@@ -109,29 +139,27 @@ def test_sigterm_saves_and_exits_zero(data, tmp_path):
     assert 'saved %s' % (tmp_path / 'run' / ('model.ckpt-%d' % stopped_at)) in output
 
 
-def test_diverging_loss_stops_with_the_last_good_checkpoint(data, tmp_path):
+def test_diverging_loss_stops_with_the_last_good_checkpoint(data, tmp_path, capsys):
     logdir = tmp_path / 'run'
-    subprocess.run(train_command(data, logdir, '--num_steps=2', '--optimizer=sgd'), check=True,
-                   capture_output=True, timeout=120)
+    run_train(data, logdir, '--num_steps=2', '--optimizer=sgd')
     before = sorted(os.listdir(logdir))
-    result = subprocess.run(
-        train_command(data, logdir, '--num_steps=500', '--optimizer=sgd',
-                      '--learning_rate=1e30', '--learning_rate_schedule=constant'),
-        capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    error_lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(error_lines) == 1 and error_lines[0].startswith('error: the loss became')
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_train(data, logdir, '--num_steps=500', '--optimizer=sgd', '--learning_rate=1e30',
+                  '--learning_rate_schedule=constant')
+    assert exit_.value.code == 1
+    errors = capsys.readouterr().err
+    error_lines = [line for line in errors.splitlines() if line.strip()]
+    assert len(error_lines) == 1 and error_lines[0].startswith('error: the loss became'), errors
     assert 'at step' in error_lines[0] and 'model.ckpt-2' in error_lines[0]
-    assert 'Traceback' not in result.stderr
     assert tf.train.latest_checkpoint(str(logdir)).endswith('-2')
     new_files = set(os.listdir(logdir)) - set(before)
     assert all(name.startswith('events.out.tfevents') for name in new_files), new_files
 
 
-def test_generation_from_a_model_with_nan_weights_is_a_clear_error(data, tmp_path):
+def test_generation_from_a_model_with_nan_weights_is_a_clear_error(data, tmp_path, capsys):
     logdir = tmp_path / 'run'
-    subprocess.run(train_command(data, logdir, '--num_steps=1'), check=True, capture_output=True,
-                   timeout=120)
+    run_train(data, logdir, '--num_steps=1')
     checkpoint = tf.train.latest_checkpoint(str(logdir))
     with tf.Graph().as_default():
         reader = tf.train.load_checkpoint(checkpoint)
@@ -143,14 +171,14 @@ def test_generation_from_a_model_with_nan_weights_is_a_clear_error(data, tmp_pat
             session.run(biases.assign(tf.fill(tf.shape(biases), float('nan'))))
             tf.train.Saver(variables).save(session, str(logdir / 'broken.ckpt'),
                                            write_meta_graph=False)
-    result = subprocess.run([sys.executable, os.path.join(ROOT, 'generate.py'),
-                             '--checkpoint=%s' % (logdir / 'broken.ckpt'),
-                             '--out=%s' % (tmp_path / 'out.png'), '--num_images=2'],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.startswith('error:')]
-    assert len(lines) == 1 and 'non-finite probabilities' in lines[0], result.stderr
-    assert 'Traceback' not in result.stderr
+    capsys.readouterr()
+    with pytest.raises(cli.UsageError) as error:
+        run_generate('--checkpoint=%s' % (logdir / 'broken.ckpt'),
+                     '--out=%s' % (tmp_path / 'out.png'), '--num_images=2')
+    message = str(error.value)
+    assert 'non-finite probabilities' in message and '\n' not in message, message
+    errors = capsys.readouterr().err
+    assert 'error' not in errors.lower(), errors  # the UsageError is the one error
     assert not (tmp_path / 'out.png').exists()
 
 
@@ -185,27 +213,23 @@ def test_second_interrupt_exits_at_once_and_keeps_the_last_checkpoint(data, tmp_
     assert tf.train.load_variable(latest, 'global_step') >= 10
 
 
-def test_receptive_field_shorter_than_a_row_warns(data, tmp_path):
+def test_receptive_field_shorter_than_a_row_warns(data, tmp_path, capsys):
     params = tmp_path / 'short.json'
     params.write_text('{"dilations": [1], "residual_channels": 4, "dilation_channels": 4, '
                       '"skip_channels": 4}')
-    command = train_command(data, tmp_path / 'run', '--num_steps=1')
-    command[command.index('--wavenet_params=%s' % (data / 'params.json'))] = (
-        '--wavenet_params=%s' % params)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert 'receptive field: 3 pixels (0.5 rows of 6)' in result.stdout
-    assert 'warning: the receptive field is shorter than one image row' in result.stderr
+    run_train(data, tmp_path / 'run', '--num_steps=1', '--wavenet_params=%s' % params)
+    output = capsys.readouterr()
+    assert 'receptive field: 3 pixels (0.5 rows of 6)' in output.out
+    assert 'warning: the receptive field is shorter than one image row' in output.err
+    assert tf.train.latest_checkpoint(str(tmp_path / 'run')).endswith('-1')
 
 
-def test_a_moved_logdir_still_resumes(data, tmp_path):
-    subprocess.run(train_command(data, tmp_path / 'old', '--num_steps=2'), check=True,
-                   capture_output=True, timeout=120)
+def test_a_moved_logdir_still_resumes(data, tmp_path, capsys):
+    run_train(data, tmp_path / 'old', '--num_steps=2')
     shutil.move(str(tmp_path / 'old'), str(tmp_path / 'new'))
-    result = subprocess.run(train_command(data, tmp_path / 'new', '--num_steps=3'),
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert 'resumed from %s' % (tmp_path / 'new' / 'model.ckpt-2') in result.stdout
+    capsys.readouterr()
+    run_train(data, tmp_path / 'new', '--num_steps=3')
+    assert 'resumed from %s' % (tmp_path / 'new' / 'model.ckpt-2') in capsys.readouterr().out
     assert tf.train.latest_checkpoint(str(tmp_path / 'new')).endswith('-3')
 
 
@@ -214,8 +238,7 @@ def test_dropout_and_shifts_change_what_training_learns(data, tmp_path):
     runs = {'plain': (), 'dropout': ('--dropout=0.3',), 'shifts': ('--augment_shift=2',)}
     weights = {}
     for name, flags in runs.items():
-        subprocess.run(train_command(data, tmp_path / name, '--num_steps=3', *flags),
-                       check=True, capture_output=True, timeout=300)
+        run_train(data, tmp_path / name, '--num_steps=3', *flags)
         weights[name] = checkpoint_values(tmp_path / name)
     for name in ('dropout', 'shifts'):
         assert any(not np.array_equal(weights[name][key], weights['plain'][key])

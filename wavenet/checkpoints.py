@@ -42,9 +42,9 @@ class CheckpointError(Exception):
 def write_run_files(logdir, spec):
     """Writes params.json and data.json of a RunSpec into `logdir` (each atomically)."""
     files.write_json_atomic(os.path.join(logdir, PARAMS_FILE), spec.params.to_dict())
-    files.write_json_atomic(os.path.join(logdir, DATA_FILE),
-                      {'image_size': list(spec.image_size), 'classes': list(spec.classes),
-                       'channels': spec.channels})
+    files.write_json_atomic(os.path.join(logdir, DATA_FILE), {
+        'image_size': list(spec.image_size), 'classes': list(spec.classes),
+        'channels': spec.channels})
 
 
 def read_run_files(logdir):

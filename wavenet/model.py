@@ -106,7 +106,7 @@ class WaveNetModel:
                                                   residual]),
                 'biases': self._bias('biases', [residual]),
                 'bump_tables': (self._weight('bump_tables', [params.initial_filter_width,
-                                                              bumps, residual], zeros)
+                                                             bumps, residual], zeros)
                                 if bumps else None)}
         with tf.variable_scope('conditioning'):
             variables['conditioning'] = self._create_conditioning()

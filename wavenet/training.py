@@ -180,8 +180,8 @@ def make_optimizer(optimization, learning_rate):
     if optimization.optimizer == 'rmsprop':
         return tf.train.RMSPropOptimizer(learning_rate, momentum=optimization.momentum,
                                          epsilon=1e-5)
-    raise ValueError('optimizer must be one of %s, got %r' % (OPTIMIZERS,
-                                                             optimization.optimizer))
+    raise ValueError('optimizer must be one of %s, got %r'
+                     % (OPTIMIZERS, optimization.optimizer))
 
 
 BASE_MEMORY = 2 ** 29  # bytes: TensorFlow and the rest of the process before any data
