@@ -136,6 +136,18 @@ def measure_imagenet_epoch(work, batch, steps):
                                 / devices / 3600 for devices in (1, 8, 64)}}
 
 
+def measure(images):
+    """Every measurement, in a temporary folder: the results dict."""
+    work = tempfile.mkdtemp(prefix='scaling-')
+    try:
+        return {'cpu': cpu_name(), 'date': time.strftime('%Y-%m-%d'), 'images': images,
+                'replicas': measure_replicas(work, 32, 40),
+                'first_step': measure_first_step(work, images),
+                'imagenet': measure_imagenet_epoch(work, 32, 30)}
+    finally:
+        shutil.rmtree(work)
+
+
 def cpu_name():
     """The CPU model from /proc/cpuinfo."""
     with open('/proc/cpuinfo') as cpuinfo:
@@ -168,10 +180,11 @@ def report(results):
               % (epoch['images_per_s'], epoch['batch'],
                  epoch['training_flops_per_image'] / 1e9, format(IMAGENET_IMAGES, ','),
                  GPU_SUSTAINED_FLOPS / 1e12), '',
-              '| devices | hours per epoch, this CPU | hours per epoch, GPUs (assumed speed) |',
+              '| devices | hours per epoch, this CPU | minutes per epoch, GPUs (assumed speed) |',
               '|---|---|---|']
-    lines += ['| %d | %.1f | %.2f |' % (devices, hours, epoch['gpu_epoch_hours'][devices])
-              for devices, hours in sorted(epoch['epoch_hours'].items())]
+    lines += ['| %s | %.1f | %.1f |' % (devices, hours, 60 * epoch['gpu_epoch_hours'][devices])
+              for devices, hours in sorted(epoch['epoch_hours'].items(), key=lambda item:
+                                           int(item[0]))]
     return '\n'.join(lines) + '\n'
 
 
@@ -180,15 +193,14 @@ def main():
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'scaling.md'))
     parser.add_argument('--images', type=int, default=60000,
                         help='images of the time-to-first-step measurement')
+    parser.add_argument('--report_only', action='store_true',
+                        help='write the report again from the .json beside --out')
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix='scaling-')
-    try:
-        results = {'cpu': cpu_name(), 'date': time.strftime('%Y-%m-%d'), 'images': args.images,
-                   'replicas': measure_replicas(work, 32, 40),
-                   'first_step': measure_first_step(work, args.images),
-                   'imagenet': measure_imagenet_epoch(work, 32, 30)}
-    finally:
-        shutil.rmtree(work)
+    if args.report_only:
+        with open(os.path.splitext(args.out)[0] + '.json') as stream:
+            results = json.load(stream)
+    else:
+        results = measure(args.images)
     markdown = report(results)
     print(markdown)
     with open(args.out, 'w') as stream:

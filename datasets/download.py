@@ -24,7 +24,6 @@ never counts as a whole dataset. Files elsewhere in DIR (the PNG folders `train/
 library, numpy and the project's wavenet/prepared.py, wavenet/progress.py and
 wavenet/files.py (which do not import TensorFlow).
 """
-import argparse
 import collections
 import gzip
 import hashlib
@@ -46,7 +45,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from wavenet import prepared  # noqa: E402
+from wavenet import cli, prepared  # noqa: E402
 from wavenet.files import write_json_atomic  # noqa: E402
 from wavenet.progress import Progress, format_bytes  # noqa: E402
 
@@ -631,16 +630,9 @@ def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAUL
     return counts
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: 'error: ...'."""
-
-    def error(self, message):
-        self.exit(2, 'error: %s (see --help)\n' % message)
-
-
 def build_parser():
     """Returns the command-line parser."""
-    parser = _Parser(
+    parser = cli.ArgumentParser(
         description='Download MNIST, Fashion-MNIST or CIFAR-10, verify the MD5 checksums '
                     'and write the images as a prepared dataset (DIR/dataset.json and '
                     'uint8 .npy arrays) for train.py --data_dir=DIR.')
@@ -659,7 +651,8 @@ def build_parser():
                              'the official sources: '
                              + '; '.join('%s: %s' % (name, ' then '.join(d.mirrors))
                                          for name, d in sorted(DATASETS.items())) + ')')
-    parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT, metavar='SECONDS',
+    parser.add_argument('--timeout', type=cli.positive_float, default=DEFAULT_TIMEOUT,
+                        metavar='SECONDS',
                         help='the longest one file may take from one mirror, in seconds; '
                              'a connection or read that waits min(SECONDS, %g) s fails '
                              'too (default: %%(default)s)' % STALL_SECONDS)
@@ -680,9 +673,6 @@ def main(argv=None, md5s=None, stream=None):
         if urllib.parse.urlsplit(url).scheme not in ('http', 'https'):
             stream.write('error: --base_url=%s is not an http:// or https:// URL\n' % url)
             return 2
-    if not args.timeout > 0:
-        stream.write('error: --timeout must be positive\n')
-        return 2
     try:
         download_dataset(DATASETS[args.dataset], args.out, base_urls=args.base_url,
                          md5s=md5s, timeout=args.timeout, stream=stream)

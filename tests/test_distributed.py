@@ -193,6 +193,11 @@ def test_ctrl_c_to_the_chief_stops_both_after_its_save(data, tmp_path):
     assert 'interrupted at step %d; the chief saved it' % step in worker_out
     newest = checkpoints.newest_readable_checkpoint(str(tmp_path / 'run'))[0]
     assert checkpoints.step_of(newest) == step
+    # Started again, the cluster resumes from the chief's checkpoint, every worker from it.
+    for process in start_cluster(data, tmp_path / 'run', '--num_steps=%d' % (step + 2)):
+        code, output, errors = finish(process)
+        assert code == 0, errors
+        assert 'resumed from %s' % newest in output and 'step %d/' % (step + 2) in output
 
 
 def test_a_worker_that_never_starts_stops_the_chief_with_an_error(data, tmp_path):
