@@ -24,6 +24,17 @@ DEFAULT_DATA_DIR = os.path.join(ROOT, 'datasets', 'digits')
 DEFAULT_PARAMS = os.path.join(ROOT, 'wavenet_params.json')
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
 MAX_SAMPLES = 1024
+# What a run keeps from start to end: chosen when it starts (these defaults where no flag is
+# given), stored in LOGDIR/training.json, taken from there when it resumes. A flag that
+# differs from the stored value is refused: a resumed run goes on exactly where it stopped.
+RUN_OPTIONS = {'batch_size': 16, 'learning_rate': 2e-3, 'learning_rate_schedule': 'cosine',
+               'optimizer': 'adam', 'momentum': 0.9, 'l2_regularization_strength': 5e-5,
+               'dropout': 0.0, 'augment_shift': 0, 'seed': 0, 'validation_fraction': 0.1}
+
+
+def kept_default(name):
+    """The help text's default of a run option."""
+    return ' (default: %s; when resuming, the run\'s)' % RUN_OPTIONS[name]
 
 
 def add_data_flags(group):
@@ -40,9 +51,9 @@ def add_data_flags(group):
     group.add_argument('--channels', type=int, choices=(1, 3), default=None,
                        help='1: grayscale; 3: RGB, each pixel three sub-pixels R, G, B in the '
                             'sequence (default: the logdir\'s when resuming, else 1)')
-    group.add_argument('--validation_fraction', type=cli.fraction, default=0.1,
+    group.add_argument('--validation_fraction', type=cli.fraction, default=None,
                        help='share of the images held out when data_dir has no split '
-                            'folders, in [0, 1)')
+                            'folders, in [0, 1)' + kept_default('validation_fraction'))
 
 
 def add_model_flags(group):
@@ -61,33 +72,37 @@ def add_model_flags(group):
 
 def add_optimization_flags(group):
     """The optimization flags."""
-    group.add_argument('--batch_size', type=cli.positive_int, default=16,
-                       help='images per training step (refused when the run would not fit '
-                            'in memory)')
+    group.add_argument('--batch_size', type=cli.positive_int, default=None,
+                       help='images per training step, split between the replicas (refused '
+                            'when the run would not fit in memory)' + kept_default('batch_size'))
     group.add_argument('--num_steps', type=cli.positive_int, default=4000,
                        help='global step at which training stops')
-    group.add_argument('--learning_rate', type=cli.positive_float, default=2e-3,
-                       help='initial learning rate')
+    group.add_argument('--learning_rate', type=cli.positive_float, default=None,
+                       help='initial learning rate' + kept_default('learning_rate'))
     group.add_argument('--learning_rate_schedule', choices=('constant', 'cosine'),
-                       default='cosine',
-                       help='constant, or cosine decay to zero at --num_steps')
-    group.add_argument('--optimizer', choices=OPTIMIZERS, default='adam',
-                       help='optimizer')
-    group.add_argument('--momentum', type=cli.non_negative_float, default=0.9,
-                       help='momentum of sgd and rmsprop, >= 0')
+                       default=None,
+                       help='constant, or cosine decay to zero at --num_steps'
+                            + kept_default('learning_rate_schedule'))
+    group.add_argument('--optimizer', choices=OPTIMIZERS, default=None,
+                       help='optimizer' + kept_default('optimizer'))
+    group.add_argument('--momentum', type=cli.non_negative_float, default=None,
+                       help='momentum of sgd and rmsprop, >= 0' + kept_default('momentum'))
     group.add_argument('--l2_regularization_strength', type=cli.non_negative_float,
-                       default=5e-5,
-                       help='weight of the L2 penalty on all weights (not biases); 0 for none')
-    group.add_argument('--dropout', type=cli.fraction, default=0.0,
+                       default=None,
+                       help='weight of the L2 penalty on all weights (not biases); 0 for none'
+                            + kept_default('l2_regularization_strength'))
+    group.add_argument('--dropout', type=cli.fraction, default=None,
                        help='share of every layer\'s gated activations dropped in training '
-                            '(not in validation or generation), in [0, 1); 0: none')
-    group.add_argument('--augment_shift', type=cli.non_negative_int, default=0,
+                            '(not in validation or generation), in [0, 1); 0: none'
+                            + kept_default('dropout'))
+    group.add_argument('--augment_shift', type=cli.non_negative_int, default=None,
                        help='translate each training image by a random whole number of '
                             'pixels, up to this many in each direction (edge pixels '
-                            'repeated), less than the image side; 0: no augmentation')
-    group.add_argument('--seed', type=cli.seed, default=0,
+                            'repeated), less than the image side; 0: no augmentation'
+                            + kept_default('augment_shift'))
+    group.add_argument('--seed', type=cli.seed, default=None,
                        help='seed of the initialization, the data order and the split, '
-                            '0 to %d' % cli.MAX_SEED)
+                            '0 to %d' % cli.MAX_SEED + kept_default('seed'))
 
 
 def add_output_flags(group):
@@ -142,8 +157,8 @@ def get_arguments(argv=None):
 
 
 def read_stored_run(logdir):
-    """The RunSpec a logdir's run files hold, or None for a logdir without checkpoints or
-    params.json (a new run).
+    """The RunSpec of the run a logdir holds, or None for a logdir without checkpoints (a new
+    run; run files of a run that saved no checkpoint are replaced, with a warning).
 
     Raises:
         cli.UsageError: when the logdir holds checkpoints but its run files are missing or
@@ -151,7 +166,10 @@ def read_stored_run(logdir):
     """
     from wavenet import checkpoints
     found = checkpoints.list_checkpoints(logdir) if os.path.isdir(logdir) else []
-    if not found and not os.path.exists(os.path.join(logdir, checkpoints.PARAMS_FILE)):
+    if not found:
+        if os.path.exists(os.path.join(logdir, checkpoints.PARAMS_FILE)):
+            print('warning: %s holds the run files of a run that saved no checkpoint; this '
+                  'run replaces them' % logdir, file=sys.stderr)
         return None
     try:
         return checkpoints.read_run_files(logdir)
@@ -160,6 +178,26 @@ def read_stored_run(logdir):
             '%s holds checkpoints up to %s but its run files cannot be read (%s): put back '
             'the params.json and data.json that its run wrote, or train into a new --logdir'
             % (logdir, found[0], error)) from None
+
+
+def resolve_options(args, stored):
+    """Sets every run option of `args` (RUN_OPTIONS) that no flag gave: the stored run's
+    value when resuming, else the default.
+
+    Returns:
+        {option: value} of the run.
+    Raises:
+        cli.UsageError: when a flag differs from what the resumed run keeps.
+    """
+    kept = (stored.training or {}) if stored else {}
+    for name, default in RUN_OPTIONS.items():
+        given = getattr(args, name)
+        if name in kept and given is not None and given != kept[name]:
+            raise cli.UsageError('--%s=%s differs from %s, which the run in %s keeps (in '
+                                 'training.json): resume without --%s, or train into a new '
+                                 '--logdir' % (name, given, kept[name], args.logdir, name))
+        setattr(args, name, kept.get(name, default) if given is None else given)
+    return {name: getattr(args, name) for name in RUN_OPTIONS}
 
 
 def resolve_run(args):
@@ -174,6 +212,7 @@ def resolve_run(args):
     from wavenet import checkpoints
     from wavenet.params import ParamsError, load_params
     stored = read_stored_run(args.logdir)
+    options = resolve_options(args, stored)
     try:
         requested = (load_params(args.wavenet_params or DEFAULT_PARAMS)
                      if args.wavenet_params or stored is None else None)
@@ -182,7 +221,9 @@ def resolve_run(args):
     if args.gc_channels is not None:
         requested = dataclasses.replace(requested or stored.params, gc_channels=args.gc_channels)
     if stored is None:
-        return checkpoints.RunSpec(requested, args.image_size, None, args.channels or 1), None
+        return checkpoints.RunSpec(requested, args.image_size, None,
+                                   args.channels or prepared_channels(args.data_dir),
+                                   options), None
     differences = stored.params.diff(requested) if requested is not None else []
     if differences:
         raise cli.UsageError(
@@ -195,7 +236,16 @@ def resolve_run(args):
             raise cli.UsageError('%s=%s differs from %s stored in %s: resume without %s, or '
                                  'train into a new --logdir' % (flag, given, kept, args.logdir,
                                                                 flag))
-    return stored, newest_checkpoint(args.logdir, stored)
+    return stored._replace(training=options), newest_checkpoint(args.logdir, stored)
+
+
+def prepared_channels(data_dir):
+    """The channels of a prepared dataset (1 for a folder of images, or when unreadable)."""
+    from wavenet import prepared
+    try:
+        return prepared.read_info(data_dir).channels if prepared.is_prepared(data_dir) else 1
+    except prepared.FormatError:
+        return 1  # load_data reports what is wrong with it
 
 
 def newest_checkpoint(logdir, spec):
@@ -439,37 +489,41 @@ def place(args):
     Returns:
         a distribution.Placement.
     Raises:
-        cli.UsageError: for devices this machine lacks, a bad cluster, or a --batch_size
-            that the replicas cannot share evenly.
+        cli.UsageError: for devices this machine lacks, or a bad cluster.
     """
     from wavenet import distribution
+    if args.task_index and not args.worker_hosts:
+        raise cli.UsageError('--task_index=%d needs --worker_hosts (the cluster it indexes)'
+                             % args.task_index)
     try:
+        environ = os.environ
         if args.worker_hosts:
-            os.environ['TF_CONFIG'] = distribution.cluster_config(args.worker_hosts,
-                                                                  args.task_index)
-        placement = distribution.place(args.num_gpus, args.cpu_replicas)
+            environ = dict(os.environ, TF_CONFIG=distribution.cluster_config(
+                args.worker_hosts, args.task_index))
+        placement = distribution.place(args.num_gpus, args.cpu_replicas, environ)
     except distribution.DistributionError as error:
         raise cli.UsageError('%s (see --num_gpus, --cpu_replicas, --worker_hosts)'
                              % error) from None
-    if args.batch_size % placement.replicas:
-        raise cli.UsageError('--batch_size=%d cannot be split evenly between %d replicas'
-                             % (args.batch_size, placement.replicas))
     return placement
 
 
-def run_session(args, spec, graph, reporter, resume_from, placement):
+def run_session(args, spec, graph, reporter, resume, placement):
     """Starts or resumes the session, trains and saves; see the module docstring.
 
     Every worker of a cluster initializes (a broadcast from the chief) or restores the
     same checkpoint from the shared logdir; only the chief writes into it.
+
+    Args:
+        resume: (checkpoint prefix, its checkpoints.restorer), or (None, None) for a new run.
     """
     import tensorflow.compat.v1 as tf
     from wavenet import checkpoints
     with tf.Session(placement.target, config=placement.config) as session, \
             cli.StopRequest() as stop:
         timeout = args.step_timeout if placement.workers > 1 else None
+        resume_from, restore = resume
         if resume_from:
-            reporter.saver.restore(session, resume_from)
+            restore(session)
             print('resumed from %s' % resume_from)
         else:
             # In a cluster, a broadcast of the chief's initial values: every worker joins.
@@ -500,12 +554,17 @@ def main(argv=None):
     cli.import_tensorflow(args.verbose)
     from wavenet import checkpoints, reader
     placement = place(args)
+    if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
+        raise cli.UsageError('--logdir=%s is a file: give a folder' % args.logdir)
     try:
         if placement.is_chief:
             checkpoints.check_not_in_use(args.logdir)
     except checkpoints.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     spec, resume_from = resolve_run(args)
+    if args.batch_size % placement.replicas:
+        raise cli.UsageError('--batch_size=%d cannot be split evenly between %d replicas'
+                             % (args.batch_size, placement.replicas))
     if spec.image_size is not None and os.path.isdir(args.data_dir):
         check_fits(args, spec, len(reader.list_image_files(args.data_dir)))
     dataset = load_data(args, spec)
@@ -513,15 +572,15 @@ def main(argv=None):
     check_fits(args, spec, 0 if dataset.split_source == 'prepared' else len(dataset.train.images))
     describe_receptive_field(spec.params, spec.image_size[1], spec.channels)
     graph, reporter = build_graph(args, spec, dataset, placement)
-    if resume_from:
-        try:
-            checkpoints.check_variables_match(resume_from, checkpoints.variables_by_name())
-        except checkpoints.CheckpointError as error:
-            raise cli.UsageError('%s (or another --optimizer)' % error) from None
+    try:
+        restore = (checkpoints.restorer(resume_from, checkpoints.variables_by_name())
+                   if resume_from else None)
+    except checkpoints.CheckpointError as error:
+        raise cli.UsageError(str(error)) from None
     print('devices: %s' % placement.description)
     with writing_into(args.logdir, resume_from) if placement.is_chief else \
             contextlib.nullcontext():
-        run_session(args, spec, graph, reporter, resume_from, placement)
+        run_session(args, spec, graph, reporter, (resume_from, restore), placement)
 
 
 if __name__ == '__main__':

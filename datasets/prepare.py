@@ -98,7 +98,7 @@ def write_split(writer, split, split_files, image_size, channels, progress):
             writer.append_images(split, np.stack(chunk))
             chunk = []
     writer.append_images(split, np.stack(chunk) if chunk
-                         else np.zeros((0,) + tuple(image_size), np.uint8))
+                         else np.zeros((0,) + tuple(image_size) + (channels,), np.uint8))
     return names, skipped
 
 

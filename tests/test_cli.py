@@ -790,4 +790,9 @@ def test_help(script, flags, defaults, tmp_path):
         if flag != '-h':
             assert '(default: ' in text, (flag, text)
     for flag, value in defaults.items():
-        assert '(default: %s)' % value in blocks[flag], (flag, blocks[flag])
+        # A run option kept on resume says so after its default: '(default: 16; when ...'.
+        assert re.search(r'\(default: %s[);]' % re.escape(value), blocks[flag]), (flag,
+                                                                                  blocks[flag])
+    if script is train:
+        assert "(default: 16; when resuming, the run's)" in blocks['--batch_size']
+        assert "(default: 4000)" in blocks['--num_steps']

@@ -18,7 +18,7 @@ import tensorflow.compat.v1 as tf
 from PIL import Image
 
 import train as train_script
-from wavenet import checkpoints, prepared, reader
+from wavenet import checkpoints, cli, prepared, reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAMS = {'dilations': [1, 2, 4], 'residual_channels': 4, 'dilation_channels': 4,
@@ -114,6 +114,13 @@ def test_a_batch_the_replicas_cannot_share_is_refused(data, tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert 'error: --batch_size=5 cannot be split evenly between 2 replicas' in result.stderr
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_task_index_without_its_cluster_is_refused(data, tmp_path):
+    with pytest.raises(cli.UsageError, match='--task_index=1 needs --worker_hosts'):
+        train_script.main(['--data_dir=%s' % data, '--logdir=%s' % (tmp_path / 'run'),
+                           '--task_index=1'])
     assert not (tmp_path / 'run').exists()
 
 

@@ -191,10 +191,113 @@ def test_stale_temporaries_of_an_interrupted_writer_are_removed(data, logdir, ca
     (logdir / 'model.ckpt-6_temp' / 'part-00000-of-00001.data-00000-of-00001').write_bytes(
         b'half')
     (logdir / '.params.json.tmp-123-abcdef12').write_text('{')
+    (logdir / 'samples').mkdir(exist_ok=True)
+    (logdir / 'samples' / '.samples-6.png.tmp-123-abcdef12').write_bytes(b'\x89PNG')
     run_train(data, logdir, 6)
-    assert 'removed model.ckpt-6_temp, left by an interrupted run' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'removed model.ckpt-6_temp, left by an interrupted run' in err
+    assert 'removed samples/.samples-6.png.tmp-123-abcdef12, left by' in err, err
     assert not (logdir / 'model.ckpt-6_temp').exists()
     assert not (logdir / '.params.json.tmp-123-abcdef12').exists()
+    assert os.listdir(logdir / 'samples') == []
+
+
+def rewrite_as_an_earlier_version(prefix, optimizer_scope):
+    """Rewrites checkpoint `prefix` as earlier versions wrote them: no run_spec, Adam's beta
+    powers under `optimizer_scope`."""
+    values = {name: tf.train.load_variable(str(prefix), name)
+              for name, _ in tf.train.list_variables(str(prefix)) if name != 'run_spec'}
+    for name in [name for name in values if name.startswith('optimizer/')]:
+        values[optimizer_scope + name[len('optimizer/'):]] = values.pop(name)
+    for path in prefix.parent.glob(prefix.name + '.*'):
+        os.remove(path)
+    with tf.Graph().as_default(), tf.Session() as session:
+        variables = [tf.Variable(value, name=name) for name, value in values.items()]
+        session.run(tf.global_variables_initializer())
+        tf.train.Saver(variables).save(session, str(prefix), write_meta_graph=False)
+
+
+@pytest.mark.parametrize('optimizer_scope', ['', 'optimizer_1/'])
+def test_checkpoints_of_earlier_versions_resume_exactly(data, trained, logdir, tmp_path,
+                                                        optimizer_scope):
+    """Before #16 (no run_spec, no training.json, Adam's beta powers at the top level) and
+    while the optimizer scope was 'optimizer_1'."""
+    os.remove(logdir / 'training.json')
+    rewrite_as_an_earlier_version(logdir / 'model.ckpt-4', optimizer_scope)
+    assert 'run_spec' not in dict(tf.train.list_variables(str(logdir / 'model.ckpt-4')))
+    run_train(data, logdir, 6)
+    whole = tmp_path / 'whole'
+    shutil.copytree(trained, whole)
+    run_train(data, whole, 6)
+    for name, _ in tf.train.list_variables(str(whole / 'model.ckpt-6')):
+        np.testing.assert_array_equal(tf.train.load_variable(str(logdir / 'model.ckpt-6'), name),
+                                      tf.train.load_variable(str(whole / 'model.ckpt-6'), name),
+                                      err_msg=name)
+
+
+def test_an_earlier_checkpoint_resumes_on_two_replicas(data, trained, logdir, tmp_path):
+    """Every replica's copy of a variable stored under an earlier name gets its value."""
+    rewrite_as_an_earlier_version(logdir / 'model.ckpt-4', 'optimizer_1/')
+    whole = tmp_path / 'whole'
+    shutil.copytree(trained, whole)
+    for folder in (logdir, whole):
+        result = script('train.py', *train_flags(data, folder, 6, '--cpu_replicas=2'))
+        assert result.returncode == 0, result.stderr
+    for name, _ in tf.train.list_variables(str(whole / 'model.ckpt-6')):
+        np.testing.assert_array_equal(tf.train.load_variable(str(logdir / 'model.ckpt-6'), name),
+                                      tf.train.load_variable(str(whole / 'model.ckpt-6'), name),
+                                      err_msg=name)
+
+
+# ----------------------------------------------------------------------------- run options
+
+
+def test_a_resumed_run_keeps_its_options_and_refuses_others(data, tmp_path, capsys):
+    """--seed=3 given once: resumed without flags, the run goes on as one that never
+    stopped; resumed with another seed, it is refused and untouched."""
+    resumed, whole = tmp_path / 'resumed', tmp_path / 'whole'
+    run_train(data, resumed, 2, '--seed=3', '--learning_rate_schedule=constant')
+    assert json.loads((resumed / 'training.json').read_text())['seed'] == 3
+    run_train(data, resumed, 4)
+    run_train(data, whole, 4, '--seed=3', '--learning_rate_schedule=constant')
+    for name in ('wavenet/layer0/filter_gate', 'global_step'):
+        np.testing.assert_array_equal(
+            tf.train.load_variable(str(resumed / 'model.ckpt-4'), name),
+            tf.train.load_variable(str(whole / 'model.ckpt-4'), name))
+    before = snapshot(resumed)
+    for flag, kept in (('--seed=9', '3'), ('--learning_rate_schedule=cosine', 'constant')):
+        with pytest.raises(cli.UsageError) as error:
+            run_train(data, resumed, 6, flag)
+        assert str(error.value).startswith('%s differs from %s, which the run in %s keeps'
+                                           % (flag, kept, resumed)), error.value
+        assert 'resume without %s' % flag.split('=')[0] in str(error.value)
+    assert snapshot(resumed) == before
+
+
+def test_the_stored_options_must_match_the_checkpoint(data, logdir):
+    options = json.loads((logdir / 'training.json').read_text())
+    (logdir / 'training.json').write_text(json.dumps(dict(options, seed=5)))
+    with pytest.raises(cli.UsageError, match=r'differ in seed;'):
+        run_train(data, logdir, 6)
+
+
+def test_run_files_without_a_checkpoint_are_replaced_with_a_warning(data, logdir, capsys):
+    for name in os.listdir(logdir):
+        if name.startswith('model.ckpt-') or name == 'checkpoint':
+            os.remove(logdir / name)
+    run_train(data, logdir, 2, '--seed=4')
+    err = capsys.readouterr().err
+    assert 'warning: %s holds the run files of a run that saved no checkpoint; this run ' \
+        'replaces them' % logdir in err, err
+    assert global_step(logdir / 'model.ckpt-2') == 2
+    assert json.loads((logdir / 'training.json').read_text())['seed'] == 4
+
+
+def test_a_logdir_that_is_a_file_is_refused(data, tmp_path):
+    (tmp_path / 'run').write_text('notes')
+    with pytest.raises(cli.UsageError, match='--logdir=.*run is a file: give a folder'):
+        run_train(data, tmp_path / 'run', 2)
+    assert (tmp_path / 'run').read_text() == 'notes'
 
 
 def test_old_checkpoints_count_towards_max_checkpoints_after_a_resume(data, logdir):

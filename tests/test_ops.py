@@ -148,3 +148,17 @@ def test_random_offsets_are_bounded_repeatable_and_vary_with_the_step():
     assert not np.array_equal(first, later)
     assert first.dtype == np.int32 and first.shape == (500, 2)
     assert set(np.unique(first)) == {-2, -1, 0, 1, 2}
+
+
+def test_dropout_rows_of_a_slice_are_those_of_the_whole_batch():
+    inputs = np.random.default_rng(3).normal(size=(6, 40, 5)).astype(np.float32)
+    with tf.Graph().as_default():
+        seed = tf.constant([4, 5], tf.int64)
+        whole = ops.dropout_rows(tf.constant(inputs), 0.25, seed)
+        pieces = [ops.dropout_rows(tf.constant(inputs[first:first + 2]), 0.25, seed, first, 6)
+                  for first in (0, 2, 4)]
+        whole_value, piece_values = run([whole, pieces])
+    np.testing.assert_allclose(np.concatenate(piece_values), whole_value, rtol=1e-6)
+    dropped = whole_value == 0
+    assert 0.2 < dropped.mean() < 0.3, dropped.mean()
+    np.testing.assert_allclose(whole_value[~dropped], inputs[~dropped] / 0.75, rtol=1e-6)

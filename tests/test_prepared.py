@@ -167,9 +167,11 @@ def test_load_folder_reads_a_split_with_the_callers_classes(tmp_path):
 def test_other_size_or_channels_is_refused(tmp_path):
     _write(tmp_path / 'd', np.zeros((2, 4, 5, 1), np.uint8), [0, 1])
     with pytest.raises(reader.DataError, match=r'prepared dataset of 4x5 images with 1 '
-                                               r'channel, not 8x8 with 1.*--image_size=8x8'):
+                                               r'channel, not 8x8 with 1.*use it at its own '
+                                               r'size and channels, or prepare it again') as e:
         reader.load_dataset(tmp_path / 'd', image_size=(8, 8))
-    with pytest.raises(reader.DataError, match='not 4x5 with 3.*--channels=3'):
+    assert '--' not in str(e.value)  # the package names no script flags
+    with pytest.raises(reader.DataError, match='not 4x5 with 3: prepared images are not'):
         reader.load_folder(tmp_path / 'd', None, 256, channels=3, split='train')
     with pytest.raises(reader.DataError, match='has no test split'):
         reader.load_folder(tmp_path / 'd', None, 256)
@@ -313,3 +315,16 @@ def test_command_line(tmp_path):
         status, _, stderr = _cli(*flags)
         assert status == 2 and stderr.count('\n') == 1 and text in stderr, stderr
         assert stderr.startswith('error: ')
+
+
+def test_an_empty_split_of_a_colour_dataset(tmp_path):
+    """--validation_fraction=0 on a folder without split folders: an empty test split."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((4, 5, 3), 40 * index, np.uint8), 'RGB').save(
+            src / ('%d.png' % index))
+    _run_prepare('--data_dir', src, '--out', tmp_path / 'dst', '--channels=3',
+                 '--validation_fraction=0')
+    dataset = reader.load_dataset(str(tmp_path / 'dst'), channels=3)
+    assert dataset.train.images.shape == (3, 4, 5, 3) and len(dataset.validation.images) == 0

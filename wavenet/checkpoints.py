@@ -20,10 +20,12 @@ from wavenet.params import ParamsError, load_params
 
 PARAMS_FILE = 'params.json'
 DATA_FILE = 'data.json'
+TRAINING_FILE = 'training.json'  # the training options a run keeps
 CHECKPOINT_PREFIX = 'model.ckpt'
 MODEL_SCOPE = 'wavenet'  # the variable scope of the model in the checkpoints of a run
 RUN_SPEC_VARIABLE = 'run_spec'  # the run's RunSpec as JSON, in every checkpoint of the run
 LOCK_FILE = 'train.lock'
+SAMPLES_FOLDER = 'samples'  # the sample grids of a run
 _CHECKPOINT_FILE = re.compile(r'^model\.ckpt-(\d+)\.(index|data-\d+-of-\d+)$')
 _CHECKPOINT_TEMPORARY = re.compile(r'^model\.ckpt-\d+_temp')
 
@@ -32,7 +34,8 @@ RunSpec = collections.namedtuple('RunSpec', [
     'image_size',  # (height, width)
     'classes',     # tuple of class names, () for none
     'channels',    # 1 (grayscale) or 3 (RGB)
-])
+    'training',    # {option: value} the run keeps (seed, batch size, ...), or None
+], defaults=(None,))
 
 
 class CheckpointError(Exception):
@@ -40,7 +43,10 @@ class CheckpointError(Exception):
 
 
 def write_run_files(logdir, spec):
-    """Writes params.json and data.json of a RunSpec into `logdir` (each atomically)."""
+    """Writes params.json, data.json (and training.json) of a RunSpec into `logdir`, each
+    atomically."""
+    if spec.training is not None:
+        files.write_json_atomic(os.path.join(logdir, TRAINING_FILE), spec.training)
     files.write_json_atomic(os.path.join(logdir, PARAMS_FILE), spec.params.to_dict())
     files.write_json_atomic(os.path.join(logdir, DATA_FILE), {
         'image_size': list(spec.image_size), 'classes': list(spec.classes),
@@ -74,7 +80,22 @@ def read_run_files(logdir):
         raise CheckpointError('%s has an invalid image_size %r' % (data_path, image_size))
     if channels not in (1, 3):
         raise CheckpointError('%s has an invalid channels %r (1 or 3)' % (data_path, channels))
-    return RunSpec(params, image_size, classes, channels)
+    return RunSpec(params, image_size, classes, channels, _read_training(logdir))
+
+
+def _read_training(logdir):
+    """The training options stored in the logdir, or None (a run written before they were)."""
+    path = os.path.join(logdir, TRAINING_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as stream:
+            training = json.load(stream)
+    except (OSError, ValueError) as error:
+        raise CheckpointError('%s is malformed (%s)' % (path, error)) from None
+    if not isinstance(training, dict):
+        raise CheckpointError('%s must hold a JSON object' % path)
+    return training
 
 
 def list_checkpoints(logdir):
@@ -159,9 +180,11 @@ def resolve_checkpoint(path):
 
 def spec_to_json(spec):
     """The RunSpec as one JSON string (sorted keys), as the checkpoints of a run hold it."""
-    return json.dumps({'params': spec.params.to_dict(), 'image_size': list(spec.image_size),
-                       'classes': list(spec.classes), 'channels': spec.channels},
-                      sort_keys=True)
+    content = {'params': spec.params.to_dict(), 'image_size': list(spec.image_size),
+               'classes': list(spec.classes), 'channels': spec.channels}
+    if spec.training is not None:
+        content['training'] = spec.training
+    return json.dumps(content, sort_keys=True)
 
 
 def run_spec_variable(spec):
@@ -188,6 +211,9 @@ def check_spec(checkpoint, spec, source):
                          if stored['params'].get(name) != given['params'].get(name))
     differences += [name for name in ('image_size', 'channels', 'classes')
                     if stored[name] != given[name]]
+    if 'training' in stored and 'training' in given:
+        differences += sorted(name for name in set(stored['training']) | set(given['training'])
+                              if stored['training'].get(name) != given['training'].get(name))
     if differences:
         raise CheckpointError(
             '%s do not match the run stored in checkpoint %s: they differ in %s; put back the '
@@ -239,11 +265,15 @@ def remove_stale_temporaries(logdir):
         the names removed.
     """
     removed = []
-    for name in os.listdir(logdir):
+    samples = os.path.join(logdir, SAMPLES_FOLDER)
+    names = os.listdir(logdir) + (
+        [os.path.join(SAMPLES_FOLDER, name) for name in os.listdir(samples)]
+        if os.path.isdir(samples) else [])
+    for name in names:
         path = os.path.join(logdir, name)
         if _CHECKPOINT_TEMPORARY.match(name) and os.path.isdir(path):
             shutil.rmtree(path)
-        elif files.is_temporary(name) and os.path.isfile(path):
+        elif files.is_temporary(os.path.basename(name)) and os.path.isfile(path):
             os.remove(path)
         else:
             continue
@@ -251,31 +281,85 @@ def remove_stale_temporaries(logdir):
     return removed
 
 
-def check_variables_match(checkpoint, variables):
-    """Raises CheckpointError naming the variables that `checkpoint` lacks or shapes differently.
+# Names under which earlier versions of this project stored some variables, newest first:
+# the optimizer's name scope came later, and was 'optimizer_1' for a while.
+_EARLIER_NAMES = {'optimizer/' + name: ('optimizer_1/' + name, name)
+                  for name in ('beta1_power', 'beta2_power')}
+# What a checkpoint written before it existed lacks; it keeps its initial value.
+_ADDED_LATER = (RUN_SPEC_VARIABLE,)
+
+
+def names_in_checkpoint(checkpoint, variables):
+    """{name: the name it has in `checkpoint`} of the `variables` the checkpoint holds.
+
+    A variable is found under its own name or an earlier one (_EARLIER_NAMES); one added to
+    checkpoints later (the run's spec) may be missing.
 
     Args:
         checkpoint: a checkpoint prefix.
-        variables: {name in the checkpoint: graph variable}.
+        variables: {name: graph variable}.
+    Raises:
+        CheckpointError: naming the variables that `checkpoint` lacks or shapes differently.
     """
     try:
         stored = dict(tf.train.list_variables(checkpoint))
     except (tf.errors.OpError, ValueError) as error:
         raise CheckpointError('cannot read checkpoint %s (%s)'
                               % (checkpoint, cli.error_reason(error))) from None
-    problems = []
+    found, problems = {}, []
     for name, variable in variables.items():
         shape = variable.shape.as_list()
-        if name not in stored:
-            problems.append('%s missing' % name)
-        elif list(stored[name]) != shape:
+        stored_name = next((candidate for candidate in (name,) + _EARLIER_NAMES.get(name, ())
+                            if candidate in stored), None)
+        if stored_name is None:
+            if name not in _ADDED_LATER:
+                problems.append('%s missing' % name)
+        elif list(stored[stored_name]) != shape:
             problems.append('%s has shape %s in the checkpoint, %s in the params'
-                            % (name, list(stored[name]), shape))
+                            % (name, list(stored[stored_name]), shape))
+        else:
+            found[name] = stored_name
     if problems:
         shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
         raise CheckpointError('checkpoint %s does not match the model built from its params '
-                              '(or was trained with another optimizer) (%d variables differ: '
+                              'or was trained with another optimizer (%d variables differ: '
                               '%s)' % (checkpoint, len(problems), shown))
+    return found
+
+
+def restorer(checkpoint, variables):
+    """A function restore(session) that loads `variables` from `checkpoint`; built (and the
+    checkpoint checked) now, before any session runs.
+
+    What the checkpoint lacks (see names_in_checkpoint) is initialized instead.
+
+    Args:
+        checkpoint: a checkpoint prefix.
+        variables: {name: graph variable}; a variable of a tf.distribute strategy (one copy
+            per replica) gets the stored value in every copy.
+    Raises:
+        CheckpointError: as names_in_checkpoint.
+    """
+    stored_names = names_in_checkpoint(checkpoint, variables)
+    # A Saver fills every copy of a distributed variable only when given the variable under
+    # its own name; under another name, it fills one copy: one Saver per copy then.
+    own = [variables[name] for name, stored in stored_names.items()
+           if stored == variables[name].op.name]
+    copies = collections.defaultdict(dict)  # copy index -> {name in checkpoint: copy}
+    for name, stored in stored_names.items():
+        if stored != variables[name].op.name:
+            for index, copy in enumerate(getattr(variables[name], 'values', [variables[name]])):
+                copies[index][stored] = copy
+    savers = [tf.train.Saver(own)] if own else []
+    savers += [tf.train.Saver(renamed) for renamed in copies.values()]
+    initializer = tf.variables_initializer([variable for name, variable in variables.items()
+                                            if name not in stored_names])
+
+    def restore(session):
+        for saver in savers:
+            saver.restore(session, checkpoint)
+        session.run(initializer)
+    return restore
 
 
 def variables_by_name(scope=''):
@@ -295,17 +379,17 @@ class InferenceModels:
         description: the checkpoint, or 'the ensemble of A, B, ...', for messages.
     """
 
-    def __init__(self, mixture, spec, checkpoints, skipped, member_variables):
+    def __init__(self, mixture, spec, checkpoints, skipped, restorers):
         self.mixture, self.spec, self.checkpoints = mixture, spec, checkpoints
         self.skipped = skipped
-        self._member_variables = member_variables
+        self._restorers = restorers
         self.description = (checkpoints[0] if len(checkpoints) == 1 else
                             'the ensemble of %s' % ', '.join(checkpoints))
 
     def restore(self, session):
         """Loads every member's variables from its checkpoint into `session`."""
-        for checkpoint, variables in zip(self.checkpoints, self._member_variables):
-            tf.train.Saver(variables).restore(session, checkpoint)
+        for restore in self._restorers:
+            restore(session)
 
 
 def open_for_inference(paths):
@@ -338,18 +422,17 @@ def open_for_inference(paths):
                 % (path, paths[0]))
     scopes = ([MODEL_SCOPE] if len(paths) == 1 else
               ['member%d/%s' % (index, MODEL_SCOPE) for index in range(len(paths))])
-    models, member_variables = [], []
+    models, restorers = [], []
     for (checkpoint, _, _), spec, scope in zip(resolved, specs, scopes):
         models.append(WaveNetModel(spec.params, spec.image_size, len(spec.classes),
                                    spec.channels, name=scope))
         # The names the member's variables have in its own checkpoint.
         variables = {MODEL_SCOPE + name[len(scope):]: variable
                      for name, variable in variables_by_name(scope + '/').items()}
-        check_variables_match(checkpoint, variables)
-        member_variables.append(variables)
+        restorers.append(restorer(checkpoint, variables))
     return InferenceModels(Mixture(models), specs[0], [prefix for prefix, _, _ in resolved],
                            [skip for _, _, skipped in resolved for skip in skipped],
-                           member_variables)
+                           restorers)
 
 
 def _shared_by_members(spec):

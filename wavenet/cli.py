@@ -172,12 +172,16 @@ def open_checkpoints(paths):
 
 
 def run_main(main):
-    """Calls main(); a UsageError becomes one line on stderr and exit code 2."""
+    """Calls main(); a UsageError becomes one line on stderr and exit code 2, and Ctrl-C
+    where nothing handles it (starting up) one line and exit code 130."""
     try:
         main()
     except UsageError as error:
         print('error: %s' % error, file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print('\nerror: interrupted', file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
 
 
 class StopRequest:

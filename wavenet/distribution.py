@@ -92,15 +92,15 @@ def place(num_gpus=0, cpu_replicas=1, environ=None):
         return _cluster_placement(*cluster)
     if num_gpus > 1 or cpu_replicas > 1:
         return _mirrored_placement(num_gpus, cpu_replicas)
-    return Placement(None, '', tf.ConfigProto(), 1, 1, True,
-                     'one device (%s)' % ('/gpu:0' if num_gpus else 'the CPU'))
+    return Placement(None, '', tf.ConfigProto(allow_soft_placement=True), 1, 1, True,
+                     'one device (%s)' % ('/gpu:0' if found else 'the CPU'))
 
 
 def _mirrored_placement(num_gpus, cpu_replicas):
     """MirroredStrategy over num_gpus GPUs, or over cpu_replicas logical CPU devices."""
     if num_gpus:
         devices = ['/gpu:%d' % index for index in range(num_gpus)]
-        config = tf.ConfigProto()
+        config = tf.ConfigProto(allow_soft_placement=True)
     else:
         cpu = tf.config.list_physical_devices('CPU')[0]
         tf.config.set_logical_device_configuration(
@@ -115,11 +115,14 @@ def _mirrored_placement(num_gpus, cpu_replicas):
 
 def _cluster_placement(cluster, task):
     """MultiWorkerMirroredStrategy over the cluster, with this task's server."""
-    strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
-    config = strategy.update_config_proto(tf.ConfigProto())
-    server = tf.distribute.Server(tf.train.ClusterSpec(cluster), job_name=task['type'],
-                                  task_index=task['index'], config=config, protocol='grpc')
-    workers = sum(len(hosts) for hosts in cluster.values())
+    spec = tf.train.ClusterSpec(cluster)
+    strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy(
+        cluster_resolver=tf.distribute.cluster_resolver.SimpleClusterResolver(
+            spec, task_type=task['type'], task_id=task['index'], rpc_layer='grpc'))
+    config = strategy.update_config_proto(tf.ConfigProto(allow_soft_placement=True))
+    server = tf.distribute.Server(spec, job_name=task['type'], task_index=task['index'],
+                                  config=config, protocol='grpc')
+    workers = sum(len(cluster.get(job, ())) for job in ('chief', 'worker'))
     is_chief = (task['type'] == 'chief' or
                 ('chief' not in cluster and task['type'] == 'worker' and task['index'] == 0))
     return Placement(strategy, server.target, config, strategy.num_replicas_in_sync, workers,

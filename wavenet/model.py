@@ -253,7 +253,10 @@ class WaveNetModel:
                 filters, gates = tf.split(filter_gate, 2, axis=-1)
                 gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
                 if dropout is not None and dropout.rate > 0:
-                    gated = _dropped(gated, dropout, index)
+                    gated = ops.dropout_rows(
+                        gated, dropout.rate,
+                        tf.random.experimental.stateless_fold_in(dropout.seed, index),
+                        dropout.first, dropout.total)
                 gated_outputs.append(gated)
                 if 'dense' in layer:
                     residual += ops.dense(gated, layer['dense'], layer['dense_biases'])
@@ -352,22 +355,6 @@ class WaveNetModel:
 
         self._stack(inputs, record_inputs, self._full_conditions(labels, tokens))
         return tokens, layer_inputs
-
-
-def _dropped(gated, dropout, layer):
-    """Gated activations [B, T, D] with a share dropout.rate zeroed, the rest scaled up.
-
-    The mask is drawn for all dropout.total rows of the global batch (B when None) from the
-    seed and the layer, and rows first .. first + B - 1 are taken: a replica of a distributed
-    step drops what one device would drop in those rows.
-    """
-    shape = tf.shape(gated)
-    rows = shape[:1] if dropout.total is None else [dropout.total]
-    noise = tf.random.stateless_uniform(
-        tf.concat([rows, shape[1:]], axis=0),
-        seed=tf.random.experimental.stateless_fold_in(dropout.seed, layer))
-    keep = noise[dropout.first:dropout.first + shape[0]] >= dropout.rate
-    return tf.where(keep, gated * (1 / (1 - dropout.rate)), tf.zeros_like(gated))
 
 
 class Mixture:

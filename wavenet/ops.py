@@ -1,4 +1,4 @@
-"""Pure tensor functions: causal (dilated) convolutions, shifts, losses, batch order.
+"""Pure tensor functions: causal (dilated) convolutions, shifts, dropout, losses.
 
 Every function here builds graph ops from its arguments only; none creates variables.
 Shapes use B = batch, T = time (pixels in raster order), C = channels.
@@ -154,6 +154,29 @@ def stateless_seed(seed, counter):
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(counter, tf.int64)])
 
 
+def dropout_rows(inputs, rate, seed, first=0, total=None):
+    """Stateless dropout of some rows of a batch, as the whole batch would drop them.
+
+    The mask is drawn for `total` rows from the seed alone, and rows first .. first + B - 1
+    of it are applied, so a replica holding a slice of a distributed batch drops what one
+    device holding the whole batch drops in those rows.
+
+    Args:
+        inputs: float [B, ...].
+        rate: Python float in [0, 1): the share of values set to zero.
+        seed: int64 [2], the seed of the mask.
+        first: Python int, the first row of `inputs` within the batch.
+        total: Python int, the rows of the batch (None: B, the rows of `inputs`).
+    Returns:
+        float [B, ...]: inputs / (1 - rate) where kept, 0 where dropped.
+    """
+    shape = tf.shape(inputs)
+    rows = shape[:1] if total is None else [total]
+    noise = tf.random.stateless_uniform(tf.concat([rows, shape[1:]], axis=0), seed=seed)
+    keep = noise[first:first + shape[0]] >= rate
+    return tf.where(keep, inputs * (1 / (1 - rate)), tf.zeros_like(inputs))
+
+
 def translate_images(images, offsets):
     """Shifts each image by whole pixels, repeating its edge rows and columns.
 
@@ -182,7 +205,7 @@ def random_offsets(step, batch_size, max_shift, seed):
     Returns:
         int32 [batch_size, 2] offsets, uniform in [-max_shift, max_shift].
     """
-    # A second seed word keeps these draws apart from the batch order's permutations.
+    # A second seed word keeps these draws apart from the dropout masks' (the same seed).
     return tf.random.stateless_uniform([batch_size, 2],
                                        seed=stateless_seed(seed, step) + [0, 1 << 40],
                                        minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)

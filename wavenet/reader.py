@@ -440,9 +440,8 @@ def _prepared_info(path, image_size, channels):
             f'{path} is a prepared dataset of {height}x{width} images with '
             f'{info.channels} channel{"s" if info.channels > 1 else ""}, not '
             f'{wanted[0]}x{wanted[1]} with {channels}: prepared images are not '
-            'resized or converted when read; prepare it again with '
-            f'--image_size={wanted[0]}x{wanted[1]} --channels={channels}, or '
-            'ask for what it holds')
+            'resized or converted when read; use it at its own size and channels, or '
+            'prepare it again from the images')
     return info
 
 

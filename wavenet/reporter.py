@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from wavenet import cli, generation, image_grid
-from wavenet.checkpoints import CHECKPOINT_PREFIX, WriteError
+from wavenet.checkpoints import CHECKPOINT_PREFIX, SAMPLES_FOLDER, WriteError
 from wavenet.evaluation import bits_per_dim
 from wavenet.model import Mixture
 from wavenet.ops import nats_to_bits
@@ -69,11 +69,6 @@ class Reporter:
                                      save_relative_paths=True)
         self._session = self._writers = None
         self._progress = _Progress(options, model.sequence_length)
-
-    @property
-    def saver(self):
-        """The tf.train.Saver of every global variable."""
-        return self._saver
 
     def open(self, session, checkpoints=()):
         """Starts reporting on `session`: opens the event writers.
@@ -154,7 +149,7 @@ class Reporter:
         images = image_grid.to_images(levels, model.image_size, model.channels,
                                       model.params.quantization_channels)
         grid = image_grid.tile(images, columns=int(math.ceil(math.sqrt(len(images)))))
-        image_grid.save_png(os.path.join(self.options.logdir, 'samples',
+        image_grid.save_png(os.path.join(self.options.logdir, SAMPLES_FOLDER,
                                          'samples-%d.png' % step), grid)
         zoomed = image_grid.upscale(grid, TENSORBOARD_ZOOM)
         self._writers['train'].add_summary(tf.Summary(value=[tf.Summary.Value(
@@ -208,7 +203,6 @@ class WorkerReporter:
 
     def __init__(self, options, sequence_length):
         self.options = options
-        self.saver = tf.train.Saver(tf.global_variables())
         self._progress = _Progress(options, sequence_length)
 
     def open(self, session, checkpoints=()):

@@ -15,7 +15,6 @@ from wavenet.batches import BatchOrder
 from wavenet.model import Dropout
 
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
-SCHEDULES = ('constant', 'cosine')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Optimization:
         batch_size: images per step.
         num_steps: the global step at which training ends (the cosine schedule reaches 0).
         learning_rate: the initial learning rate.
-        schedule: one of SCHEDULES: constant, or cosine decay to zero at num_steps.
+        schedule: 'constant', or 'cosine' decay to zero at num_steps.
         optimizer: one of OPTIMIZERS.
         momentum: momentum of sgd and rmsprop.
         l2_regularization_strength: weight of the L2 penalty on the model's weights.
@@ -34,16 +33,16 @@ class Optimization:
         augment_shift: largest translation of a training image, in pixels, each direction.
         seed: seed of the data order, the shifts and the dropout masks.
     """
-    batch_size: int = 16
-    num_steps: int = 4000
-    learning_rate: float = 2e-3
-    schedule: str = 'cosine'
-    optimizer: str = 'adam'
-    momentum: float = 0.9
-    l2_regularization_strength: float = 5e-5
-    dropout: float = 0.0
-    augment_shift: int = 0
-    seed: int = 0
+    batch_size: int
+    num_steps: int
+    learning_rate: float
+    schedule: str
+    optimizer: str
+    momentum: float
+    l2_regularization_strength: float
+    dropout: float
+    augment_shift: int
+    seed: int
 
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
@@ -81,7 +80,7 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
     """
     strategy = strategy or tf.distribute.get_strategy()
     global_step = tf.train.get_or_create_global_step()
-    with tf.name_scope('optimizer'):
+    with tf.name_scope('optimizer') as optimizer_scope:
         if optimization.schedule == 'cosine':
             learning_rate = tf.train.cosine_decay(optimization.learning_rate, global_step,
                                                   optimization.num_steps)
@@ -100,7 +99,9 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
         if optimization.l2_regularization_strength > 0:
             objective += optimization.l2_regularization_strength * tf.add_n(
                 [tf.nn.l2_loss(weight) for weight in model.weights])
-        with tf.name_scope('optimizer'):
+        # The same scope again (not 'optimizer_1'): checkpoint keys such as
+        # optimizer/beta1_power do not depend on the order the graph was built in.
+        with tf.name_scope(optimizer_scope):
             # tf.train optimizers sum the replicas' gradients: each takes its share.
             train_op = optimizer.minimize(objective / replicas, global_step=global_step)
         with tf.control_dependencies([train_op]):
@@ -164,8 +165,9 @@ class _BatchGather:
 
     def __call__(self, step, first, count):
         """Rows first .. first + count - 1 of the batch of `step` (a tensor)."""
-        pixels, labels = tf.numpy_function(lambda value: self._rows(value, first, count),
-                                           [step], [tf.uint8, tf.int32])
+        with tf.device('/device:CPU:0'):  # on a replica's host: a numpy function has no GPU kernel
+            pixels, labels = tf.numpy_function(lambda value: self._rows(value, first, count),
+                                               [step], [tf.uint8, tf.int32])
         pixels.set_shape([count, self._sequence_length])
         labels.set_shape([count])
         return tf.cast(pixels, tf.int32), labels
@@ -190,9 +192,10 @@ BASE_MEMORY = 2 ** 29  # bytes: TensorFlow and the rest of the process before an
 def estimate_memory(params, sequence_length, batch_size, num_images):
     """A rough estimate of the peak memory of training, in bytes.
 
-    The process itself (BASE_MEMORY), the training set twice (the numpy arrays and the graph
-    variable) and one step's activations (float32, 1.5 times the floats the forward pass
-    writes per position, for what the backward pass keeps and adds). Against the measured
+    The process itself (BASE_MEMORY), the training set (read into memory; none for a
+    memory-mapped prepared dataset) and one step's activations (float32, 1.5 times the
+    floats the forward pass writes per position, for what the backward pass keeps and
+    adds). Against the measured
     peak RSS: 1.0 GB for 1.3 GB (default params, batch 16, train.py on the digits); 1.5 GB
     for 1.1 GB (default params, batch 32) and 1.6 GB for 1.2 GB (benchmarks/params/anchor.json,
     batch 32), both from benchmarks/run.py.
@@ -201,7 +204,7 @@ def estimate_memory(params, sequence_length, batch_size, num_images):
         params: the WaveNetParams.
         sequence_length: sub-pixels per image, T.
         batch_size: images per step.
-        num_images: training images.
+        num_images: training images held in memory.
     """
     residual, dilation = params.residual_channels, params.dilation_channels
     layers = len(params.dilations)
@@ -210,7 +213,7 @@ def estimate_memory(params, sequence_length, batch_size, num_images):
     per_position = (layers * (3 * residual + 5 * dilation) + layers * dilation
                     + 3 * params.skip_channels + 3 * params.quantization_channels)
     activations = 6 * per_position * sequence_length * batch_size
-    return BASE_MEMORY + 2 * num_images * sequence_length + activations
+    return BASE_MEMORY + num_images * sequence_length + activations
 
 
 def physical_memory():
