@@ -54,9 +54,9 @@ def get_arguments(argv=None):
                              'repeat it for one grid row per image')
     parser.add_argument('--seed_rows', type=cli.positive_int, default=None,
                         help='rows of --seed_image to keep (default: half the image)')
-    parser.add_argument('--batch_size', type=cli.integer_range(1, MAX_BATCH), default=64,
-                        help='images generated at once; memory depends on this, not on '
-                             '--num_images')
+    parser.add_argument('--batch_size', type=cli.integer_range(1, MAX_BATCH), default=256,
+                        help='images generated at once, at most (the images are split into '
+                             'equal batches); memory depends on this, not on --num_images')
     parser.add_argument('--temperature', type=cli.positive_float, default=1.0,
                         help='softmax temperature of sampling, > 0 (lower: smoother images)')
     parser.add_argument('--argmax', action='store_true',
@@ -255,7 +255,7 @@ def sample_all(args, models, plan):
     import tensorflow.compat.v1 as tf
     from wavenet import generation
     total = len(plan.rows) * plan.per_row
-    batch_size = min(args.batch_size, total)
+    batch_size = -(-total // -(-total // args.batch_size))  # equal batches, none padded much
     sampler = generation.build_sampler(models.mixture, batch_size, args.fast_generation,
                                        args.generation_state,
                                        args.lanes and min(args.lanes, batch_size))

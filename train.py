@@ -29,7 +29,8 @@ MAX_SAMPLES = 1024
 # differs from the stored value is refused: a resumed run goes on exactly where it stopped.
 RUN_OPTIONS = {'batch_size': 16, 'learning_rate': 2e-3, 'learning_rate_schedule': 'cosine',
                'optimizer': 'adam', 'momentum': 0.9, 'l2_regularization_strength': 5e-5,
-               'dropout': 0.0, 'augment_shift': 0, 'seed': 0, 'validation_fraction': 0.1}
+               'dropout': 0.0, 'augment_shift': 0, 'seed': 0, 'validation_fraction': 0.1,
+               'precision': 'fp32'}
 
 
 def kept_default(name):
@@ -142,6 +143,18 @@ def add_devices_flags(group):
                             'chief\'s checkpoint, validation and samples take')
 
 
+def add_arithmetic_flags(group):
+    """The precision and compilation flags."""
+    group.add_argument('--precision', choices=('fp32', 'bf16'), default=None,
+                       help='fp32, or bf16 mixed precision (matrix products in bfloat16; '
+                            'variables, optimizer state and loss in float32) on a CPU with '
+                            'bf16 units (AVX512-BF16 or AMX); refused on other machines'
+                            + kept_default('precision'))
+    group.add_argument('--xla', choices=('auto', 'on', 'off'), default='auto',
+                       help='compile the training step with XLA auto-clustering; auto: on '
+                            'when training on the CPU (measured faster), off on GPUs')
+
+
 def get_arguments(argv=None):
     """Parses the training flags."""
     parser = cli.ArgumentParser(
@@ -151,6 +164,7 @@ def get_arguments(argv=None):
     add_optimization_flags(parser.add_argument_group('optimization'))
     add_output_flags(parser.add_argument_group('output'))
     add_devices_flags(parser.add_argument_group('devices and machines'))
+    add_arithmetic_flags(parser.add_argument_group('precision and compilation'))
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     return parser.parse_args(argv)
@@ -422,6 +436,38 @@ def run_step(session, fetches, feed, timeout, step):
         sys.exit(1)
 
 
+def switch_xla(args):
+    """Whether the run compiles with XLA (--xla, or its default for the devices). When it
+    does, lets XLA reach the CPU: call it before TensorFlow starts, which reads
+    TF_XLA_FLAGS once."""
+    from wavenet import hardware
+    on = args.xla == 'on' or (args.xla == 'auto' and hardware.xla_by_default(args.num_gpus))
+    if on:
+        os.environ['TF_XLA_FLAGS'] = hardware.xla_environment(os.environ.get('TF_XLA_FLAGS'))
+    return on
+
+
+def session_config(config, args, xla):
+    """A copy of the placement's tf.ConfigProto with the run's precision and XLA."""
+    import tensorflow.compat.v1 as tf
+    from wavenet import hardware
+    copy = tf.ConfigProto()
+    copy.CopyFrom(config)
+    return hardware.use_xla(hardware.use_precision(copy, args.precision), xla)
+
+
+def check_precision(args, resume_from):
+    """Refuses a precision this machine cannot train in."""
+    from wavenet import hardware
+    try:
+        hardware.check_precision(args.precision, args.num_gpus, hardware.cpu_info())
+    except hardware.PrecisionError as error:
+        raise cli.UsageError('--precision=%s: %s; %s' % (
+            args.precision, error,
+            'resume the run on a machine that has them' if resume_from
+            else 'train with --precision=fp32')) from None
+
+
 def check_fits(args, spec, num_images):
     """Refuses a run that cannot fit in this machine's memory, or shifts too large.
 
@@ -551,6 +597,7 @@ def run_session(args, spec, graph, reporter, resume, placement):
 def main(argv=None):
     """Trains, checkpoints, validates and writes sample grids; see the module docstring."""
     args = get_arguments(argv)
+    xla = switch_xla(args)
     cli.import_tensorflow(args.verbose)
     from wavenet import checkpoints, reader
     placement = place(args)
@@ -562,6 +609,7 @@ def main(argv=None):
     except checkpoints.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     spec, resume_from = resolve_run(args)
+    check_precision(args, resume_from)
     if args.batch_size % placement.replicas:
         raise cli.UsageError('--batch_size=%d cannot be split evenly between %d replicas'
                              % (args.batch_size, placement.replicas))
@@ -571,6 +619,8 @@ def main(argv=None):
     spec = spec._replace(image_size=dataset.image_size, classes=dataset.classes)
     check_fits(args, spec, 0 if dataset.split_source == 'prepared' else len(dataset.train.images))
     describe_receptive_field(spec.params, spec.image_size[1], spec.channels)
+    print('arithmetic: %s, XLA %s%s' % (args.precision, 'on' if xla else 'off',
+                                         ' (the default here)' if args.xla == 'auto' else ''))
     graph, reporter = build_graph(args, spec, dataset, placement)
     try:
         restore = (checkpoints.restorer(resume_from, checkpoints.variables_by_name())
@@ -580,7 +630,8 @@ def main(argv=None):
     print('devices: %s' % placement.description)
     with writing_into(args.logdir, resume_from) if placement.is_chief else \
             contextlib.nullcontext():
-        run_session(args, spec, graph, reporter, (resume_from, restore), placement)
+        run_session(args, spec, graph, reporter, (resume_from, restore),
+                    placement._replace(config=session_config(placement.config, args, xla)))
 
 
 if __name__ == '__main__':

@@ -27,7 +27,8 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
-from wavenet import cli  # noqa: E402
+from benchmarks.peak import MATMUL_SIZE, matmul_gflops  # noqa: E402
+from wavenet import cli, hardware  # noqa: E402
 from wavenet.params import load_params  # noqa: E402
 
 # The stores of fast generation (wavenet.fast_generation.STATES, named here so that the
@@ -41,8 +42,11 @@ CONFIGS = types.MappingProxyType({
     'default': os.path.join(ROOT, 'wavenet_params.json'),
     'anchor': os.path.join(ROOT, 'benchmarks', 'params', 'anchor.json'),
 })
+# Training variants, at the largest training batch: compiled with XLA, and bf16 mixed
+# precision (only on CPUs with bf16 units).
+TRAINING_VARIANTS = {'train': 'fp32', 'train_xla': 'fp32 + XLA', 'train_bf16': 'bf16'}
 # Fast generation is measured once per generation state; the first state is the default.
-KINDS = ('train',) + GENERATION_STATES + ('naive', 'prime')
+KINDS = tuple(TRAINING_VARIANTS) + GENERATION_STATES + ('naive', 'prime')
 DEFAULT_STATE = GENERATION_STATES[0]
 NUM_CLASSES = 10  # random labels for class-conditional params (gc_channels > 0), as the digits
 LEARNING_RATE = 1e-3
@@ -154,9 +158,9 @@ def random_labels(rng, conditional, batch):
     return rng.integers(0, NUM_CLASSES, size=batch, dtype=np.int32) if conditional else None
 
 
-def measure_training(tf, params, batch, settings):
+def measure_training(tf, params, batch, settings, xla=False, precision='fp32'):
     """Times Adam steps on model.loss alone (no L2 penalty, no batch gather), over random
-    images fed each step.
+    images fed each step, in a session with train.py's XLA and precision settings.
 
     Returns:
         dict with the median ms per step, pixels per second and every timed step.
@@ -170,7 +174,8 @@ def measure_training(tf, params, batch, settings):
         pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
         loss = model.loss(pixels, labels)
         train_op = tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss, global_step=global_step)
-        with tf.Session() as session:
+        config = hardware.use_xla(hardware.use_precision(tf.ConfigProto(), precision), xla)
+        with tf.Session(config=config) as session:
             session.run(tf.global_variables_initializer())
             step_seconds = []
             for step in range(settings.train_warmup_steps + settings.train_timed_steps):
@@ -288,7 +293,9 @@ def run_measurement(kind, config, batch, settings):
     """Runs one measurement in this process; returns its numbers with the peak RSS."""
     tf = cli.import_tensorflow(verbose=False)
     measures = {'train': measure_training, 'naive': measure_naive_generation,
-                'prime': measure_priming}
+                'prime': measure_priming,
+                'train_xla': functools.partial(measure_training, xla=True),
+                'train_bf16': functools.partial(measure_training, precision='bf16')}
     measures.update({state: functools.partial(measure_fast_generation, state=state)
                      for state in GENERATION_STATES})
     measure = measures[kind]
@@ -303,7 +310,11 @@ def measure_in_subprocess(kind, config, batch, quick, naive_pixels):
                '--measure=%s:%s:%d' % (kind, config, batch), '--naive_pixels=%d' % naive_pixels]
     if quick:
         command.append('--quick')
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    environ = dict(os.environ)
+    if kind == 'train_xla':  # read once, when TensorFlow starts
+        environ['TF_XLA_FLAGS'] = hardware.xla_environment(environ.get('TF_XLA_FLAGS'))
+    completed = subprocess.run(command, capture_output=True, text=True, check=False,
+                               env=environ)
     if completed.returncode != 0:
         raise RuntimeError('%s failed with exit code %d:\n%s'
                            % (' '.join(command), completed.returncode, completed.stderr))
@@ -311,22 +322,28 @@ def measure_in_subprocess(kind, config, batch, quick, naive_pixels):
 
 
 # The result a measurement is judged by, to pick the median of its processes.
-PRIMARY_METRIC = {'train': 'pixels_per_s', 'naive': 'pixels_per_s', 'prime': 'speedup',
+PRIMARY_METRIC = {'naive': 'pixels_per_s', 'prime': 'speedup',
+                  **{variant: 'pixels_per_s' for variant in TRAINING_VARIANTS},
                   **{state: 'images_per_s' for state in GENERATION_STATES}}
 
 
-def measure_all(configs, settings, quick):
+def measure_all(configs, settings, quick, bf16_units):
     """Runs every measurement of every config, each in its own subprocesses.
 
     Training and fast generation run settings.processes times, in rounds (every measurement
     once, then again), so that a slow spell of the machine does not hit one of them only.
 
+    bf16 training is measured only when `bf16_units` (the CPU has them).
+
     Returns:
         list of result dicts, one per measurement: the process with the median primary
         metric, with 'processes' holding that metric of every process.
     """
+    variants = ['train_xla'] + (['train_bf16'] if bf16_units else [])
     plan = [(kind, config, batch) for config in configs
             for kind, batches in ((('train', settings.train_batches),)
+                                  + tuple((variant, (max(settings.train_batches),))
+                                          for variant in variants)
                                   + tuple((state, settings.fast_batches)
                                           for state in GENERATION_STATES)
                                   + (('naive', settings.naive_batches),
@@ -354,59 +371,14 @@ def measure_all(configs, settings, quick):
     return results
 
 
-def read_cpuinfo():
-    """The first processor's fields in /proc/cpuinfo, as a dict (empty if unreadable)."""
-    fields = {}
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            for line in cpuinfo:
-                if not line.strip():
-                    break
-                key, _, value = line.partition(':')
-                fields[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return fields
-
-
-def fp32_peak(cores, cpuinfo):
-    """The machine's fp32 peak from its cores, clock and vector flags.
-
-    Peak = cores x GHz x 32 FLOPs/cycle: 2 FMA pipes x 8 fp32 lanes x 2. AMD Zen 3 has 256-bit
-    FMA pipes; Zen 4 reports avx512f but executes 512-bit FMAs as two 256-bit halves, so its
-    fp32 peak per cycle is the same 32.
-
-    Returns:
-        dict with gflops (None when the clock or the vector units are unknown), the
-        inputs and the assumption in words.
-    """
-    flags = set(cpuinfo.get('flags', '').split())
-    if {'avx2', 'fma'} <= flags:
-        flops_per_cycle = 32
-        units = ('2 FMA pipes x 8 fp32 lanes x 2 (256-bit; AMD Zen 4 splits AVX-512 into '
-                 'two 256-bit halves)')
-    else:
-        flops_per_cycle, units = None, 'no AVX2+FMA flags found'
-    try:
-        ghz = float(cpuinfo['cpu MHz']) / 1000
-    except (KeyError, ValueError):
-        ghz = None
-    gflops = cores * ghz * flops_per_cycle if ghz and flops_per_cycle else None
-    assumption = ('%d cores x %s GHz x %s FLOPs/cycle (%s); the \'cpu MHz\' clock of '
-                  '/proc/cpuinfo, no turbo' % (cores, '%.3f' % ghz if ghz else '?',
-                                               flops_per_cycle or '?', units))
-    return {'gflops': gflops, 'cores': cores, 'ghz': ghz, 'flops_per_cycle': flops_per_cycle,
-            'assumption': assumption}
-
-
-def describe_machine(tensorflow_version):
-    """CPU model, cores, fp32 peak, versions, load and date, as a dict."""
-    cpuinfo = read_cpuinfo()
-    cores = len(os.sched_getaffinity(0))
-    return {'cpu': cpuinfo.get('model name', platform.processor() or 'unknown'),
-            'cores': cores, 'cpu_mhz': cpuinfo.get('cpu MHz'),
-            'peak': fp32_peak(cores, cpuinfo),
-            'tensorflow': tensorflow_version, 'numpy': np.__version__,
+def describe_machine(tf):
+    """CPU model, cores, measured fp32 and bf16 peaks, versions, load and date, as a dict."""
+    name, flags = hardware.cpu_info()
+    return {'cpu': name, 'cores': len(os.sched_getaffinity(0)),
+            'bf16_units': hardware.has_bf16_units(flags),
+            'peak': {'fp32_gflops': matmul_gflops(tf, tf.float32),
+                     'bf16_gflops': matmul_gflops(tf, tf.bfloat16), 'size': MATMUL_SIZE},
+            'tensorflow': tf.__version__, 'numpy': np.__version__,
             'python': platform.python_version(),
             'load_average_at_start': os.getloadavg(),
             'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
@@ -443,13 +415,17 @@ def value_range(values, decimals=0):
 
 
 def machine_section(machine, configs):
-    """Markdown list: CPU, cores, fp32 peak and its assumption, versions, load, date."""
+    """Markdown list: CPU, cores, measured peaks, versions, load, date."""
     peak = machine['peak']
     return '\n'.join([
-        '- CPU: %s, %d cores (os.sched_getaffinity), cpu MHz %s'
-        % (machine['cpu'], machine['cores'], machine['cpu_mhz'] or '?'),
-        '- fp32 peak: %s GFLOP/s = %s' % (format_number(peak['gflops'], 1) if peak['gflops']
-                                          else 'n/a', peak['assumption']),
+        '- CPU: %s, %d cores (os.sched_getaffinity), %s'
+        % (machine['cpu'], machine['cores'],
+           'bf16 units' if machine['bf16_units'] else 'no bf16 units'),
+        '- measured peak (one %dx%d matrix product through TensorFlow, `benchmarks/peak.py`): '
+        'fp32 %s GFLOP/s, bf16 %s GFLOP/s%s'
+        % (peak['size'], peak['size'], format_number(peak['fp32_gflops'], 1),
+           format_number(peak['bf16_gflops'], 1),
+           '' if machine['bf16_units'] else ' (converted: no bf16 units)'),
         '- TensorFlow %s, numpy %s, Python %s' % (machine['tensorflow'], machine['numpy'],
                                                   machine['python']),
         '- date %s, load average at start %s' % (
@@ -466,13 +442,15 @@ def training_section(settings, results):
             'pixels/s is shown, with the range over all of them; peak RSS of a process doing '
             'only this.\n\n'
             % (settings.train_timed_steps, settings.train_warmup_steps, settings.processes)
+            + 'At the largest batch also compiled with XLA (train.py --xla=on) and, on CPUs '
+            'with bf16 units, in bf16 mixed precision (train.py --precision=bf16).\n\n'
             + markdown_table(
-                ['config', 'batch', 'ms/step', 'pixels/s', 'range of pixels/s',
+                ['config', 'arithmetic', 'batch', 'ms/step', 'pixels/s', 'range of pixels/s',
                  'peak RSS (MiB)'],
-                [[r['config'], str(r['batch']), format_number(r['ms_per_step'], 1),
-                  format_number(r['pixels_per_s']), value_range(r['processes']),
-                  format_number(r['peak_rss_mib'])]
-                 for r in results if r['kind'] == 'train']))
+                [[r['config'], TRAINING_VARIANTS[r['kind']], str(r['batch']),
+                  format_number(r['ms_per_step'], 1), format_number(r['pixels_per_s']),
+                  value_range(r['processes']), format_number(r['peak_rss_mib'])]
+                 for r in results if r['kind'] in TRAINING_VARIANTS]))
 
 
 def fast_section(settings, results):
@@ -557,11 +535,14 @@ def efficiency_section(configs, settings, results, peak_gflops):
     for config in configs:
         forward = flops_per_pixel(load_params(CONFIGS[config]))
         training = TRAINING_MULTIPLIER * forward
-        train_gflops = training * find(results, 'train', config, train_batch)['pixels_per_s']
-        fast_gflops = forward * find(results, DEFAULT_STATE, config, fast_batch)['pixels_per_s']
-        train_gflops, fast_gflops = train_gflops / 1e9, fast_gflops / 1e9
+        train_gflops, xla_gflops = (
+            training * find(results, kind, config, train_batch)['pixels_per_s'] / 1e9
+            for kind in ('train', 'train_xla'))
+        fast_gflops = forward * find(results, DEFAULT_STATE, config,
+                                     fast_batch)['pixels_per_s'] / 1e9
         rows.append([config, format_number(forward), format_number(training),
                      format_number(train_gflops, 1), percent_of_peak(train_gflops, peak_gflops),
+                     format_number(xla_gflops, 1), percent_of_peak(xla_gflops, peak_gflops),
                      format_number(fast_gflops, 1), percent_of_peak(fast_gflops, peak_gflops)])
     return ('## Efficiency\n\nFLOPs per pixel counted from the params (`benchmarks/flops.py`; '
             'multiply-add = 2 FLOPs; the input convolution as table lookups plus their '
@@ -569,12 +550,13 @@ def efficiency_section(configs, settings, results, peak_gflops):
             'ReLU, softmax and the loss are ignored, and so are class and position '
             'conditioning). Training FLOPs per pixel are taken as %dx the forward pass. '
             'Achieved GFLOP/s = FLOPs per pixel x pixels/s, for training at batch %d and fast '
-            'generation at batch %d, against the fp32 peak of %s GFLOP/s.\n\n'
+            'generation at batch %d, against the measured fp32 peak of %s GFLOP/s.\n\n'
             % (TRAINING_MULTIPLIER, train_batch, fast_batch,
                format_number(peak_gflops, 1) if peak_gflops else 'n/a')
             + markdown_table(
                 ['config', 'forward FLOPs/pixel', 'training FLOPs/pixel',
                  'training GFLOP/s (batch %d)' % train_batch, '% of peak',
+                 'with XLA', '% of peak',
                  'generation GFLOP/s (batch %d)' % fast_batch, '% of peak'], rows))
 
 
@@ -590,7 +572,7 @@ def format_report(machine, settings, quick, configs, results):
     sections += [machine_section(machine, configs), training_section(settings, results),
                  fast_section(settings, results), naive_section(settings, results),
                  speedup_section(configs, settings, results), priming_section(settings, results),
-                 efficiency_section(configs, settings, results, machine['peak']['gflops'])]
+                 efficiency_section(configs, settings, results, machine['peak']['fp32_gflops'])]
     return '\n\n'.join(sections) + '\n'
 
 
@@ -615,8 +597,8 @@ def main(argv=None):
         print(json.dumps(run_measurement(*args.measure, settings)), flush=True)
         return
     tf = cli.import_tensorflow(verbose=False)
-    machine = describe_machine(tf.__version__)
-    results = measure_all(args.configs, settings, args.quick)
+    machine = describe_machine(tf)
+    results = measure_all(args.configs, settings, args.quick, machine['bf16_units'])
     markdown = format_report(machine, settings, args.quick, args.configs, results)
     print(markdown)
     json_path = write_outputs(args.out, markdown, {

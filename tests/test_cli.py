@@ -47,8 +47,9 @@ TINY_PARAMS = {'dilations': [1, 2, 4, 8], 'residual_channels': 8, 'dilation_chan
 LAYERS = len(TINY_PARAMS['dilations'])
 # Every step printed and summarized; a checkpoint at the end of a run. A high learning rate:
 # soon the model is far from uniform (8 bits/dim).
-SMALL_FLAGS = ['--batch_size=4', '--num_samples=2', '--print_every=1', '--summary_every=1',
-               '--learning_rate=0.03']
+# --xla=off: compiling costs a tiny run more than it saves (test_precision.py tests XLA).
+SMALL_FLAGS = ['--xla=off', '--batch_size=4', '--num_samples=2', '--print_every=1',
+               '--summary_every=1', '--learning_rate=0.03']
 STEPS, CHECKPOINTS = 60, (30, 60)  # the trained logdir's
 LATEST, EARLIER = ('model.ckpt-%d' % step for step in reversed(CHECKPOINTS))
 TF_NOISE = ('oneDNN', 'WARNING:tensorflow', 'I0000', 'W0000')
@@ -757,7 +758,8 @@ TRAIN_FLAGS = ['--data_dir', '--image_size', '--channels', '--validation_fractio
                '--l2_regularization_strength', '--dropout', '--augment_shift', '--seed',
                '--checkpoint_every', '--max_checkpoints', '--print_every', '--summary_every',
                '--num_samples', '--histograms', '--num_gpus', '--cpu_replicas',
-               '--worker_hosts', '--task_index', '--step_timeout', '--verbose']
+               '--worker_hosts', '--task_index', '--step_timeout', '--precision', '--xla',
+               '--verbose']
 GENERATE_FLAGS = ['--checkpoint', '--out', '--out_dir', '--num_images', '--columns', '--class',
                   '--seed_image', '--seed_rows', '--batch_size', '--temperature', '--argmax',
                   '--seed', '--fast_generation', '--generation_state', '--lanes',
@@ -770,7 +772,8 @@ EVALUATE_FLAGS = ['--checkpoint', '--data_dir', '--batch_size', '--verbose']
                           '--learning_rate': '0.002', '--optimizer': 'adam',
                           '--checkpoint_every': '500', '--max_checkpoints': '5',
                           '--seed': '0', '--histograms': 'False', '--num_gpus': '0',
-                          '--cpu_replicas': '1', '--step_timeout': '600.0'}),
+                          '--cpu_replicas': '1', '--step_timeout': '600.0',
+                          '--precision': 'fp32', '--xla': 'auto'}),
     (generate, GENERATE_FLAGS, {'--out': 'samples.png', '--num_images': '16',
                                 '--temperature': '1.0', '--argmax': 'False',
                                 '--fast_generation': 'True', '--save_every': '0',

@@ -90,7 +90,7 @@ def trained(tmp_path_factory):
     with contextlib.redirect_stdout(output):
         run_main(train, '--data_dir=%s' % (folder / 'data'), '--logdir=%s' % (folder / 'log'),
                  '--wavenet_params=%s' % (folder / 'params.json'), '--channels=3',
-                 '--num_steps=3', '--batch_size=2', '--num_samples=2')
+                 '--num_steps=3', '--batch_size=2', '--num_samples=2', '--xla=off')
     return Trained(folder, folder / 'log', output.getvalue())
 
 
@@ -133,7 +133,7 @@ def test_a_colour_logdir_refuses_one_channel(trained, tmp_path):
     before = sorted(os.listdir(logdir))
     with pytest.raises(cli.UsageError, match='--channels=1 differs'):
         run_main(train, '--data_dir=%s' % (trained.folder / 'data'), '--logdir=%s' % logdir,
-                 '--channels=1', '--num_steps=5')
+                 '--channels=1', '--num_steps=5', '--xla=off')
     assert sorted(os.listdir(logdir)) == before
 
 

@@ -50,7 +50,8 @@ def trained(tmp_path_factory):
     run_main(train, '--data_dir=%s' % (folder / 'data'), '--logdir=%s' % (folder / 'log'),
              '--wavenet_params=%s' % (folder / 'params.json'), '--gc_channels=4',
              '--num_steps=150', '--batch_size=8', '--learning_rate=0.01',
-             '--validation_fraction=0', '--num_samples=2', '--checkpoint_every=150')
+             '--validation_fraction=0', '--num_samples=2', '--checkpoint_every=150',
+             '--xla=off')
     return folder
 
 
@@ -96,7 +97,7 @@ def test_unconditional_model_refuses_class(tmp_path):
     (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, position_channels=0)))
     run_main(train, '--data_dir=%s' % folder, '--logdir=%s' % (tmp_path / 'log'),
              '--wavenet_params=%s' % (tmp_path / 'params.json'), '--num_steps=1',
-             '--num_samples=0')
+             '--num_samples=0', '--xla=off')
     assert_usage_error(generate, ['--checkpoint=%s' % (tmp_path / 'log'), '--class=dark',
                                   '--out=%s' % (tmp_path / 'x.png')], 'not class-conditional')
     assert not (tmp_path / 'x.png').exists()

@@ -43,7 +43,7 @@ def data(tmp_path_factory):
 def train_flags(data, logdir, *flags):
     return ['--data_dir=%s' % (data / 'images'), '--wavenet_params=%s' % (data / 'params.json'),
             '--logdir=%s' % logdir, '--batch_size=3', '--num_samples=0',
-            '--seed=5'] + list(flags)
+            '--seed=5', '--xla=off'] + list(flags)
 
 
 def train_command(data, logdir, *flags):

@@ -212,8 +212,9 @@ def check_spec(checkpoint, spec, source):
     differences += [name for name in ('image_size', 'channels', 'classes')
                     if stored[name] != given[name]]
     if 'training' in stored and 'training' in given:
-        differences += sorted(name for name in set(stored['training']) | set(given['training'])
-                              if stored['training'].get(name) != given['training'].get(name))
+        # Options added to the project later are missing from older checkpoints.
+        differences += sorted(name for name in set(stored['training']) & set(given['training'])
+                              if stored['training'][name] != given['training'][name])
     if differences:
         raise CheckpointError(
             '%s do not match the run stored in checkpoint %s: they differ in %s; put back the '
