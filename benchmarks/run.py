@@ -371,8 +371,13 @@ def measure_all(configs, settings, quick, bf16_units):
     return results
 
 
-def describe_machine(tf):
-    """CPU model, cores, measured fp32 and bf16 peaks, versions, load and date, as a dict."""
+def describe_machine(tf, load_average_at_start):
+    """CPU model, cores, measured fp32 and bf16 peaks, versions, load and date, as a dict.
+
+    Call it after the measurements: a child process's peak RSS starts from its parent's
+    resident memory when it was started (Linux), and the peak's large matrices would raise
+    that of every measurement.
+    """
     name, flags = hardware.cpu_info()
     return {'cpu': name, 'cores': len(os.sched_getaffinity(0)),
             'bf16_units': hardware.has_bf16_units(flags),
@@ -380,7 +385,7 @@ def describe_machine(tf):
                      'bf16_gflops': matmul_gflops(tf, tf.bfloat16), 'size': MATMUL_SIZE},
             'tensorflow': tf.__version__, 'numpy': np.__version__,
             'python': platform.python_version(),
-            'load_average_at_start': os.getloadavg(),
+            'load_average_at_start': load_average_at_start,
             'date': datetime.datetime.now().astimezone().isoformat(timespec='seconds')}
 
 
@@ -597,8 +602,10 @@ def main(argv=None):
         print(json.dumps(run_measurement(*args.measure, settings)), flush=True)
         return
     tf = cli.import_tensorflow(verbose=False)
-    machine = describe_machine(tf)
-    results = measure_all(args.configs, settings, args.quick, machine['bf16_units'])
+    load_average = os.getloadavg()
+    results = measure_all(args.configs, settings, args.quick,
+                          hardware.has_bf16_units(hardware.cpu_info()[1]))
+    machine = describe_machine(tf, load_average)
     markdown = format_report(machine, settings, args.quick, args.configs, results)
     print(markdown)
     json_path = write_outputs(args.out, markdown, {

@@ -40,8 +40,9 @@ def run_train(data, logdir, num_steps, *extra):
     """train.main in a graph of its own; returns the final checkpoint's variables."""
     with tf.Graph().as_default():
         train_script.main(['--data_dir=%s' % data, '--logdir=%s' % logdir,
-                    '--num_steps=%d' % num_steps, '--batch_size=4', '--num_samples=0', '--xla=off',
-                    '--wavenet_params=%s' % (data.parent / 'params.json')] + list(extra))
+                           '--num_steps=%d' % num_steps, '--batch_size=4', '--num_samples=0',
+                           '--xla=off', '--wavenet_params=%s' % (data.parent / 'params.json')]
+                          + list(extra))
     prefix = str(logdir / ('model.ckpt-%d' % num_steps))
     return {name: tf.train.load_variable(prefix, name)
             for name, _ in tf.train.list_variables(prefix)}
