@@ -9,7 +9,8 @@
 
 XLA compiles the training step: TensorFlow's auto-clustering (the session's global jit
 level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on for
-the CPU, where it measured faster (benchmarks/README.md), and off on GPUs (not measured).
+the CPU, where it measured faster (README, "Precision and XLA"), and off on GPUs (not
+measured).
 
 Nothing here imports TensorFlow at import time: the XLA switch must be set before it starts.
 """
