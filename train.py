@@ -597,12 +597,12 @@ def run_session(args, spec, graph, reporter, resume, placement):
 def main(argv=None):
     """Trains, checkpoints, validates and writes sample grids; see the module docstring."""
     args = get_arguments(argv)
+    if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
+        raise cli.UsageError('--logdir=%s is a file: give a folder' % args.logdir)
     xla = switch_xla(args)
     cli.import_tensorflow(args.verbose)
     from wavenet import checkpoints, reader
     placement = place(args)
-    if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
-        raise cli.UsageError('--logdir=%s is a file: give a folder' % args.logdir)
     try:
         if placement.is_chief:
             checkpoints.check_not_in_use(args.logdir)
