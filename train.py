@@ -145,7 +145,8 @@ def add_devices_flags(group):
 
 def add_arithmetic_flags(group):
     """The precision and compilation flags."""
-    group.add_argument('--precision', choices=('fp32', 'bf16'), default=None,
+    from wavenet import hardware  # no TensorFlow: --help stays quick
+    group.add_argument('--precision', choices=hardware.PRECISIONS, default=None,
                        help='fp32, or bf16 mixed precision (matrix products in bfloat16; '
                             'variables, optimizer state and loss in float32) on a CPU with '
                             'bf16 units (AVX512-BF16 or AMX); refused on other machines'

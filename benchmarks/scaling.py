@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
+from wavenet import hardware  # noqa: E402
 from wavenet.params import load_params  # noqa: E402
 
 DIGITS = os.path.join(ROOT, 'datasets', 'digits')
@@ -140,21 +141,12 @@ def measure(images):
     """Every measurement, in a temporary folder: the results dict."""
     work = tempfile.mkdtemp(prefix='scaling-')
     try:
-        return {'cpu': cpu_name(), 'date': time.strftime('%Y-%m-%d'), 'images': images,
+        return {'cpu': hardware.cpu_info()[0], 'date': time.strftime('%Y-%m-%d'), 'images': images,
                 'replicas': measure_replicas(work, 32, 40),
                 'first_step': measure_first_step(work, images),
                 'imagenet': measure_imagenet_epoch(work, 32, 30)}
     finally:
         shutil.rmtree(work)
-
-
-def cpu_name():
-    """The CPU model from /proc/cpuinfo."""
-    with open('/proc/cpuinfo') as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    return 'unknown'
 
 
 def report(results):
