@@ -76,7 +76,7 @@ def add_optimization_flags(group):
     group.add_argument('--batch_size', type=cli.positive_int, default=None,
                        help='images per training step, split between the replicas (refused '
                             'when the run would not fit in memory)' + kept_default('batch_size'))
-    group.add_argument('--num_steps', type=cli.positive_int, default=4000,
+    group.add_argument('--num_steps', type=cli.positive_int, default=4700,
                        help='global step at which training stops')
     group.add_argument('--learning_rate', type=cli.positive_float, default=None,
                        help='initial learning rate' + kept_default('learning_rate'))

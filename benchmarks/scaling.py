@@ -10,7 +10,9 @@ Usage: python benchmarks/scaling.py [--out=benchmarks/scaling.md] [--images=6000
 3. Training images/s of 32x32 RGB images on one device, and from it (and from the FLOPs per
    image of benchmarks/flops.py) an estimate of an ImageNet 32x32 epoch (1,281,167 images)
    on 1, 8 and 64 devices.
-Every run is a train.py subprocess; the report names the CPU.
+Every run is a train.py subprocess with the 32-channel params of benchmarks/params/narrow32.json
+(the default params when the stored report was measured) and without dropout or shifts; the
+report names the CPU.
 """
 import argparse
 import json
@@ -34,7 +36,7 @@ from wavenet import hardware  # noqa: E402
 from wavenet.params import load_params  # noqa: E402
 
 DIGITS = os.path.join(ROOT, 'datasets', 'digits')
-PARAMS = os.path.join(ROOT, 'wavenet_params.json')
+PARAMS = os.path.join(ROOT, 'benchmarks', 'params', 'narrow32.json')
 IMAGENET_IMAGES = 1281167
 # An assumed sustained training speed of one GPU on this model, for the paper estimate: about
 # 30% of the 67 fp32 TFLOP/s of an H100 SXM (no GPU was measured here).
@@ -47,7 +49,9 @@ def train(logdir, *flags):
     and to the end)."""
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'),
-                                '--logdir=%s' % logdir, '--num_samples=0'] + list(flags),
+                                '--logdir=%s' % logdir, '--wavenet_params=%s' % PARAMS,
+                                '--dropout=0', '--augment_shift=0', '--num_samples=0']
+                               + list(flags),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines, first_step = [], None
     for line in process.stdout:
@@ -154,7 +158,7 @@ def report(results):
     lines = ['# Scaling benchmarks', '',
              '%s, %d cores, `python benchmarks/scaling.py`, %s.'
              % (results['cpu'], len(os.sched_getaffinity(0)), results['date']), '',
-             '## Replicas (default params, bundled digits)', '',
+             '## Replicas (narrow32 params, bundled digits)', '',
              '| CPU replicas | global batch | s/step (median) | images/s |', '|---|---|---|---|']
     lines += ['| %d | %d | %.3f | %.1f |'
               % (row['replicas'], row['batch'], row['s_per_step'], row['images_per_s'])
@@ -165,7 +169,7 @@ def report(results):
               for row in results['first_step']]
     epoch = results['imagenet']
     lines += ['', '## ImageNet 32x32: one epoch, estimated', '',
-              'Measured: %.1f images/s training 32x32 RGB images (default params, batch %d) on '
+              'Measured: %.1f images/s training 32x32 RGB images (narrow32 params, batch %d) on '
               'this CPU; %.2f GFLOPs of training per image (benchmarks/flops.py). For %s '
               'images, with perfect scaling: devices as fast as this CPU, and GPUs each '
               'sustaining an assumed %.0f TFLOP/s (no GPU was measured):'
