@@ -621,7 +621,7 @@ def main(argv=None):
     check_fits(args, spec, 0 if dataset.split_source == 'prepared' else len(dataset.train.images))
     describe_receptive_field(spec.params, spec.image_size[1], spec.channels)
     print('arithmetic: %s, XLA %s%s' % (args.precision, 'on' if xla else 'off',
-                                         ' (the default here)' if args.xla == 'auto' else ''))
+                                        ' (the default here)' if args.xla == 'auto' else ''))
     graph, reporter = build_graph(args, spec, dataset, placement)
     try:
         restore = (checkpoints.restorer(resume_from, checkpoints.variables_by_name())
