@@ -153,7 +153,8 @@ def add_arithmetic_flags(group):
                             + kept_default('precision'))
     group.add_argument('--xla', choices=('auto', 'on', 'off'), default='auto',
                        help='compile the training step with XLA auto-clustering; auto: on '
-                            'when training on the CPU (measured faster), off on GPUs')
+                            'when training on the CPU, off on GPUs (on 2-core AMD EPYC CPUs '
+                            'off measured faster: see the README)')
 
 
 def get_arguments(argv=None):

@@ -9,8 +9,9 @@
 
 XLA compiles the training step: TensorFlow's auto-clustering (the session's global jit
 level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on for
-the CPU, where it measured faster (README, "Precision and XLA"), and off on GPUs (not
-measured).
+the CPU, chosen from a paired benchmark later found biased (README, "Precision and XLA":
+against a plain process it measured about 10% slower on 2-core AMD EPYC CPUs), and off on
+GPUs (not measured).
 
 Nothing here imports TensorFlow at import time: the XLA switch must be set before it starts.
 """
@@ -75,8 +76,8 @@ XLA_FLAGS = '--tf_xla_cpu_global_jit'  # lets the sessions' jit level reach the 
 
 
 def xla_by_default(num_gpus):
-    """Whether XLA is on by default: on the CPU (where it measured faster), not on GPUs
-    (not measured)."""
+    """Whether XLA is on by default: on the CPU (from a biased measurement: see the module
+    docstring), not on GPUs (not measured)."""
     return not num_gpus
 
 
