@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from wavenet import cli
+from wavenet import cli, hardware  # no TensorFlow at import: --help stays quick
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA_DIR = os.path.join(ROOT, 'datasets', 'digits')
@@ -76,7 +76,7 @@ def add_optimization_flags(group):
     group.add_argument('--batch_size', type=cli.positive_int, default=None,
                        help='images per training step, split between the replicas (refused '
                             'when the run would not fit in memory)' + kept_default('batch_size'))
-    group.add_argument('--num_steps', type=cli.positive_int, default=4700,
+    group.add_argument('--num_steps', type=cli.positive_int, default=4000,
                        help='global step at which training stops')
     group.add_argument('--learning_rate', type=cli.positive_float, default=None,
                        help='initial learning rate' + kept_default('learning_rate'))
@@ -145,7 +145,6 @@ def add_devices_flags(group):
 
 def add_arithmetic_flags(group):
     """The precision and compilation flags."""
-    from wavenet import hardware  # no TensorFlow: --help stays quick
     group.add_argument('--precision', choices=hardware.PRECISIONS, default=None,
                        help='fp32, or bf16 mixed precision (matrix products in bfloat16; '
                             'variables, optimizer state and loss in float32) on a CPU with '
@@ -153,8 +152,9 @@ def add_arithmetic_flags(group):
                             + kept_default('precision'))
     group.add_argument('--xla', choices=('auto', 'on', 'off'), default='auto',
                        help='compile the training step with XLA auto-clustering; auto: on '
-                            'when training on the CPU, off on GPUs (on 2-core AMD EPYC CPUs '
-                            'off measured faster: see the README)')
+                            'when training on the CPU, one device, at batches of 32 or more '
+                            '(measured faster there); off at smaller batches, and on GPUs, '
+                            'logical CPU replicas and clusters')
 
 
 def get_arguments(argv=None):
@@ -438,12 +438,13 @@ def run_step(session, fetches, feed, timeout, step):
         sys.exit(1)
 
 
-def switch_xla(args):
-    """Whether the run compiles with XLA (--xla, or its default for the devices). When it
-    does, lets XLA reach the CPU: call it before TensorFlow starts, which reads
-    TF_XLA_FLAGS once."""
-    from wavenet import hardware
-    on = args.xla == 'on' or (args.xla == 'auto' and hardware.xla_by_default(args.num_gpus))
+def switch_xla(args, clustered):
+    """Whether the run compiles with XLA (--xla, or its default for the devices and the
+    batch size: call it after resolve_run). When it does, lets XLA reach the CPU: call it
+    before anything touches TensorFlow's devices, which read TF_XLA_FLAGS once."""
+    on_one_cpu = not (args.num_gpus or args.cpu_replicas > 1 or clustered)
+    on = args.xla == 'on' or (args.xla == 'auto' and
+                              hardware.xla_by_default(on_one_cpu, args.batch_size))
     if on:
         os.environ['TF_XLA_FLAGS'] = hardware.xla_environment(os.environ.get('TF_XLA_FLAGS'))
     return on
@@ -452,7 +453,6 @@ def switch_xla(args):
 def session_config(config, args, xla):
     """A copy of the placement's tf.ConfigProto with the run's precision and XLA."""
     import tensorflow.compat.v1 as tf
-    from wavenet import hardware
     copy = tf.ConfigProto()
     copy.CopyFrom(config)
     return hardware.use_xla(hardware.use_precision(copy, args.precision), xla)
@@ -460,7 +460,6 @@ def session_config(config, args, xla):
 
 def check_precision(args, resume_from):
     """Refuses a precision this machine cannot train in."""
-    from wavenet import hardware
     try:
         hardware.check_precision(args.precision, args.num_gpus, hardware.cpu_info())
     except hardware.PrecisionError as error:
@@ -531,13 +530,12 @@ def writing_into(logdir, resume_from):
                              % (error, logdir, newest)) from None
 
 
-def place(args):
-    """The devices (and cluster) of the run, from the flags and TF_CONFIG.
+def read_cluster(args):
+    """(os.environ with the cluster of the flags or TF_CONFIG, distribution.read_cluster's
+    (cluster, task) or None without one).
 
-    Returns:
-        a distribution.Placement.
     Raises:
-        cli.UsageError: for devices this machine lacks, or a bad cluster.
+        cli.UsageError: for a bad cluster.
     """
     from wavenet import distribution
     if args.task_index and not args.worker_hosts:
@@ -548,11 +546,26 @@ def place(args):
         if args.worker_hosts:
             environ = dict(os.environ, TF_CONFIG=distribution.cluster_config(
                 args.worker_hosts, args.task_index))
-        placement = distribution.place(args.num_gpus, args.cpu_replicas, environ)
+        return environ, distribution.read_cluster(environ)
+    except distribution.DistributionError as error:
+        raise cli.UsageError('%s (see --worker_hosts, --task_index)' % error) from None
+
+
+def place(args, environ):
+    """The devices (and cluster) of the run, from the flags and `environ`'s TF_CONFIG (checked
+    by read_cluster).
+
+    Returns:
+        a distribution.Placement.
+    Raises:
+        cli.UsageError: for devices this machine lacks, or logical CPU devices in a cluster.
+    """
+    from wavenet import distribution
+    try:
+        return distribution.place(args.num_gpus, args.cpu_replicas, environ)
     except distribution.DistributionError as error:
         raise cli.UsageError('%s (see --num_gpus, --cpu_replicas, --worker_hosts)'
                              % error) from None
-    return placement
 
 
 def run_session(args, spec, graph, reporter, resume, placement):
@@ -601,16 +614,17 @@ def main(argv=None):
     args = get_arguments(argv)
     if os.path.exists(args.logdir) and not os.path.isdir(args.logdir):
         raise cli.UsageError('--logdir=%s is a file: give a folder' % args.logdir)
-    xla = switch_xla(args)
     cli.import_tensorflow(args.verbose)
-    from wavenet import checkpoints, reader
-    placement = place(args)
+    from wavenet import checkpoints, distribution, reader
+    environ, cluster = read_cluster(args)
     try:
-        if placement.is_chief:
+        if distribution.is_chief(cluster):
             checkpoints.check_not_in_use(args.logdir)
     except checkpoints.CheckpointError as error:
         raise cli.UsageError(str(error)) from None
     spec, resume_from = resolve_run(args)
+    xla = switch_xla(args, cluster is not None)  # before place() touches the devices
+    placement = place(args, environ)
     check_precision(args, resume_from)
     if args.batch_size % placement.replicas:
         raise cli.UsageError('--batch_size=%d cannot be split evenly between %d replicas'

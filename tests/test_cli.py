@@ -768,7 +768,7 @@ EVALUATE_FLAGS = ['--checkpoint', '--data_dir', '--batch_size', '--verbose']
 
 
 @pytest.mark.parametrize('script, flags, defaults', [
-    (train, TRAIN_FLAGS, {'--batch_size': '16', '--num_steps': '4700',
+    (train, TRAIN_FLAGS, {'--batch_size': '16', '--num_steps': '4000',
                           '--learning_rate': '0.002', '--optimizer': 'adam',
                           '--checkpoint_every': '500', '--max_checkpoints': '5',
                           '--seed': '0', '--histograms': 'False', '--num_gpus': '0',
@@ -798,4 +798,4 @@ def test_help(script, flags, defaults, tmp_path):
                                                                                   blocks[flag])
     if script is train:
         assert "(default: 16; when resuming, the run's)" in blocks['--batch_size']
-        assert "(default: 4700)" in blocks['--num_steps']
+        assert "(default: 4000)" in blocks['--num_steps']

@@ -19,7 +19,7 @@ from PIL import Image
 
 import train as train_script
 from test_faults import rewrite_as_an_earlier_version
-from wavenet import checkpoints, cli, prepared, reader
+from wavenet import checkpoints, cli, distribution, prepared, reader
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAMS = {'dilations': [1, 2, 4], 'residual_channels': 4, 'dilation_channels': 4,
@@ -128,6 +128,28 @@ def test_a_task_index_without_its_cluster_is_refused(data, tmp_path):
         train_script.main(['--data_dir=%s' % data, '--logdir=%s' % (tmp_path / 'run'),
                            '--task_index=1'])
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_bad_cluster_is_refused_naming_its_flag_and_writing_nothing(
+        data, tmp_path, monkeypatch):
+    logdir = tmp_path / 'run'
+    flags = ['--data_dir=%s' % data, '--logdir=%s' % logdir]
+    with pytest.raises(cli.UsageError, match=r'task index must be from 0 to 1.*--worker_hosts'):
+        train_script.main(flags + ['--worker_hosts=127.0.0.1:1,127.0.0.1:2', '--task_index=2'])
+    monkeypatch.setenv('TF_CONFIG', '{"cluster": {}}')
+    with pytest.raises(cli.UsageError, match=r'TF_CONFIG must be JSON .*KeyError'):
+        train_script.main(flags)
+    assert not logdir.exists()
+
+
+def test_the_chief_is_worker_0_or_the_task_of_type_chief():
+    workers = {'worker': ['a:1', 'b:2']}
+    assert distribution.is_chief(None)
+    assert distribution.is_chief((workers, {'type': 'worker', 'index': 0}))
+    assert not distribution.is_chief((workers, {'type': 'worker', 'index': 1}))
+    with_chief = dict(workers, chief=['c:3'])
+    assert distribution.is_chief((with_chief, {'type': 'chief', 'index': 0}))
+    assert not distribution.is_chief((with_chief, {'type': 'worker', 'index': 0}))
 
 
 def free_ports(count):

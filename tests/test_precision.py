@@ -7,6 +7,9 @@ what they test.
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from wavenet import cli, hardware
 PARAMS = {'dilations': [1, 2, 4], 'residual_channels': 4, 'dilation_channels': 4,
           'skip_channels': 8}
 CPU = hardware.cpu_info()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BF16_SKIP = pytest.mark.skipif(not hardware.has_bf16_units(CPU[1]),
                                reason='this CPU (%s) has no bf16 units' % CPU[0])
 
@@ -122,23 +126,69 @@ def test_bf16_trains_close_to_fp32_and_resumes_exactly(data, tmp_path, capsys):
         np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
-def test_xla_is_on_by_default_on_the_cpu_and_reaches_it_through_tf_xla_flags(monkeypatch):
-    assert hardware.xla_by_default(0) and not hardware.xla_by_default(2)
+def test_xla_is_on_by_default_at_large_batches_on_one_cpu_and_reaches_it_through_flags(
+        monkeypatch):
+    assert hardware.xla_by_default(True, 32) and hardware.xla_by_default(True, 64)
+    assert not hardware.xla_by_default(True, 16) and not hardware.xla_by_default(False, 64)
     assert hardware.xla_environment(None) == '--tf_xla_cpu_global_jit'
     assert hardware.xla_environment('--xla_dump_to=/tmp/x') == ('--xla_dump_to=/tmp/x '
                                                                '--tf_xla_cpu_global_jit')
     assert hardware.xla_environment('--tf_xla_cpu_global_jit') == '--tf_xla_cpu_global_jit'
     monkeypatch.delenv('TF_XLA_FLAGS', raising=False)
-    args = train_script.get_arguments(['--xla=auto'])
-    assert train_script.switch_xla(args)
-    assert os.environ['TF_XLA_FLAGS'] == '--tf_xla_cpu_global_jit'
-    monkeypatch.delenv('TF_XLA_FLAGS')
-    for flags in (['--xla=off'], ['--num_gpus=1']):
-        assert not train_script.switch_xla(train_script.get_arguments(flags))
+    monkeypatch.delenv('TF_CONFIG', raising=False)
+
+    def switched(flags):
+        args = train_script.get_arguments(flags)
+        return train_script.switch_xla(args, train_script.read_cluster(args)[1] is not None)
+
+    for flags in (['--xla=auto', '--batch_size=32'], ['--xla=on', '--batch_size=2']):
+        assert switched(flags)
+        assert os.environ['TF_XLA_FLAGS'] == '--tf_xla_cpu_global_jit'
+        monkeypatch.delenv('TF_XLA_FLAGS')
+    for flags in (['--xla=off', '--batch_size=32'], ['--num_gpus=1', '--batch_size=32'],
+                  ['--cpu_replicas=2', '--batch_size=64'], ['--batch_size=16'],
+                  ['--worker_hosts=127.0.0.1:1,127.0.0.1:2', '--batch_size=64']):
+        assert not switched(flags), flags
         assert 'TF_XLA_FLAGS' not in os.environ
     config = hardware.use_xla(tf.ConfigProto(), True)
     assert config.graph_options.optimizer_options.global_jit_level == tf.OptimizerOptions.ON_1
     assert hardware.use_xla(tf.ConfigProto(), False) == tf.ConfigProto()
+
+
+def test_xla_by_default_follows_the_batch_size_a_resumed_run_keeps(data, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setattr(hardware, 'XLA_MIN_BATCH', 4)
+    run_train(data, tmp_path / 'run', 1)  # batch 4, kept in training.json
+    args = train_script.get_arguments(['--data_dir=%s' % data, '--logdir=%s' % (tmp_path / 'run'),
+                                       '--num_steps=2'])
+    assert args.batch_size is None
+    train_script.resolve_run(args)
+    assert args.batch_size == 4 and train_script.switch_xla(args, False)
+    args.batch_size = 3
+    assert not train_script.switch_xla(args, False)
+
+
+def test_xla_reaches_the_cpu_in_a_fresh_process_resuming_a_run(data, tmp_path):
+    """train.py decides XLA after reading the resumed run, in a process without
+    TF_XLA_FLAGS (this one has it: conftest.py): its step must still be compiled."""
+    constant = '--learning_rate_schedule=constant'
+    run_train(data, tmp_path / 'plain', 2, constant)
+    shutil.copytree(tmp_path / 'plain', tmp_path / 'compiled')
+    plain = run_train(data, tmp_path / 'plain', 3)
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ('TF_XLA_FLAGS', 'TF_CONFIG')}
+    subprocess.run([sys.executable, os.path.join(ROOT, 'train.py'), '--data_dir=%s' % data,
+                    '--logdir=%s' % (tmp_path / 'compiled'), '--num_steps=3', '--xla=on',
+                    '--num_samples=0'],
+                   env=environment, check=True, timeout=300, stdout=subprocess.DEVNULL)
+    prefix = str(tmp_path / 'compiled' / 'model.ckpt-3')
+    compiled = {name: tf.train.load_variable(prefix, name)
+                for name, _ in tf.train.list_variables(prefix)}
+    names = [name for name in plain if name != 'run_spec']
+    assert any(not np.array_equal(compiled[name], plain[name]) for name in names)
+    for name in names:
+        np.testing.assert_allclose(compiled[name], plain[name], rtol=0, atol=1e-3,
+                                   err_msg=name)
 
 
 def test_xla_compiles_the_step_and_resumes_exactly(data, tmp_path, capsys):

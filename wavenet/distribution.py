@@ -64,6 +64,16 @@ def read_cluster(environ):
     return cluster, {'type': task_type, 'index': index}
 
 
+def is_chief(cluster):
+    """Whether this process writes the logdir, from read_cluster's (cluster, task) or None
+    (no cluster: the one process is the chief)."""
+    if cluster is None:
+        return True
+    cluster, task = cluster
+    return (task['type'] == 'chief' or
+            ('chief' not in cluster and task['type'] == 'worker' and task['index'] == 0))
+
+
 def place(num_gpus=0, cpu_replicas=1, environ=None):
     """Chooses the devices of a training run and builds its strategy.
 
@@ -123,12 +133,11 @@ def _cluster_placement(cluster, task):
     server = tf.distribute.Server(spec, job_name=task['type'], task_index=task['index'],
                                   config=config, protocol='grpc')
     workers = sum(len(cluster.get(job, ())) for job in ('chief', 'worker'))
-    is_chief = (task['type'] == 'chief' or
-                ('chief' not in cluster and task['type'] == 'worker' and task['index'] == 0))
+    chief = is_chief((cluster, task))
     return Placement(strategy, server.target, config, strategy.num_replicas_in_sync, workers,
-                     is_chief, '%d replicas on %d workers; this is %s %d%s' % (
+                     chief, '%d replicas on %d workers; this is %s %d%s' % (
                          strategy.num_replicas_in_sync, workers, task['type'], task['index'],
-                         ' (the chief)' if is_chief else ''))
+                         ' (the chief)' if chief else ''))
 
 
 def scope(placement):

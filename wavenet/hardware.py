@@ -8,12 +8,15 @@
   training session; evaluate.py and generate.py always compute in float32.
 
 XLA compiles the training step: TensorFlow's auto-clustering (the session's global jit
-level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on for
-the CPU, chosen from a paired benchmark later found biased (README, "Precision and XLA":
-against a plain process it measured about 10% slower on 2-core AMD EPYC CPUs), and off on
-GPUs (not measured).
+level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on
+where it measured faster: training on the CPU in one process, one device, at XLA_MIN_BATCH
+(32) or more images per step (2-core AMD EPYC, Zen 3: 1.18x at batch 32 but 0.91x at batch
+16, `python benchmarks/xla_steps.py`; 2-core Intel Xeon with AVX-512: 1.25x at batch 32,
+measured when the option was asked for). It is off at smaller batches, and on GPUs, logical
+CPU replicas and clusters (not measured there).
 
-Nothing here imports TensorFlow at import time: the XLA switch must be set before it starts.
+Nothing here imports TensorFlow at import time (train.py parses its flags with it). The XLA
+switch must be set before TensorFlow touches its devices, which read TF_XLA_FLAGS once.
 """
 PRECISIONS = ('fp32', 'bf16')
 BF16_FLAGS = ('avx512_bf16', 'amx_bf16')  # /proc/cpuinfo flags of CPUs with bf16 units
@@ -73,12 +76,14 @@ def use_precision(config, precision):
 
 
 XLA_FLAGS = '--tf_xla_cpu_global_jit'  # lets the sessions' jit level reach the CPU
+XLA_MIN_BATCH = 32  # images per step from which XLA measured faster on the CPU
 
 
-def xla_by_default(num_gpus):
-    """Whether XLA is on by default: on the CPU (from a biased measurement: see the module
-    docstring), not on GPUs (not measured)."""
-    return not num_gpus
+def xla_by_default(on_one_cpu, batch_size):
+    """Whether XLA is on by default: when training on the one CPU device of one process
+    (`on_one_cpu`: no GPUs, logical CPU replicas or cluster) at XLA_MIN_BATCH or more images
+    per step; see the module docstring."""
+    return on_one_cpu and batch_size >= XLA_MIN_BATCH
 
 
 def xla_environment(value):
