@@ -27,7 +27,7 @@ MAX_SAMPLES = 1024
 # What a run keeps from start to end: chosen when it starts (these defaults where no flag is
 # given), stored in LOGDIR/training.json, taken from there when it resumes. A flag that
 # differs from the stored value is refused: a resumed run goes on exactly where it stopped.
-RUN_OPTIONS = {'batch_size': 16, 'learning_rate': 2e-3, 'learning_rate_schedule': 'cosine',
+RUN_OPTIONS = {'batch_size': 16, 'learning_rate': 4e-3, 'learning_rate_schedule': 'cosine',
                'optimizer': 'adam', 'momentum': 0.9, 'l2_regularization_strength': 5e-5,
                'dropout': 0.0, 'augment_shift': 0, 'seed': 0, 'validation_fraction': 0.1,
                'precision': 'fp32'}

@@ -769,7 +769,7 @@ EVALUATE_FLAGS = ['--checkpoint', '--data_dir', '--batch_size', '--verbose']
 
 @pytest.mark.parametrize('script, flags, defaults', [
     (train, TRAIN_FLAGS, {'--batch_size': '16', '--num_steps': '4000',
-                          '--learning_rate': '0.002', '--optimizer': 'adam',
+                          '--learning_rate': '0.004', '--optimizer': 'adam',
                           '--checkpoint_every': '500', '--max_checkpoints': '5',
                           '--seed': '0', '--histograms': 'False', '--num_gpus': '0',
                           '--cpu_replicas': '1', '--step_timeout': '600.0',
