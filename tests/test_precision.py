@@ -47,7 +47,12 @@ def run_train(data, logdir, num_steps, *extra):
                            '--num_steps=%d' % num_steps, '--batch_size=4', '--num_samples=0',
                            '--xla=off', '--wavenet_params=%s' % (data.parent / 'params.json')]
                           + list(extra))
-    prefix = str(logdir / ('model.ckpt-%d' % num_steps))
+    return checkpoint_variables(logdir, num_steps)
+
+
+def checkpoint_variables(logdir, step):
+    """{name: value} of every variable in the logdir's checkpoint of `step`."""
+    prefix = str(logdir / ('model.ckpt-%d' % step))
     return {name: tf.train.load_variable(prefix, name)
             for name, _ in tf.train.list_variables(prefix)}
 
@@ -181,9 +186,7 @@ def test_xla_reaches_the_cpu_in_a_fresh_process_resuming_a_run(data, tmp_path):
                     '--logdir=%s' % (tmp_path / 'compiled'), '--num_steps=3', '--xla=on',
                     '--num_samples=0'],
                    env=environment, check=True, timeout=300, stdout=subprocess.DEVNULL)
-    prefix = str(tmp_path / 'compiled' / 'model.ckpt-3')
-    compiled = {name: tf.train.load_variable(prefix, name)
-                for name, _ in tf.train.list_variables(prefix)}
+    compiled = checkpoint_variables(tmp_path / 'compiled', 3)
     names = [name for name in plain if name != 'run_spec']
     assert any(not np.array_equal(compiled[name], plain[name]) for name in names)
     for name in names:
