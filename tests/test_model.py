@@ -115,6 +115,22 @@ def test_level_bumps_add_smooth_curves_to_the_input_tables_and_logit_weights():
                                session.run(logits, {pixels: sequence}), atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_builds_on_resource_variables(variant):
+    """TensorFlow 2's variables (resource variables, as without disable_v2_behavior) work."""
+    with tf.Graph().as_default():
+        with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+            model = WaveNetModel(WaveNetParams(**VARIANTS[variant]), IMAGE_SIZE, NUM_CLASSES,
+                                 3 if variant in COLOUR_VARIANTS else 1)
+        assert {type(variable).__name__ for variable in tf.global_variables()} == {
+            'ResourceVariable'}
+        labels = tf.constant([0, 1]) if model.conditional else None
+        loss = model.loss(tf.zeros([2, model.sequence_length], tf.int32), labels)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            assert np.isfinite(session.run(loss))
+
+
 @pytest.mark.parametrize('state,lanes', [('ring', 1), ('ring', 2), ('queues', 1)])
 @pytest.mark.parametrize('variant', sorted(VARIANTS))
 def test_fast_generation_equals_naive(variant, state, lanes):

@@ -160,8 +160,8 @@ class WaveNetModel:
             # weights; the start token's rows get none.
             bumps = ops.level_bumps(self.params.quantization_channels, self.params.level_bumps)
             bump_rows = tf.einsum('jl,wjr->wlr', bumps, self._variables['input']['bump_tables'])
-            tables += tf.pad(bump_rows, [[0, 0], [0, 1], [0, 0]])
-            logits += tf.matmul(self._variables['output']['bump_logits'], bumps)
+            tables = tables + tf.pad(bump_rows, [[0, 0], [0, 1], [0, 0]])
+            logits = logits + tf.matmul(self._variables['output']['bump_logits'], bumps)
         conditional_keys = [key for key in ('class_projection', 'position_projection')
                             if key in layers[0]]
         return {
