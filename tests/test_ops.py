@@ -42,9 +42,29 @@ def test_causal_shift_delays_with_zeros():
     with tf.Graph().as_default():
         shifted = run(ops.causal_shift(tf.constant(inputs), 2))
         too_far = run(ops.causal_shift(tf.constant(inputs), 9))
+    assert shifted.shape == too_far.shape == inputs.shape
     np.testing.assert_array_equal(shifted[:, :2], 0)
     np.testing.assert_array_equal(shifted[:, 2:], inputs[:, :3])
     np.testing.assert_array_equal(too_far, 0)
+
+
+def test_causal_shift_of_unknown_length_passes_gradients_back_in_time():
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    upstream = rng.normal(size=(2, 6, 3)).astype(np.float32)
+    with tf.Graph().as_default():
+        placeholder = tf.placeholder(tf.float32, [None, None, 3])
+        for shift in (0, 2, 6, 9):
+            shifted = ops.causal_shift(placeholder, shift)
+            gradient = tf.gradients(tf.reduce_sum(shifted * upstream), placeholder)[0]
+            with tf.Session() as session:
+                shifted, gradient = session.run([shifted, gradient], {placeholder: inputs})
+            expected_shifted, expected_gradient = np.zeros_like(inputs), np.zeros_like(inputs)
+            kept = max(6 - shift, 0)
+            expected_shifted[:, 6 - kept:] = inputs[:, :kept]
+            expected_gradient[:, :kept] = upstream[:, 6 - kept:]
+            np.testing.assert_array_equal(shifted, expected_shifted)
+            np.testing.assert_array_equal(gradient, expected_gradient)
 
 
 def test_dense_matches_numpy_for_any_rank():
