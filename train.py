@@ -27,7 +27,7 @@ MAX_SAMPLES = 1024
 # What a run keeps from start to end: chosen when it starts (these defaults where no flag is
 # given), stored in LOGDIR/training.json, taken from there when it resumes. A flag that
 # differs from the stored value is refused: a resumed run goes on exactly where it stopped.
-RUN_OPTIONS = {'batch_size': 16, 'learning_rate': 4e-3, 'learning_rate_schedule': 'cosine',
+RUN_OPTIONS = {'batch_size': 8, 'learning_rate': 6e-3, 'learning_rate_schedule': 'cosine',
                'optimizer': 'adam', 'momentum': 0.9, 'l2_regularization_strength': 5e-5,
                'dropout': 0.0, 'augment_shift': 0, 'seed': 0, 'validation_fraction': 0.1,
                'precision': 'fp32'}
@@ -76,7 +76,7 @@ def add_optimization_flags(group):
     group.add_argument('--batch_size', type=cli.positive_int, default=None,
                        help='images per training step, split between the replicas (refused '
                             'when the run would not fit in memory)' + kept_default('batch_size'))
-    group.add_argument('--num_steps', type=cli.positive_int, default=4000,
+    group.add_argument('--num_steps', type=cli.positive_int, default=4200,
                        help='global step at which training stops')
     group.add_argument('--learning_rate', type=cli.positive_float, default=None,
                        help='initial learning rate' + kept_default('learning_rate'))
@@ -108,7 +108,7 @@ def add_optimization_flags(group):
 
 def add_output_flags(group):
     """The output flags."""
-    group.add_argument('--checkpoint_every', type=cli.positive_int, default=500,
+    group.add_argument('--checkpoint_every', type=cli.positive_int, default=1000,
                        help='steps between checkpoints (also validation and sample grids)')
     group.add_argument('--max_checkpoints', type=cli.positive_int, default=5,
                        help='checkpoints kept in the logdir')

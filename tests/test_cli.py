@@ -768,9 +768,9 @@ EVALUATE_FLAGS = ['--checkpoint', '--data_dir', '--batch_size', '--verbose']
 
 
 @pytest.mark.parametrize('script, flags, defaults', [
-    (train, TRAIN_FLAGS, {'--batch_size': '16', '--num_steps': '4000',
-                          '--learning_rate': '0.004', '--optimizer': 'adam',
-                          '--checkpoint_every': '500', '--max_checkpoints': '5',
+    (train, TRAIN_FLAGS, {'--batch_size': '8', '--num_steps': '4200',
+                          '--learning_rate': '0.006', '--optimizer': 'adam',
+                          '--checkpoint_every': '1000', '--max_checkpoints': '5',
                           '--seed': '0', '--histograms': 'False', '--num_gpus': '0',
                           '--cpu_replicas': '1', '--step_timeout': '600.0',
                           '--precision': 'fp32', '--xla': 'auto'}),
@@ -793,9 +793,9 @@ def test_help(script, flags, defaults, tmp_path):
         if flag != '-h':
             assert '(default: ' in text, (flag, text)
     for flag, value in defaults.items():
-        # A run option kept on resume says so after its default: '(default: 16; when ...'.
+        # A run option kept on resume says so after its default: '(default: 8; when ...'.
         assert re.search(r'\(default: %s[);]' % re.escape(value), blocks[flag]), (flag,
                                                                                   blocks[flag])
     if script is train:
-        assert "(default: 16; when resuming, the run's)" in blocks['--batch_size']
-        assert "(default: 4000)" in blocks['--num_steps']
+        assert "(default: 8; when resuming, the run's)" in blocks['--batch_size']
+        assert "(default: 4200)" in blocks['--num_steps']
