@@ -56,6 +56,7 @@ def test_causal_shift_of_unknown_length_passes_gradients_back_in_time():
         placeholder = tf.placeholder(tf.float32, [None, None, 3])
         for shift in (0, 2, 6, 9):
             shifted = ops.causal_shift(placeholder, shift)
+            assert shifted.shape.as_list() == [None, None, 3]
             gradient = tf.gradients(tf.reduce_sum(shifted * upstream), placeholder)[0]
             with tf.Session() as session:
                 shifted, gradient = session.run([shifted, gradient], {placeholder: inputs})

@@ -63,7 +63,9 @@ def causal_shift(inputs, shift):
     length = tf.shape(inputs)[1]
     delay = tf.minimum(shift, length)
     kept = tf.slice(inputs, [0, 0, 0], [-1, length - delay, -1])  # [B, T - delay, C]
-    return tf.pad(kept, [[0, 0], [delay, 0], [0, 0]])
+    shifted = tf.pad(kept, [[0, 0], [delay, 0], [0, 0]])
+    shifted.set_shape(inputs.shape)  # the padding is a tensor: keep the static shape
+    return shifted
 
 
 def causal_conv(inputs, filters, dilation, biases=None):
