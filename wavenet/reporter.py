@@ -40,7 +40,7 @@ class ReportOptions:
     batch_size: int
     print_every: int = 100
     summary_every: int = 20
-    checkpoint_every: int = 500
+    checkpoint_every: int = 1000
     max_checkpoints: int = 5
     num_samples: int = 16
 
