@@ -38,11 +38,11 @@ class ReportOptions:
     logdir: str
     num_steps: int
     batch_size: int
-    print_every: int = 100
-    summary_every: int = 20
-    checkpoint_every: int = 1000
-    max_checkpoints: int = 5
-    num_samples: int = 16
+    print_every: int
+    summary_every: int
+    checkpoint_every: int
+    max_checkpoints: int
+    num_samples: int
 
 
 class Reporter:
