@@ -327,6 +327,10 @@ def test_a_second_run_on_the_same_logdir_is_refused_naming_the_first(data, tmp_p
         with pytest.raises(cli.UsageError, match=r'in use by another training run \(PID %d\)'
                            % first.pid):
             run_train(data, logdir, 100000)
+        # Interrupt after a finished step, so the run has one to resume from (even on a
+        # loaded machine, where the first step can take longer than the refusal).
+        while not first.stdout.readline().startswith('step '):
+            assert first.poll() is None, first.stderr.read()
         first.send_signal(signal.SIGINT)
         output, errors = first.communicate(timeout=120)
     finally:
