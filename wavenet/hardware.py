@@ -10,10 +10,11 @@
 XLA compiles the training step: TensorFlow's auto-clustering (the session's global jit
 level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on
 where it measured faster: training on the CPU in one process, one device, at XLA_MIN_BATCH
-(32) or more images per step (2-core AMD EPYC, Zen 3: 1.18x at batch 32 but 0.91x at batch
-16 and 1.03x, within the spread, at batch 8, `python benchmarks/xla_steps.py`; 2-core Intel
-Xeon with AVX-512: 1.25x at batch 32, measured when the option was asked for). It is off at
-smaller batches, and on GPUs, logical CPU replicas and clusters (not measured there).
+(32) or more images per step (2-core AMD EPYC, Zen 3: 1.18x and on another day 1.07x at
+batch 32, but 0.97x at 24, 0.91x and 0.96x at 16 and 1.03x, within the spread, at batch 8,
+`python benchmarks/xla_steps.py`; 2-core Intel Xeon with AVX-512: 1.25x at batch 32,
+measured when the option was asked for). It is off at smaller batches, and on GPUs, logical
+CPU replicas and clusters (not measured there).
 
 Nothing here imports TensorFlow at import time (train.py parses its flags with it). The XLA
 switch must be set before TensorFlow touches its devices, which read TF_XLA_FLAGS once.
