@@ -11,16 +11,17 @@ Folder layout:
     folder level names the class; images lying directly in the split folder
     have no class (label -1).
 
-Images are found by extension (`IMAGE_EXTENSIONS`, any letter case); hidden
-files and folders are ignored and so are files with other extensions. A file
-with an image extension that cannot be decoded (empty, truncated, not an
-image, declaring more than `MAX_IMAGE_PIXELS`) is skipped and reported in
+Images are found by extension (`image_file.IMAGE_EXTENSIONS`, any letter
+case); hidden files and folders are ignored and so are files with other
+extensions. wavenet/image_file.py decodes each file. A file with an image
+extension that cannot be decoded (empty, truncated, not an image, declaring
+more than `image_file.MAX_IMAGE_PIXELS`) is skipped and reported in
 `Dataset.skipped`. Each file's header is read first, for its size, and its
 pixels are decoded once.
 
-Orientation: the EXIF orientation tag (in JPEG, PNG, WebP and TIFF files, or
-an XMP `tiff:Orientation`, as Pillow reads them) is applied, so a photo taken
-with a rotated phone is read upright. Sizes below are sizes after orientation:
+Orientation: the EXIF orientation is applied (see wavenet/image_file.py), so
+a photo taken with a rotated phone is read upright. Sizes below are sizes
+after orientation:
 a 90 or 270 degree rotation swaps width and height. (A PNG whose EXIF chunk
 follows its pixel data is oriented when decoded but not in the header pass, so
 it counts at its stored size.)
@@ -50,29 +51,15 @@ count than it holds is a DataError.
 import collections
 import contextlib
 import os
-import warnings
 from typing import NamedTuple
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps, TiffImagePlugin
-
-from wavenet import prepared
-
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
-                    '.webp')
-# An image whose header declares more pixels (width * height) than this is
-# refused before it is decoded.
-MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+from wavenet import image_file, prepared
 
 _TRAIN_FOLDER = 'train'
 _VALIDATION_FOLDERS = ('test', 'val', 'validation')
-_SIXTEEN_BIT_MODES = ('I;16', 'I;16L', 'I;16B', 'I;16N')
-# EXIF orientations that turn the image by 90 or 270 degrees (5 and 7 also
-# mirror it): width and height swap.
-_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
-_TIFF_WIDTH_TAG, _TIFF_LENGTH_TAG = 256, 257
-_EXPECTED_LAYOUT = (f'image files ({", ".join(IMAGE_EXTENSIONS)}), optionally '
-                    'in class subfolders or in train/ and test/ split folders')
+_EXPECTED_LAYOUT = (f'image files ({", ".join(image_file.IMAGE_EXTENSIONS)}), '
+                    'optionally in class subfolders or in train/ and test/ split folders')
 
 
 class DataError(Exception):
@@ -156,10 +143,6 @@ class FolderPlan(NamedTuple):
     size_counts: tuple
 
 
-class _UnreadableImage(Exception):
-    """An image file that cannot be decoded; the message is a short reason."""
-
-
 def quantize(pixels, quantization_channels):
     """Maps 8-bit intensities to quantization levels.
 
@@ -195,14 +178,7 @@ def dequantize(levels, quantization_channels):
 def load_image(path, image_size=None, channels=1):
     """Reads one image file as 8-bit grayscale or RGB.
 
-    Only the first frame of an animated or multi-page file is read. For
-    grayscale, colour is converted to luma (ITU-R 601-2); for RGB, grayscale
-    data is repeated in the three channels. An alpha channel is dropped, not
-    composited. 16-bit data is scaled by 1/257 (65535 -> 255); 32-bit integer
-    data is read as 8-bit when no value exceeds 255 and as 16-bit otherwise;
-    float data is scaled by 255 when no value exceeds 1 and read as 0..255
-    otherwise. Values outside the range are clipped. The EXIF orientation is
-    applied before resizing.
+    The conversions are those of `image_file.read_pixels`.
 
     Args:
       path: path of the image file.
@@ -216,14 +192,14 @@ def load_image(path, image_size=None, channels=1):
 
     Raises:
       DataError: the file cannot be decoded or declares more than
-        MAX_IMAGE_PIXELS pixels.
+        image_file.MAX_IMAGE_PIXELS pixels.
     """
     if image_size is not None:
         image_size = _check_image_size(image_size)
     _check_channels(channels)
     try:
-        return _read_image(path, image_size, channels)
-    except _UnreadableImage as error:
+        return image_file.read_pixels(path, image_size, channels)
+    except image_file.UnreadableImage as error:
         raise DataError(f'cannot read image {path}: {error}; replace or '
                         'remove the file') from error
 
@@ -236,14 +212,16 @@ def list_image_files(folder):
 
     Returns:
       Sorted list of str paths of the files whose extension is in
-      IMAGE_EXTENSIONS (any letter case), hidden files and folders excluded.
+      image_file.IMAGE_EXTENSIONS (any letter case), hidden files and folders
+      excluded.
     """
     paths = []
     for parent, folders, names in os.walk(os.fspath(folder)):
         folders[:] = [name for name in folders if not name.startswith('.')]
         paths.extend(os.path.join(parent, name) for name in names
                      if not name.startswith('.')
-                     and name.lower().endswith(IMAGE_EXTENSIONS))
+                     and name.lower().endswith(
+                         image_file.IMAGE_EXTENSIONS))
     return sorted(paths)
 
 
@@ -336,8 +314,9 @@ def decode_split(split_files, image_size, channels=1):
     """
     for path, class_name in split_files.files:
         try:
-            yield path, class_name, _read_image(path, image_size, channels), None
-        except _UnreadableImage as error:
+            pixels = image_file.read_pixels(path, image_size, channels)
+            yield path, class_name, pixels, None
+        except image_file.UnreadableImage as error:
             yield path, class_name, None, str(error)
 
 
@@ -474,143 +453,6 @@ def _subset(image_set, rows):
                     labels=image_set.labels[rows], files=())
 
 
-@contextlib.contextmanager
-def _open_image(path):
-    """Opens an image file, refusing it before decoding if it is too large.
-
-    Args:
-      path: path of the image file.
-
-    Yields:
-      The open PIL image, its pixels not yet decoded. Any error raised while
-      the file is open, in the caller's block too, becomes _UnreadableImage.
-
-    Raises:
-      _UnreadableImage: with a short reason.
-    """
-    with warnings.catch_warnings():
-        # PIL's warnings about malformed metadata are noise here; a file that
-        # cannot be decoded is reported through the exception instead.
-        warnings.simplefilter('ignore')
-        warnings.simplefilter('error', Image.DecompressionBombWarning)
-        # Decoders of malformed files raise many exception types (OSError,
-        # SyntaxError, ValueError, struct.error, ...): all mean unreadable.
-        try:
-            if os.path.getsize(path) == 0:
-                raise _UnreadableImage('empty file')
-            # Through a file object, Pillow reads the pixels instead of
-            # memory-mapping them; its map of an uncompressed TIFF turned by
-            # 90 degrees garbles the pixels (Pillow 13).
-            with open(path, 'rb') as file, Image.open(file) as image:
-                width, height = image.size
-                if not 0 < width * height <= MAX_IMAGE_PIXELS:
-                    raise _UnreadableImage(
-                        f'declares {width}x{height} pixels; 1 to '
-                        f'{MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS) are allowed')
-                yield image
-        except _UnreadableImage:
-            raise
-        except Exception as error:  # pylint: disable=broad-except
-            raise _UnreadableImage(_reason(error)) from error
-
-
-def _read_size(path):
-    """Reads the size of one file from its header, without decoding pixels.
-
-    Args:
-      path: path of the image file.
-
-    Returns:
-      (height, width) after the EXIF orientation is applied.
-
-    Raises:
-      _UnreadableImage: with a short reason.
-    """
-    with _open_image(path) as image:
-        width, height = _stored_size(image)
-        # Image.getexif reads the metadata already parsed from the header;
-        # PNG's override would decode the pixels to look for a later chunk.
-        orientation = Image.Image.getexif(image).get(
-            ExifTags.Base.Orientation, 1)
-    if orientation in _SWAPPING_ORIENTATIONS:
-        return width, height
-    return height, width
-
-
-def _stored_size(image):
-    """(width, height) of an open image's pixels before EXIF orientation.
-
-    Pillow 11 and later report a TIFF's size already oriented, so a TIFF's is
-    read from its tags.
-    """
-    if isinstance(image, TiffImagePlugin.TiffImageFile):
-        return image.tag_v2[_TIFF_WIDTH_TAG], image.tag_v2[_TIFF_LENGTH_TAG]
-    return image.size
-
-
-def _read_image(path, image_size, channels):
-    """Decodes one file; see `load_image`.
-
-    Args:
-      path: path of the image file.
-      image_size: (height, width) to resize to, or None.
-      channels: 1 for grayscale, 3 for RGB.
-
-    Returns:
-      uint8 [height, width] or [height, width, 3] array of intensities.
-
-    Raises:
-      _UnreadableImage: with a short reason.
-    """
-    with _open_image(path) as image:
-        ImageOps.exif_transpose(image, in_place=True)  # Decodes the pixels.
-        pixels = _to_gray(image) if channels == 1 else _to_rgb(image)
-    if image_size is not None and pixels.shape[:2] != image_size:
-        height, width = image_size
-        pixels = np.asarray(Image.fromarray(pixels).resize(
-            (width, height), Image.Resampling.LANCZOS))
-    return pixels
-
-
-def _to_gray(image):
-    """Converts a decoded PIL image to a uint8 [height, width] array."""
-    if image.mode == 'L':
-        return np.asarray(image, dtype=np.uint8)
-    if image.mode in _SIXTEEN_BIT_MODES or image.mode == 'I':
-        values = np.asarray(image).astype(np.int64)
-        if image.mode in _SIXTEEN_BIT_MODES or values.max() > 255:
-            values = np.round(np.clip(values, 0, 65535) / 257)
-        return np.clip(values, 0, 255).astype(np.uint8)
-    if image.mode == 'F':
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        if values.max() <= 1:
-            values = values * 255
-        return np.round(np.clip(values, 0, 255)).astype(np.uint8)
-    # Dropping the alpha band of RGBA keeps the colour under it.
-    gray = image.convert('RGBA').convert('RGB').convert('L')
-    return np.asarray(gray, dtype=np.uint8)
-
-
-def _to_rgb(image):
-    """Converts a decoded PIL image to a uint8 [height, width, 3] array."""
-    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ('I', 'F', 'L'):
-        gray = _to_gray(image)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    # Dropping the alpha band of RGBA keeps the colour under it.
-    return np.asarray(image.convert('RGBA').convert('RGB'), dtype=np.uint8)
-
-
-def _reason(error):
-    """A short reason for a decoding error."""
-    if isinstance(error, Image.UnidentifiedImageError):
-        return 'not a recognized image format'
-    if isinstance(error, (Image.DecompressionBombError,
-                          Image.DecompressionBombWarning)):
-        return (f'declares more than {MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS) '
-                f'pixels: {error}')
-    return f'{type(error).__name__}: {error}'
-
-
 def _plan(data_dir, image_size, validation_fraction, seed):
     """plan_dataset after its arguments were checked."""
     train_root, validation_root = _split_folders(data_dir)
@@ -646,8 +488,8 @@ def _read_headers(paths, root):
     files, sizes, skipped = [], [], []
     for path in paths:
         try:
-            sizes.append(_read_size(path))
-        except _UnreadableImage as error:
+            sizes.append(image_file.read_size(path))
+        except image_file.UnreadableImage as error:
             skipped.append((path, str(error)))
             continue
         parts = os.path.relpath(path, root).split(os.sep)
