@@ -178,17 +178,10 @@ def dequantize(levels, quantization_channels):
 def load_image(path, image_size=None, channels=1):
     """Reads one image file as 8-bit grayscale or RGB.
 
-    The conversions are those of `image_file.read_pixels`.
-
-    Args:
-      path: path of the image file.
-      image_size: (height, width) to resize to with a Lanczos filter, or None
-        to keep the size of the file.
-      channels: 1 for grayscale, 3 for RGB.
-
-    Returns:
-      uint8 [height, width] (grayscale) or [height, width, 3] (RGB) array of
-      intensities 0..255.
+    `image_file.read_pixels` (its arguments, conversions and uint8 [height,
+    width] or [height, width, 3] result), with the arguments checked and an
+    unreadable file reported as a DataError naming it. `image_size` defaults
+    to the size of the file.
 
     Raises:
       DataError: the file cannot be decoded or declares more than
