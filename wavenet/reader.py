@@ -21,10 +21,9 @@ pixels are decoded once.
 
 Orientation: the EXIF orientation is applied (see wavenet/image_file.py), so
 a photo taken with a rotated phone is read upright. Sizes below are sizes
-after orientation:
-a 90 or 270 degree rotation swaps width and height. (A PNG whose EXIF chunk
-follows its pixel data is oriented when decoded but not in the header pass, so
-it counts at its stored size.)
+after orientation: a 90 or 270 degree rotation swaps width and height. (A PNG
+whose EXIF chunk follows its pixel data is oriented when decoded but not in
+the header pass, so it counts at its stored size.)
 
 Image size rule: when no `image_size` is given, the most common size among the
 training images is used (by `load_folder`: among all its images), as declared
