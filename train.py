@@ -579,6 +579,8 @@ def run_session(args, spec, graph, reporter, resume, placement):
     """
     import tensorflow.compat.v1 as tf
     from wavenet import checkpoints
+    with tf.name_scope('train/'):
+        initialize = tf.global_variables_initializer()
     with tf.Session(placement.target, config=placement.config) as session, \
             cli.StopRequest() as stop:
         timeout = args.step_timeout if placement.workers > 1 else None
@@ -588,7 +590,7 @@ def run_session(args, spec, graph, reporter, resume, placement):
             print('resumed from %s' % resume_from)
         else:
             # In a cluster, a broadcast of the chief's initial values: every worker joins.
-            run_step(session, tf.global_variables_initializer(), None, timeout, 0)
+            run_step(session, initialize, None, timeout, 0)
         step = session.run(graph.global_step)
         if step >= args.num_steps:
             print('step %d already reached --num_steps=%d; nothing to train'
@@ -597,8 +599,9 @@ def run_session(args, spec, graph, reporter, resume, placement):
         if placement.is_chief:
             checkpoints.write_run_files(args.logdir, spec)
             kept = checkpoints.list_checkpoints(args.logdir)
-            reporter.open(session, [prefix for prefix in reversed(kept)
-                                    if checkpoints.step_of(prefix) <= step])
+            reporter.open(session, step, run_settings(args, spec),
+                          [prefix for prefix in reversed(kept)
+                           if checkpoints.step_of(prefix) <= step])
         print('training from step %d to %d, batch %d, %s' % (step, args.num_steps,
                                                              args.batch_size, args.optimizer))
         step = train(session, graph, reporter, step, stop, placement.workers, args)
@@ -607,6 +610,16 @@ def run_session(args, spec, graph, reporter, resume, placement):
             print('interrupted at step %d; %s' % (step, 'checkpoint saved in %s' % args.logdir
                                                   if placement.is_chief
                                                   else 'the chief saved it'))
+
+
+def run_settings(args, spec):
+    """What TensorBoard shows of the run: {group: {name: value}}."""
+    height, width = spec.image_size
+    return {'params': spec.params.to_dict(), 'training': dict(spec.training,
+                                                            num_steps=args.num_steps),
+            'data': {'data_dir': os.path.abspath(args.data_dir),
+                     'image_size': '%dx%d' % (height, width), 'channels': spec.channels,
+                     'classes': ' '.join(spec.classes)}}
 
 
 def main(argv=None):

@@ -125,9 +125,9 @@ def parse_arguments(argv=None):
 def main(argv=None):
     """Writes the PNG, prints each run's final validation bits/dim; returns the exit status."""
     args = parse_arguments(argv)
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-    import tensorflow.compat.v1 as tf
-    tf.get_logger().setLevel('ERROR')  # not the deprecation of tf_record_iterator
+    sys.path.insert(0, ROOT)
+    from wavenet import cli
+    tf = cli.import_tensorflow(verbose=False)  # not the deprecation of tf_record_iterator
     try:
         runs = [read_run(tf, label, logdir) for label, logdir in args.runs]
     except FileNotFoundError as error:

@@ -172,7 +172,7 @@ def measure_training(tf, params, batch, settings, xla=False, precision='fp32'):
         labels = tf.placeholder(tf.int32, [batch], name='labels') if model.conditional else None
         global_step = tf.train.get_or_create_global_step()
         pixels = tf.placeholder(tf.int32, [batch, NUM_PIXELS], name='pixels')
-        loss = model.loss(pixels, labels)
+        loss, _ = model.loss(pixels, labels)
         train_op = tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss, global_step=global_step)
         config = hardware.use_xla(hardware.use_precision(tf.ConfigProto(), precision), xla)
         with tf.Session(config=config) as session:

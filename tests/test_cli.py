@@ -74,6 +74,9 @@ def run_script(*args, cwd):
     """
     env = dict(os.environ)
     env.pop('TF_CPP_MIN_LOG_LEVEL', None)
+    # oneDNN on, as it is by default on CPUs with AVX512_VNNI, AVX512_BF16 or AMX: then
+    # TensorFlow writes start-up lines to stderr that the scripts must hold back.
+    env['TF_ENABLE_ONEDNN_OPTS'] = '1'
     env['COLUMNS'] = '200'  # --help on long lines
     proc = subprocess.run([sys.executable] + [str(arg) for arg in args], cwd=str(cwd), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -230,13 +233,13 @@ def scalars(folder):
     return found
 
 
-def graph_node_names(folder):
-    """The node names of the one GraphDef in `folder`'s events."""
+def graph_nodes(folder):
+    """The nodes of the one GraphDef in `folder`'s events."""
     graphs = [event.graph_def for event in events(folder) if event.graph_def]
     assert len(graphs) == 1, 'expected one graph in %s, found %d' % (folder, len(graphs))
     graph = tf.GraphDef()
     graph.ParseFromString(graphs[0])
-    return [node.name for node in graph.node]
+    return list(graph.node)
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -285,7 +288,8 @@ def test_train_end_to_end(trained, data_dir):
         assert name in names, sorted(names)
     for step in CHECKPOINTS:
         assert any(name.startswith('model.ckpt-%d.data-' % step) for name in names), names
-    assert not [name for name in names if 'tfevents' in name], 'events outside train/'
+    # The HParams of the run in the logdir's own events, its metrics in train/ and validation/.
+    assert len([name for name in names if 'tfevents' in name]) == 1, names
     stored_params = json.loads((logdir / 'params.json').read_text())
     assert {key: stored_params.get(key) for key in TINY_PARAMS} == TINY_PARAMS, stored_params
     data = json.loads((logdir / 'data.json').read_text())
@@ -490,11 +494,15 @@ def layer_indices(names):
 
 
 def test_graph_in_train_events_is_grouped_by_name_scopes(trained):
-    names = graph_node_names(trained.logdir / 'train')
+    nodes = graph_nodes(trained.logdir / 'train')
+    names = [node.name for node in nodes]
     scopes = collections.Counter(name.split('/')[0] for name in names if '/' in name)
-    for scope in ('wavenet', 'data', 'loss', 'optimizer', 'validation', 'generation'):
+    for scope in ('wavenet', 'data', 'input', 'layers', 'output', 'loss', 'optimizer', 'train',
+                  'validation', 'generation'):
         assert scopes[scope] > 0, scopes
-    # The model's ops, wherever it runs, under input/, layerN/ and output/ name scopes
+    # No stray op at the top level: only the variables outside the model.
+    assert {name for name in names if '/' not in name} == {'global_step', 'run_spec'}
+    # The model's ops, wherever it runs, under input/, layers/layerN/ and output/ name scopes
     # (wavenet/ holds the variables, optimizer/ the gradients and updates).
     by_use = {use: [name for name in names if name.startswith(use + '/')]
               for use in ('validation', 'generation')}
@@ -504,8 +512,29 @@ def test_graph_in_train_events_is_grouped_by_name_scopes(trained):
         assert layer_indices(inside) == set(range(LAYERS)), (use, layer_indices(inside))
         for part in ('input', 'output'):
             assert any(re.search(r'(?:^|/)%s/' % part, name) for name in inside), (use, part)
-    top_level = [name for name in names if '/' not in name]
-    assert len(top_level) <= 0.02 * len(names), top_level
+    # One edge from the layers into the output (else TensorBoard sets the output aside), and
+    # the L2 terms in the loss.
+    into_output = {source.lstrip('^').split(':')[0] for node in nodes
+                   if node.name.startswith('output/') for source in node.input}
+    assert {source for source in into_output if source.startswith('layers/')} == {
+        'layers/skips'}, into_output
+    assert any(node.op == 'L2Loss' for node in nodes)
+    assert all(node.name.startswith('loss/') for node in nodes if node.op == 'L2Loss')
+
+
+def test_the_run_settings_are_in_tensorboard(trained, data_dir):
+    """Text tables of the params, training options and data in train/, HParams in the
+    logdir's own events."""
+    texts = {value.tag: tf.make_ndarray(value.tensor).item().decode()
+             for _, value in summary_values(trained.logdir / 'train')
+             if value.metadata.plugin_data.plugin_name == 'text'}
+    assert sorted(texts) == ['settings/data', 'settings/params', 'settings/training']
+    assert '| dilations | [1, 2, 4, 8] |' in texts['settings/params'], texts
+    assert '| batch_size | 4 |' in texts['settings/training'], texts
+    assert '| data_dir | "%s" |' % data_dir in texts['settings/data'], texts
+    plugins = [value.metadata.plugin_data.plugin_name
+               for _, value in summary_values(trained.logdir)]
+    assert plugins == ['hparams'], plugins
 
 
 # ----------------------------------------------------------------------------- generate.py

@@ -125,7 +125,7 @@ def test_builds_on_resource_variables(variant):
         assert {type(variable).__name__ for variable in tf.global_variables()} == {
             'ResourceVariable'}
         labels = tf.constant([0, 1]) if model.conditional else None
-        loss = model.loss(tf.zeros([2, model.sequence_length], tf.int32), labels)
+        loss, _ = model.loss(tf.zeros([2, model.sequence_length], tf.int32), labels)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
             assert np.isfinite(session.run(loss))
@@ -240,7 +240,7 @@ def test_overfits_a_few_images():
     with tf.Graph().as_default():
         tf.set_random_seed(0)
         model = WaveNetModel(params, (6, 6))
-        loss = model.loss(tf.constant(images, tf.int32))
+        loss, _ = model.loss(tf.constant(images, tf.int32))
         train_op = tf.train.AdamOptimizer(1e-2).minimize(loss)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())

@@ -205,7 +205,8 @@ def test_the_script_runs_from_the_command_line(new_logdir, tmp_path):
     out = tmp_path / 'cli.png'
     script = os.path.join(os.path.dirname(plot_curves.__file__), 'plot_curves.py')
     result = subprocess.run([sys.executable, script, '--out=%s' % out, 'run=%s' % new_logdir[0]],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS='1'))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith('run: final validation bits/dim ')
     assert result.stderr == 'wrote %s\n' % out  # TensorFlow's start-up and deprecation logs hidden

@@ -351,10 +351,12 @@ def restorer(checkpoint, variables):
         if stored != variables[name].op.name:
             for index, copy in enumerate(getattr(variables[name], 'values', [variables[name]])):
                 copies[index][stored] = copy
-    savers = [tf.train.Saver(own)] if own else []
-    savers += [tf.train.Saver(renamed) for renamed in copies.values()]
-    initializer = tf.variables_initializer([variable for name, variable in variables.items()
-                                            if name not in stored_names])
+    with tf.name_scope('restore'):
+        savers = [tf.train.Saver(own)] if own else []
+        savers += [tf.train.Saver(renamed) for renamed in copies.values()]
+        initializer = tf.variables_initializer([variable for name, variable
+                                                in variables.items()
+                                                if name not in stored_names])
 
     def restore(session):
         for saver in savers:

@@ -1,10 +1,12 @@
 """Helpers shared by the command-line scripts: flag types, quiet TensorFlow, errors, signals."""
 import argparse
+import contextlib
 import logging
 import math
 import os
 import signal
 import sys
+import tempfile
 
 
 class UsageError(Exception):
@@ -131,13 +133,40 @@ def import_tensorflow(verbose):
     TensorFlow's own switches: TF_CPP_MIN_LOG_LEVEL for its C++ logs (read when it loads,
     so a value the user set is kept) and its Python logger at ERROR.
     """
-    if not verbose:
+    if verbose:
+        import tensorflow.compat.v1 as tf
+    else:
         os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-    import tensorflow.compat.v1 as tf
-    if not verbose:
+        with _stderr_held_back():
+            import tensorflow.compat.v1 as tf
         tf.get_logger().setLevel(logging.ERROR)
     tf.disable_v2_behavior()
     return tf
+
+
+@contextlib.contextmanager
+def _stderr_held_back():
+    """Holds back what is written to file descriptor 2 in the block, and shows it only if the
+    block raises.
+
+    Where oneDNN is on (by default on CPUs with AVX512_VNNI, AVX512_BF16 or AMX), TensorFlow's
+    C++ code writes lines such as 'oneDNN custom operations are on' while it is imported,
+    before its log level applies: TF_CPP_MIN_LOG_LEVEL cannot silence them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode('utf-8', 'replace'))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def count(number, noun):

@@ -242,28 +242,31 @@ class WaveNetModel:
         """
         gated_outputs = []
         residual = inputs
-        for index, dilation in enumerate(self.params.dilations):
-            with tf.name_scope('layer%d' % index):
-                layer = self._variables['layers'][index]
-                filter_gate = ops.conv_taps(layer_taps(index, dilation, residual),
-                                            self._matrices['filter_gate'][index],
-                                            layer['filter_gate_biases'])
-                if layer_conditions[index] is not None:
-                    filter_gate += layer_conditions[index]
-                filters, gates = tf.split(filter_gate, 2, axis=-1)
-                gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
-                if dropout is not None and dropout.rate > 0:
-                    gated = ops.dropout_rows(
-                        gated, dropout.rate,
-                        tf.random.experimental.stateless_fold_in(dropout.seed, index),
-                        dropout.first, dropout.total)
-                gated_outputs.append(gated)
-                if 'dense' in layer:
-                    residual += ops.dense(gated, layer['dense'], layer['dense_biases'])
+        # The layers and the concatenation of their skips in one scope: one edge into the
+        # output, which TensorBoard then keeps in the main graph.
+        with tf.name_scope('layers'):
+            for index, dilation in enumerate(self.params.dilations):
+                with tf.name_scope('layer%d' % index):
+                    layer = self._variables['layers'][index]
+                    filter_gate = ops.conv_taps(layer_taps(index, dilation, residual),
+                                                self._matrices['filter_gate'][index],
+                                                layer['filter_gate_biases'])
+                    if layer_conditions[index] is not None:
+                        filter_gate += layer_conditions[index]
+                    filters, gates = tf.split(filter_gate, 2, axis=-1)
+                    gated = tf.tanh(filters) * tf.sigmoid(gates)  # [..., dilation_channels]
+                    if dropout is not None and dropout.rate > 0:
+                        gated = ops.dropout_rows(
+                            gated, dropout.rate,
+                            tf.random.experimental.stateless_fold_in(dropout.seed, index),
+                            dropout.first, dropout.total)
+                    gated_outputs.append(gated)
+                    if 'dense' in layer:
+                        residual += ops.dense(gated, layer['dense'], layer['dense_biases'])
+            skip_inputs = tf.concat(gated_outputs, axis=-1, name='skips')  # [..., L * D]
         with tf.name_scope('output'):
             # The sum of every layer's skip projection, as one matrix product.
-            skips = ops.dense(tf.concat(gated_outputs, axis=-1), self._matrices['skip'],
-                              self._matrices['skip_biases'])
+            skips = ops.dense(skip_inputs, self._matrices['skip'], self._matrices['skip_biases'])
             output = self._variables['output']
             hidden = tf.nn.relu(ops.dense(tf.nn.relu(skips), output['hidden'],
                                           output['hidden_biases']))
@@ -308,12 +311,21 @@ class WaveNetModel:
         """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
         return ops.nats_per_sequence(self.logits(pixels, labels, dropout), pixels)
 
-    def loss(self, pixels, labels=None, dropout=None):
-        """Mean negative log-likelihood per sub-pixel, in nats: scalar."""
+    def loss(self, pixels, labels=None, dropout=None, l2_strength=0.0):
+        """The mean negative log-likelihood per sub-pixel, in nats, and the training objective.
+
+        Returns:
+            (loss, objective), scalars: the objective adds l2_strength times the L2 penalty
+            of every weight (built under the same name scope, 'loss').
+        """
         logits = self.logits(pixels, labels, dropout)
         with tf.name_scope('loss'):
             num_pixels = tf.cast(tf.shape(pixels)[1], tf.float32)
-            return tf.reduce_mean(ops.nats_per_sequence(logits, pixels)) / num_pixels
+            loss = tf.reduce_mean(ops.nats_per_sequence(logits, pixels)) / num_pixels
+            if not l2_strength:
+                return loss, loss
+            return loss, loss + l2_strength * tf.add_n([tf.nn.l2_loss(weight)
+                                                        for weight in self.weights])
 
     def step_logits(self, token_taps, layer_taps, layer_conditions):
         """Logits of one incremental step, from the taps a generation store gives.

@@ -5,11 +5,13 @@ Events go to `logdir/train` and `logdir/validation` with the same tags (`bits_pe
 TensorBoard draws the two curves on one chart.
 """
 import dataclasses
+import json
 import math
 import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+from tensorboard.plugins.hparams import summary as hparams_summary
 
 from wavenet import cli, generation, image_grid
 from wavenet.checkpoints import CHECKPOINT_PREFIX, SAMPLES_FOLDER, WriteError
@@ -70,11 +72,14 @@ class Reporter:
         self._session = self._writers = None
         self._progress = _Progress(options, model.sequence_length)
 
-    def open(self, session, checkpoints=()):
-        """Starts reporting on `session`: opens the event writers.
+    def open(self, session, step, settings, checkpoints=()):
+        """Starts reporting on `session`: opens the event writers and writes the settings.
 
         Args:
             session: the training session.
+            step: the global step the session starts from.
+            settings: {group: {name: value}} describing the run (params, training options,
+                data), written as TensorBoard text and HParams.
             checkpoints: the logdir's earlier checkpoints, oldest first, which the saver
                 then counts (and deletes) as its own when it keeps max_checkpoints.
         """
@@ -82,7 +87,12 @@ class Reporter:
         self._saver.recover_last_checkpoints(list(checkpoints))
         self._writers = {name: tf.summary.FileWriter(os.path.join(self.options.logdir, name),
                                                      session.graph if name == 'train' else None)
-                         for name in ('train', 'validation')}
+                         for name in ('', 'train', 'validation')}
+        self._writers['train'].add_summary(settings_text(settings), step)
+        self._writers[''].add_summary(hparams_summary.session_start_pb(
+            {'%s/%s' % (group, name): value if isinstance(value, (bool, int, float, str))
+             else json.dumps(value) for group, values in settings.items()
+             for name, value in values.items()}), step)
 
     def wants_summary(self, step):
         """Whether the step that ends at global step `step` should write its summary."""
@@ -163,6 +173,19 @@ class Reporter:
             writer.close()
 
 
+def settings_text(settings):
+    """A Summary of one text value per group of {group: {name: value}}: a markdown table of
+    its names and values, tagged 'settings/GROUP'."""
+    metadata = tf.SummaryMetadata(plugin_data=tf.SummaryMetadata.PluginData(plugin_name='text'))
+    values = []
+    for group, named in settings.items():
+        table = '| %s | value |\n|---|---|\n' % group + ''.join(
+            '| %s | %s |\n' % (name, json.dumps(value)) for name, value in sorted(named.items()))
+        values.append(tf.Summary.Value(tag='settings/' + group, metadata=metadata,
+                                       tensor=tf.make_tensor_proto(table)))
+    return tf.Summary(value=values)
+
+
 class _Progress:
     """The progress lines of training: every print_every steps, the mean loss and the speed
     of the steps since the last line."""
@@ -205,7 +228,7 @@ class WorkerReporter:
         self.options = options
         self._progress = _Progress(options, sequence_length)
 
-    def open(self, session, checkpoints=()):
+    def open(self, session, step, settings, checkpoints=()):
         """Nothing to open."""
 
     def wants_summary(self, step):

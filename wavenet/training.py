@@ -87,33 +87,34 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
         else:
             learning_rate = tf.constant(optimization.learning_rate)
         optimizer = make_optimizer(optimization, learning_rate)
-    stop_request = tf.placeholder_with_default(0.0, [], name='stop_request')
     gather = _BatchGather(images, labels, optimization)
 
     def replica_step():
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
-        replica = tf.get_static_value(context.replica_id_in_sync_group)  # a Python int
-        loss = _replica_loss(model, gather, global_step, optimization, int(replica), replicas)
-        objective = loss
-        if optimization.l2_regularization_strength > 0:
-            objective += optimization.l2_regularization_strength * tf.add_n(
-                [tf.nn.l2_loss(weight) for weight in model.weights])
+        with tf.name_scope('train/'):
+            replica = tf.get_static_value(context.replica_id_in_sync_group)  # a Python int
+        loss, objective = _replica_loss(model, gather, global_step, optimization, int(replica),
+                                        replicas)
         # The same scope again (not 'optimizer_1'): checkpoint keys such as
         # optimizer/beta1_power do not depend on the order the graph was built in.
         with tf.name_scope(optimizer_scope):
             # tf.train optimizers sum the replicas' gradients: each takes its share.
             train_op = optimizer.minimize(objective / replicas, global_step=global_step)
-        with tf.control_dependencies([train_op]):
+        with tf.control_dependencies([train_op]), tf.name_scope('train/'):
             # A copy on the replica's device: what the all-reduce sums.
             return (tf.identity(loss),
                     context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop_request)))
 
+    with tf.name_scope('train/'):
+        stop_request = tf.placeholder_with_default(0.0, [], name='stop_request')
     losses, stops = strategy.extended.call_for_each_replica(replica_step)
-    mean = tf.distribute.ReduceOp.MEAN
-    loss, stop_requested = (strategy.reduce(mean, value, axis=None) for value in (losses, stops))
-    with tf.control_dependencies([loss]):
-        step = tf.identity(global_step.read_value(), name='step')  # after the increment
+    with tf.name_scope('train/'):
+        mean = tf.distribute.ReduceOp.MEAN
+        loss, stop_requested = (strategy.reduce(mean, value, axis=None)
+                                for value in (losses, stops))
+        with tf.control_dependencies([loss]):
+            step = tf.identity(global_step.read_value(), name='step')  # after the increment
     histograms = (tf.summary.merge([tf.summary.histogram('histograms/' + variable.op.name,
                                                          variable)
                                     for variable in tf.trainable_variables()])
@@ -138,7 +139,8 @@ def _replica_loss(model, gather, global_step, optimization, replica, replicas):
         dropout = Dropout(optimization.dropout,
                           ops.stateless_seed(optimization.seed, global_step),
                           first, optimization.batch_size)
-    return model.loss(batch, batch_labels if model.conditional else None, dropout)
+    return model.loss(batch, batch_labels if model.conditional else None, dropout,
+                      optimization.l2_regularization_strength)
 
 
 class _BatchGather:
