@@ -8,9 +8,7 @@ training (grayscale or RGB, resized to the model's image size, quantized). Sever
 checkpoints are evaluated as one ensemble: at every pixel, the mean of their distributions.
 The last line printed is `bits/dim: X`.
 """
-import sys
-
-from wavenet import cli
+from wavenet import cli, errors
 
 
 def get_arguments(argv=None):
@@ -18,56 +16,49 @@ def get_arguments(argv=None):
     parser = cli.ArgumentParser(
         description='Exact test-set negative log-likelihood of a trained model, in bits/dim.')
     parser.add_argument('--checkpoint', required=True, action='append',
-                        help='a logdir (its latest checkpoint) or a checkpoint prefix; repeat '
-                             'it to evaluate the ensemble of several models (at every pixel, '
-                             'the mean of their distributions)')
+                        help='a logdir (its newest readable checkpoint) or a checkpoint '
+                             'prefix; repeat it to evaluate the ensemble of several models (at '
+                             'every pixel, the mean of their distributions)')
     parser.add_argument('--data_dir', required=True,
-                        help='folder of images to evaluate, searched recursively')
+                        help='folder of images to evaluate, searched recursively, or a '
+                             'prepared dataset (its test split)')
     parser.add_argument('--batch_size', type=cli.integer_range(1, 10000), default=100,
                         help='images per evaluation batch')
+    parser.add_argument('--no_ema', action='store_true',
+                        help="use the raw weights where a checkpoint also holds their moving "
+                             "averages (which are used by default)")
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     return parser.parse_args(argv)
-
-
-def load_images(data_dir, spec):
-    """The images of data_dir converted for the model; warns about each file skipped."""
-    from wavenet import reader
-    try:
-        images, skipped = reader.load_folder(data_dir, spec.image_size,
-                                             spec.params.quantization_channels, spec.classes,
-                                             spec.channels)
-    except reader.DataError as error:
-        raise cli.UsageError(str(error)) from None
-    for path, reason in skipped:
-        print('warning: skipped %s: %s' % (path, reason), file=sys.stderr)
-    if spec.params.gc_channels and (images.labels < 0).any():
-        raise cli.UsageError('this model is class-conditional: every image in %s must be in a '
-                             'class folder named as in training (%s)'
-                             % (data_dir, ', '.join(spec.classes)))
-    return images
 
 
 def main(argv=None):
     """Evaluates one checkpoint, or an ensemble of several, on a folder; prints `bits/dim: X`."""
     args = get_arguments(argv)
     tf = cli.import_tensorflow(args.verbose)
-    from wavenet.evaluation import bits_per_dim
+    from wavenet import reader
+    from wavenet.evaluation import Scorer
     from wavenet.progress import Progress
-    models = cli.open_checkpoints(args.checkpoint)
-    images = load_images(args.data_dir, models.spec)
-    height, width = models.spec.image_size
-    print('evaluating %s on %s of %dx%d from %s'
-          % (models.description, cli.count(len(images.images), 'image'), height, width,
-             args.data_dir))
-    pixels = tf.placeholder(tf.int32, [None, models.mixture.sequence_length])
-    labels = tf.placeholder(tf.int32, [None]) if models.mixture.conditional else None
-    nats = models.mixture.nats_per_image(pixels, labels)
+    models = cli.open_checkpoints(args.checkpoint, not args.no_ema)
+    run = models.record
+    images, skipped = reader.load_folder(args.data_dir, run.image_size,
+                                         run.params.quantization_channels, run.classes,
+                                         run.channels)
+    for path, why in skipped:
+        cli.warn('skipped %s: %s' % (path, why))
+    if run.params.gc_channels and (images.labels < 0).any():
+        raise errors.Error('this model is class-conditional: every image in %s must be in a '
+                           'class folder named as in training (%s)'
+                           % (args.data_dir, ', '.join(run.classes)))
+    print('evaluating %s on %s of %dx%d from %s' % (
+        models.description, cli.count(len(images.images), 'image'), run.image_size[0],
+        run.image_size[1], args.data_dir))
+    scorer = Scorer(models.mixture)
     with tf.Session() as session:
         models.restore(session)
         progress = Progress('evaluating', len(images.images), 'images')
-        result = bits_per_dim(session, nats, pixels, images.images, args.batch_size, labels,
-                              images.labels, progress.update)
+        result = scorer.bits_per_dim(session, images.images, images.labels, args.batch_size,
+                                     progress.update)
         progress.close()
     print('bits/dim: %.4f' % result)
 

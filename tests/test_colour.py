@@ -18,7 +18,7 @@ from PIL import Image
 import evaluate
 import generate
 import train
-from wavenet import cli, image_grid, reader
+from wavenet import errors, image_grid, reader
 from wavenet.model import WaveNetModel
 from wavenet.params import WaveNetParams
 
@@ -40,7 +40,7 @@ def test_reader_keeps_rgb_and_expands_grayscale(tmp_path):
                                   np.repeat(gray[:, :, None], 3, axis=2))
     dataset = reader.load_dataset(str(tmp_path), channels=3, validation_fraction=0)
     assert dataset.train.images.shape == (3, 4, 5, 3)
-    with pytest.raises(ValueError, match='channels'):
+    with pytest.raises((ValueError, errors.Error), match='channels'):
         reader.load_image(str(tmp_path / 'rgb.png'), channels=2)
 
 
@@ -96,7 +96,7 @@ def trained(tmp_path_factory):
 
 def test_colour_training_writes_rgb_run_files_and_samples(trained):
     assert 'receptive field: 33 sub-pixels (2.2 rows of 15)' in trained.stdout
-    assert json.loads((trained.logdir / 'data.json').read_text())['channels'] == 3
+    assert json.loads((trained.logdir / 'run.json').read_text())['channels'] == 3
     assert Image.open(trained.logdir / 'samples' / 'samples-3.png').mode == 'RGB'
 
 
@@ -131,7 +131,7 @@ def test_a_colour_logdir_refuses_one_channel(trained, tmp_path):
     logdir = tmp_path / 'log'
     shutil.copytree(trained.logdir, logdir)
     before = sorted(os.listdir(logdir))
-    with pytest.raises(cli.UsageError, match='--channels=1 differs'):
+    with pytest.raises(errors.Error, match='channels=1 differs'):
         run_main(train, '--data_dir=%s' % (trained.folder / 'data'), '--logdir=%s' % logdir,
                  '--channels=1', '--num_steps=5', '--xla=off')
     assert sorted(os.listdir(logdir)) == before
@@ -141,7 +141,7 @@ def test_colour_without_position_conditioning_is_a_usage_error(tmp_path):
     os.makedirs(tmp_path / 'data')
     Image.fromarray(np.zeros((4, 4, 3), np.uint8), 'RGB').save(tmp_path / 'data' / 'a.png')
     (tmp_path / 'params.json').write_text(json.dumps(dict(PARAMS, position_channels=0)))
-    with pytest.raises(cli.UsageError, match='position_channels'):
+    with pytest.raises(errors.Error, match='position_channels'):
         run_main(train, '--data_dir=%s' % (tmp_path / 'data'), '--logdir=%s' % (tmp_path / 'log'),
                  '--channels=3', '--wavenet_params=%s' % (tmp_path / 'params.json'))
     assert not (tmp_path / 'log').exists()

@@ -2,7 +2,7 @@
 
 The scripts run in this process (train.main and generate.main, each in a graph of its own)
 on one class-conditional model trained once for the module; bad input raises
-wavenet.cli.UsageError, which the scripts print as one `error:` line with exit status 2.
+wavenet.errors.Error, which the scripts print as one `error:` line with exit status 2.
 """
 import json
 import os
@@ -14,7 +14,7 @@ from PIL import Image
 
 import generate
 import train
-from wavenet import cli, reader
+from wavenet import errors, reader
 
 PARAMS = {'dilations': [1, 2, 4, 8, 16], 'residual_channels': 16, 'dilation_channels': 16,
           'skip_channels': 16, 'quantization_channels': 16, 'position_channels': 4}
@@ -27,8 +27,8 @@ def run_main(script, *flags):
 
 
 def assert_usage_error(script, flags, *parts):
-    """script.main(flags) raises a one-line UsageError containing every part."""
-    with pytest.raises(cli.UsageError) as error:
+    """script.main(flags) raises a one-line errors.Error containing every part."""
+    with pytest.raises(errors.Error) as error:
         run_main(script, *flags)
     message = str(error.value)
     assert '\n' not in message, message
@@ -65,7 +65,7 @@ def generated_means(trained, tmp_path, class_name):
 
 
 def test_generated_brightness_follows_the_requested_class(trained, tmp_path):
-    with open(trained / 'log' / 'data.json') as data_file:
+    with open(trained / 'log' / 'run.json') as data_file:
         assert json.load(data_file)['classes'] == ['bright', 'dark']
     dark, bright = generated_means(trained, tmp_path, 'dark'), generated_means(trained, tmp_path,
                                                                                'bright')

@@ -4,14 +4,11 @@ import functools
 import gzip
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -19,20 +16,10 @@ import time
 import numpy as np
 import pytest
 
-from wavenet import prepared
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, 'datasets', 'download.py')
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location('datasets_download', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-download = _load_module()
+from conftest import assert_one_error_line, run_script, snapshot
+from datasets import download
+from test_prepared import run_cli, time_limit  # helpers for tests/conftest.py
+from wavenet import errors, prepared
 
 
 # ----------------------------------------------------------------------------- fake files
@@ -108,10 +95,13 @@ def make_cifar_archive(folder, seed=1, per_batch=2, num_test=3, extra_members=()
     return splits, {'cifar-10-binary.tar.gz': md5(payload)}
 
 
-def check_output(out_dir, splits, classes, channels, size, dataset='mnist'):
+def check_dataset(out_dir, splits, dataset='mnist'):
     """The prepared dataset holds exactly the expected pixels, labels, classes and source."""
     info = prepared.read_info(out_dir)
-    assert (info.image_size, info.channels, info.classes) == (size, channels, tuple(classes))
+    shape = download.DATASETS[dataset].image_shape
+    size, channels = shape[:2], (shape + (1,))[2]
+    assert (info.image_size, info.channels) == (size, channels)
+    assert info.classes == download.DATASETS[dataset].classes
     assert info.source['dataset'] == dataset
     assert info.source['written_by'] == 'datasets/download.py'
     for split, (images, labels) in splits.items():
@@ -201,11 +191,17 @@ def closed_port_url():
     return 'http://127.0.0.1:%d/' % port
 
 
+def interrupted_download(out):
+    """`out` as a download interrupted before converting leaves it: dataset.json marked
+    unfinished and the archives' folder."""
+    with prepared.PreparedWriter(out, (28, 28), 1, (), {'written_by': 'datasets/download.py',
+                                                        'dataset': 'mnist'}):
+        (out / '.downloads').mkdir()
+
+
 def run(argv, md5s, capsys):
-    """Runs main() in this process; returns (status, stdout, stderr)."""
-    status = download.main(argv, md5s=md5s)
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
+    """python -m datasets.download ARGV, in this process: a conftest.Result."""
+    return run_cli(lambda: download.main(argv, md5s=md5s), capsys)
 
 
 @pytest.fixture
@@ -222,16 +218,17 @@ def mnist_server(tmp_path, serve):
 
 def test_read_idx_round_trip_and_validation():
     images = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
-    np.testing.assert_array_equal(download.read_idx_images(idx_images(images)), images)
-    np.testing.assert_array_equal(download.read_idx_labels(idx_labels([3, 7])), [3, 7])
-    with pytest.raises(download.FormatError, match='magic number is 2049, expected 2051'):
-        download.read_idx_images(idx_labels([3, 7]))
-    with pytest.raises(download.FormatError, match='should have'):
-        download.read_idx_images(idx_images(images)[:-1])
-    with pytest.raises(download.FormatError, match='should have'):
-        download.read_idx_labels(idx_labels([1, 2]) + b'\0')
-    with pytest.raises(download.FormatError, match='too short'):
-        download.read_idx_labels(b'\0\0\x08')
+    np.testing.assert_array_equal(download.read_idx(idx_images(images), download.IDX_IMAGES),
+                                  images)
+    np.testing.assert_array_equal(download.read_idx(idx_labels([3, 7]), download.IDX_LABELS),
+                                  [3, 7])
+    for data, kind, message in (
+            (idx_labels([3, 7]), download.IDX_IMAGES, 'magic number is 2049, expected 2051'),
+            (idx_images(images)[:-1], download.IDX_IMAGES, 'should have'),
+            (idx_labels([1, 2]) + b'\0', download.IDX_LABELS, 'should have'),
+            (b'\0\0\x08', download.IDX_LABELS, 'too short')):
+        with pytest.raises(errors.DataError, match=message):
+            download.read_idx(data, kind)
 
 
 def test_read_cifar_binary_channel_order():
@@ -245,7 +242,7 @@ def test_read_cifar_binary_channel_order():
     assert images.shape == (1, 32, 32, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(images[0], image)
     np.testing.assert_array_equal(labels, [7])
-    with pytest.raises(download.FormatError, match='whole number'):
+    with pytest.raises(errors.DataError, match='whole number'):
         download.read_cifar_binary(bytes(record)[:-1])
 
 
@@ -257,23 +254,11 @@ def test_mnist_full_run(tmp_path, mnist_server, capsys):
     status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
                                  checksums, capsys)
     assert status == 0, stderr
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    check_dataset(out, splits)
     assert sorted(os.listdir(out / '.downloads')) == sorted(checksums)
     assert len(server.requests) == 4 and all(r is None for _, r in server.requests)
     assert 'converting mnist: 19 images' in stderr  # plain final progress line (not a tty)
     assert 'downloading train-images-idx3-ubyte.gz:' in stderr
-
-
-def test_fashion_mnist_class_names(tmp_path, mnist_server, capsys):
-    url, _, splits, checksums = mnist_server
-    out = tmp_path / 'fashion'
-    status, _, stderr = run(['fashion_mnist', '--out', str(out), '--base_url', url],
-                            checksums, capsys)
-    assert status == 0, stderr
-    classes = ('t-shirt_top', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt',
-               'sneaker', 'bag', 'ankle_boot')
-    assert download.DATASETS['fashion_mnist'].classes == classes
-    check_output(str(out), splits, classes, 1, (28, 28), dataset='fashion_mnist')
 
 
 def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
@@ -286,15 +271,14 @@ def test_cifar10_full_run_rgb_order_and_safe_tar(tmp_path, serve, capsys):
     status, _, stderr = run(['cifar10', '--out=%s' % out, '--base_url=%s' % url],
                             checksums, capsys)
     assert status == 0, stderr
-    classes = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
-               'ship', 'truck')
-    check_output(str(out), splits, classes, 3, (32, 32), dataset='cifar10')
+    check_dataset(out, splits, 'cifar10')
+    assert prepared.read_info(out).classes == ('airplane', 'automobile', 'bird', 'cat', 'deer',
+                                               'dog', 'frog', 'horse', 'ship', 'truck')
     assert len(splits['train'][1]) == 10 and len(splits['test'][1]) == 3
     assert not (tmp_path / 'work' / 'escaped.bin').exists()
     assert not (out / 'escaped.bin').exists()
-    assert sorted(os.listdir(out)) == ['.download-manifest.json', '.downloads', 'dataset.json',
-                                       'test_images.npy', 'test_labels.npy', 'train_images.npy',
-                                       'train_labels.npy']
+    assert sorted(os.listdir(out)) == ['.downloads', 'dataset.json', 'test_images.npy',
+                                       'test_labels.npy', 'train_images.npy', 'train_labels.npy']
     archive = 'cifar-10-binary.tar.gz'
     assert info_source(out)['archives'] == [{'name': archive, 'md5': checksums[archive],
                                              'bytes': os.path.getsize(files / archive)}]
@@ -310,44 +294,34 @@ def test_cifar_member_that_is_not_a_file_is_refused(tmp_path):
         archive.addfile(info)
     path = tmp_path / 'cifar-10-binary.tar.gz'
     path.write_bytes(buffer.getvalue())
-    with pytest.raises(download.FormatError, match='not a regular file'):
+    with pytest.raises(errors.DataError, match='not a regular file'):
         download.read_cifar_archive(str(path))
 
 
 # ------------------------------------------------------------------- download behaviour
 
-def test_resume_with_range(tmp_path, mnist_server, capsys):
+@pytest.mark.parametrize('name, part, ranges, again', [
+    ('train-images-idx3-ubyte.gz', 'half', True, False),  # resumed with a Range request
+    ('t10k-labels-idx1-ubyte.gz', b'garbage that is not the start', False, False),  # 200: anew
+    ('train-images-idx3-ubyte.gz', b'not the start of the file', True, True),  # bad MD5: anew
+], ids=['resumed', 'server without ranges', 'resumed wrong'])
+def test_a_part_file_is_resumed_or_downloaded_again(tmp_path, mnist_server, capsys, name, part,
+                                                    ranges, again):
     url, server, splits, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    name = 'train-images-idx3-ubyte.gz'
+    server.ranges = ranges
     data = (tmp_path / 'served' / name).read_bytes()
-    half = len(data) // 2
-    (out / '.downloads').mkdir(parents=True)
-    (out / '.downloads' / (name + '.part')).write_bytes(data[:half])
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
-                            checksums, capsys)
-    assert status == 0, stderr
-    assert ('/' + name, 'bytes=%d-' % half) in server.requests
+    part = data[:len(data) // 2] if part == 'half' else part
+    out = tmp_path / 'mnist'
+    interrupted_download(out)
+    (out / '.downloads' / (name + '.part')).write_bytes(part)
+    result = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)
+    assert result.returncode == 0, result.stderr
+    asked = [first_byte for path, first_byte in server.requests if path == '/' + name]
+    assert asked == ['bytes=%d-' % len(part)] + ([None] if again else [])
+    assert ('from the start' in result.stdout) == again
     assert (out / '.downloads' / name).read_bytes() == data
     assert not (out / '.downloads' / (name + '.part')).exists()
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
-
-
-def test_server_without_ranges_restarts_from_zero(tmp_path, serve, capsys):
-    files = tmp_path / 'served'
-    files.mkdir()
-    splits, checksums = make_mnist_files(str(files))
-    url, server = serve(files, ranges=False)
-    out = tmp_path / 'mnist'
-    name = 't10k-labels-idx1-ubyte.gz'
-    (out / '.downloads').mkdir(parents=True)
-    (out / '.downloads' / (name + '.part')).write_bytes(b'garbage that is not the start')
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
-                            checksums, capsys)
-    assert status == 0, stderr
-    assert ('/' + name, 'bytes=29-') in server.requests  # asked, got 200, started over
-    assert (out / '.downloads' / name).read_bytes() == (files / name).read_bytes()
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    check_dataset(out, splits)
 
 
 def test_checksum_mismatch(tmp_path, mnist_server, capsys):
@@ -355,15 +329,13 @@ def test_checksum_mismatch(tmp_path, mnist_server, capsys):
     name = 'train-labels-idx1-ubyte.gz'
     wrong = dict(checksums, **{name: '0' * 32})
     out = tmp_path / 'mnist'
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], wrong, capsys)
-    assert status == 2
-    error = [line for line in stderr.splitlines() if line.startswith('error:')]
-    assert len(error) == 1 and stderr.rstrip().splitlines()[-1] == error[0]
-    assert name in error[0] and '0' * 32 in error[0] and checksums[name] in error[0]
-    assert 'Traceback' not in stderr
+    assert_one_error_line(run(['mnist', '--out=%s' % out, '--base_url=%s' % url], wrong, capsys),
+                          name, '0' * 32, checksums[name])
     assert not (out / '.downloads' / name).exists()
     assert not (out / '.downloads' / (name + '.part')).exists()
-    assert os.listdir(out) == ['.downloads']
+    assert sorted(os.listdir(out)) == ['.downloads', 'dataset.json']  # marked unfinished
+    with pytest.raises(errors.DataError, match='unfinished'):
+        prepared.read_info(out)
 
 
 def test_mirrors_tried_in_order(tmp_path, mnist_server, capsys):
@@ -373,81 +345,75 @@ def test_mirrors_tried_in_order(tmp_path, mnist_server, capsys):
                                   '--base_url=%s' % url], checksums, capsys)
     assert status == 0, stderr
     assert 'failed:' in stdout
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    check_dataset(out, splits)
 
 
 def test_missing_file_on_server_is_an_error(tmp_path, serve, capsys):
     files = tmp_path / 'served'
     files.mkdir()
     url, _ = serve(files)
-    status, _, stderr = run(['cifar10', '--out=%s' % (tmp_path / 'c'), '--base_url=%s' % url],
-                            None, capsys)
-    assert status == 2
-    assert stderr.splitlines()[-1].startswith('error: could not download cifar-10-binary')
-    assert '404' in stderr.splitlines()[-1]
+    result = run(['cifar10', '--out=%s' % (tmp_path / 'c'), '--base_url=%s' % url], None, capsys)
+    assert assert_one_error_line(result, '404').startswith(
+        'error: could not download cifar-10-binary')
 
 
 def test_unreachable_url(tmp_path, capsys):
     out = tmp_path / 'mnist'
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url(),
-                             '--timeout=5'], None, capsys)
-    assert status == 2
-    assert stderr.count('\n') == 1 and stderr.startswith('error: could not download ')
-    assert 'Traceback' not in stderr
-    assert not (out / 'dataset.json').exists()
+    result = run(['mnist', '--out=%s' % out, '--base_url=%s' % closed_port_url(), '--timeout=5'],
+                 None, capsys)
+    assert result.stderr.count('\n') == 1
+    assert assert_one_error_line(result).startswith('error: could not download ')
+    with pytest.raises(errors.DataError, match='unfinished'):  # never a complete dataset
+        prepared.read_info(out)
 
 
 # ------------------------------------------------------------------ output folder states
 
-def test_half_dataset_is_rebuilt_without_downloading_again(tmp_path, mnist_server, capsys):
-    url, server, splits, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
-    assert run(argv, checksums, capsys)[0] == 0
-    requests = len(server.requests)
-    # As if interrupted while moving the arrays into place: no dataset.json, the test images
-    # still a half-written temporary, the training images damaged.
-    os.remove(out / 'dataset.json')
+def mark_unfinished(out):
+    """dataset.json as PreparedWriter.close() leaves it while it renames the arrays."""
+    info = json.loads((out / 'dataset.json').read_text())
+    (out / 'dataset.json').write_text(json.dumps({'format': info['format'], 'complete': False,
+                                                  'source': info['source']}))
+
+
+def interrupted_while_renaming(out):
+    """dataset.json marked unfinished, the test images still a half-written temporary, the
+    training images damaged."""
+    mark_unfinished(out)
     os.rename(out / 'test_images.npy', out / '.test_images.npy.tmp-123-abcd')
     with open(out / '.test_images.npy.tmp-123-abcd', 'r+b') as half:
         half.truncate(200)
     (out / 'train_images.npy').write_bytes(b'damaged')
-    status, stdout, stderr = run(argv, checksums, capsys)
-    assert status == 0, stderr
-    assert 'half dataset' in stdout
-    assert 'already downloaded and verified' in stdout
-    assert len(server.requests) == requests  # the verified archives were reused
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
-def test_complete_dataset_is_left_alone(tmp_path, mnist_server, capsys):
-    url, server, _, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
-    assert run(argv, checksums, capsys)[0] == 0
-    requests = len(server.requests)
-    before = {name: os.stat(out / name).st_mtime_ns for name in prepared.FILE_NAMES}
-    status, stdout, _ = run(argv, checksums, capsys)
-    assert status == 0
-    assert 'already there' in stdout
-    assert len(server.requests) == requests
-    assert {name: os.stat(out / name).st_mtime_ns for name in prepared.FILE_NAMES} == before
+def truncate_test_images(out):
+    with open(out / 'test_images.npy', 'r+b') as array:
+        array.truncate(os.path.getsize(out / 'test_images.npy') - 1)
 
 
-def test_damaged_array_under_a_valid_dataset_json_is_converted_again(tmp_path, mnist_server,
-                                                                    capsys):
+@pytest.mark.parametrize('damage, said', [
+    (None, 'already there'),
+    (interrupted_while_renaming, 'unfinished dataset'),
+    (truncate_test_images, 'is damaged (cannot read %s'),
+], ids=['complete', 'unfinished', 'damaged array'])
+def test_a_second_run_converts_again_what_is_not_whole(tmp_path, mnist_server, capsys, damage,
+                                                       said):
+    """From the verified archives, without downloading them again; a complete, valid dataset
+    is left as it is."""
     url, server, splits, checksums = mnist_server
     out = tmp_path / 'mnist'
     argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
-    assert run(argv, checksums, capsys)[0] == 0
+    assert run(argv, checksums, capsys).returncode == 0
     requests = len(server.requests)
-    with open(out / 'test_images.npy', 'r+b') as array:
-        array.truncate(os.path.getsize(out / 'test_images.npy') - 1)
-    status, stdout, stderr = run(argv, checksums, capsys)
-    assert status == 0, stderr
-    assert 'already there' not in stdout and 'test_images.npy' in stdout
+    if damage:
+        damage(out)
+    before = snapshot(out)
+    result = run(argv, checksums, capsys)
+    assert result.returncode == 0, result.stderr
+    assert (said % (out / 'test_images.npy') if '%' in said else said) in result.stdout
     assert len(server.requests) == requests
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    assert (snapshot(out) == before) == (damage is None)
+    check_dataset(out, splits)
 
 
 def test_another_complete_dataset_is_refused(tmp_path, mnist_server, capsys):
@@ -455,74 +421,36 @@ def test_another_complete_dataset_is_refused(tmp_path, mnist_server, capsys):
     out = tmp_path / 'data'
     assert run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)[0] == 0
     requests = len(server.requests)
-    status, _, stderr = run(['fashion_mnist', '--out=%s' % out, '--base_url=%s' % url],
-                            checksums, capsys)
-    assert status == 2
-    assert 'already holds the mnist dataset' in error_line(stderr)
+    assert_one_error_line(run(['fashion_mnist', '--out=%s' % out, '--base_url=%s' % url],
+                              checksums, capsys), 'already holds the mnist dataset')
     assert len(server.requests) == requests
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
-
-
-def test_old_png_folders_are_left_alone(tmp_path, mnist_server, capsys):
-    """A DIR from the version that wrote PNG files: its folders are not touched."""
-    url, _, splits, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    (out / 'train' / '3').mkdir(parents=True)
-    (out / 'train' / '3' / '00000.png').write_bytes(b'precious')
-    (out / '.download-manifest.json').write_text(json.dumps(
-        {'splits': {'train': {'3': ['00000.png']}}}))
-    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
-                                 capsys)
-    assert status == 0, stderr
-    assert 'left as it is' in stdout
-    assert (out / 'train' / '3' / '00000.png').read_bytes() == b'precious'
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    check_dataset(out, splits)
 
 
 def test_bad_out_and_unknown_dataset(tmp_path, capsys):
     a_file = tmp_path / 'file'
     a_file.write_text('x')
-    status, _, stderr = run(['mnist', '--out=%s' % a_file], None, capsys)
-    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
-    status, _, stderr = run(['mnist', '--out=%s' % (a_file / 'sub')], None, capsys)
-    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
-    status, _, stderr = run(['svhn', '--out=%s' % tmp_path], None, capsys)
-    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
-    assert 'svhn' in stderr
-    status, _, stderr = run(['mnist', '--out=x', '--base_url=ftp://example.invalid/'],
-                            None, capsys)
-    assert status == 2 and stderr.startswith('error: ') and stderr.count('\n') == 1
+    for argv, part in ((['mnist', '--out=%s' % a_file], 'is not a folder'),
+                       (['mnist', '--out=%s' % (a_file / 'sub')], 'Not a directory'),
+                       (['svhn', '--out=%s' % tmp_path], 'svhn'),
+                       (['mnist', '--out=x', '--base_url=ftp://example.invalid/'], 'ftp://'),
+                       (['mnist', '--out='], '--out is empty')):
+        result = run(argv, None, capsys)
+        assert result.stderr.count('\n') == 1 and assert_one_error_line(result, part)
 
 
 def test_command_line(tmp_path):
-    """As a subprocess: --help documents every flag with defaults; errors are one line."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
-    help_text = subprocess.run([sys.executable, SCRIPT, '--help'], capture_output=True,
-                               text=True, check=True, env=env).stdout
-    for flag in ('--out', '--base_url', '--timeout'):
-        assert flag in help_text
-    assert 'default' in help_text and 'https://ossci-datasets.s3.amazonaws.com/mnist/' \
-        in help_text.replace('\n', '').replace(' ', '')
-    for name in ('mnist', 'fashion_mnist', 'cifar10'):
-        assert name in help_text
-    result = subprocess.run(
-        [sys.executable, SCRIPT, 'mnist', '--out=%s' % (tmp_path / 'm'),
-         '--base_url=%s' % closed_port_url()], capture_output=True, text=True, env=env)
-    assert result.returncode == 2
-    assert result.stderr.count('\n') == 1 and result.stderr.startswith('error: ')
-
+    """As `python -m datasets.download` from the repository root: --help, one error line."""
+    help_text = run_script('-m', 'datasets.download', '--help').stdout
+    assert 'https://ossci-datasets.s3.amazonaws.com/mnist/' in help_text.replace('\n', '').replace(
+        ' ', '')
+    result = run_script('-m', 'datasets.download', 'mnist', '--out=%s' % (tmp_path / 'm'),
+                        '--base_url=%s' % closed_port_url())
+    assert result.stderr.count('\n') == 1
+    assert assert_one_error_line(result).startswith('error: could not ')
 
 
 # -------------------------------------------------------------------- faults (issue 16)
-
-def error_line(stderr):
-    """Returns the one `error:` line, which must be stderr's last line, with no traceback."""
-    lines = stderr.rstrip('\n').splitlines()
-    errors = [line for line in lines if line.startswith('error:')]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    assert 'Traceback' not in stderr
-    return errors[0]
-
 
 def answer(data, length=True, pause=0.0):
     """A custom server answer: status 200 and `data`.
@@ -571,41 +499,45 @@ def info_source(out):
     return json.loads((out / 'dataset.json').read_text())['source']
 
 
-def test_user_file_survives_an_unreachable_mirror(tmp_path, capsys):
-    out = tmp_path / 'mine'
-    out.mkdir()
-    mine = out / 'train_images.npy'
-    mine.write_bytes(b'my own array')
-    status, stdout, stderr = run(['mnist', '--out=%s' % out,
-                                  '--base_url=%s' % closed_port_url()], None, capsys)
-    assert status == 2
-    line = error_line(stderr)
-    assert str(mine) in line and 'empty --out' in line and 'did not write' in line
-    assert mine.read_bytes() == b'my own array'
-    assert os.listdir(out) == ['train_images.npy']
-
-
-def test_users_prepared_dataset_is_refused_before_downloading(tmp_path, mnist_server, capsys):
-    """A prepared dataset this script did not write (no manifest claims it) is never replaced,
-    nor a temporary of its files."""
-    url, server, _, checksums = mnist_server
-    out = tmp_path / 'mine'
+def user_prepared_dataset(out):
+    """A prepared dataset written without a "source" naming these scripts."""
     with prepared.PreparedWriter(out, (2, 2), 1, ('a',), {'dataset': 'mnist'}) as writer:
         writer.append_images('train', np.zeros((1, 2, 2), np.uint8))
         writer.append_labels('train', [0])
         writer.close()
-    (out / '.test_images.npy.tmp-1-abcd').write_bytes(b'mine too')
-    ours = top_files(out)
-    for leave in ('dataset.json', '.test_images.npy.tmp-1-abcd'):
-        status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
-                                capsys)
-        assert status == 2
-        line = error_line(stderr)
-        assert 'did not write' in line and 'manifest' in line
-        assert server.requests == []  # refused before downloading anything
-        assert top_files(out) == ours
-        os.remove(out / leave)
-        del ours[leave]
+
+
+def FIFO(out):  # pylint: disable=invalid-name
+    os.mkfifo(out / 'dataset.json')
+
+
+@pytest.mark.parametrize('make', [
+    lambda out: (out / 'train_images.npy').write_bytes(b'my own array'),
+    lambda out: (out / '.test_images.npy.tmp-1-abcd').write_bytes(b'mine too'),
+    lambda out: ((out / 'train' / '3').mkdir(parents=True),  # an older version's PNG folders
+                 (out / 'train' / '3' / '00000.png').write_bytes(b'precious'),
+                 (out / '.download-manifest.json').write_text('{"splits": {}}')),
+    user_prepared_dataset,
+    lambda out: (user_prepared_dataset(out), (out / 'dataset.json').write_bytes(b'')),
+    lambda out: (out / 'dataset.json').write_bytes(b'{"source": {"written_by": "dat'),
+    lambda out: (out / 'dataset.json').write_bytes(b'\xff\xfe'),
+    lambda out: (out / 'dataset.json').write_text('[]'),
+    lambda out: (out / 'dataset.json').write_text('{"source": {"written_by": "me"}}'),
+    FIFO,
+], ids=['array', 'temporary', 'old PNG folders', 'prepared', 'empty json', 'truncated json',
+        'not utf-8', 'json list', 'other writer', 'fifo'])
+def test_a_folder_these_scripts_did_not_write_is_refused_untouched(tmp_path, mnist_server,
+                                                                   capsys, make):
+    url, server, _, checksums = mnist_server
+    out = tmp_path / 'mine'
+    out.mkdir()
+    make(out)
+    before = sorted(os.listdir(out)), (None if make is FIFO else snapshot(out))
+    with time_limit():
+        result = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)
+    assert_one_error_line(result, '%s is not a prepared dataset these scripts wrote' % out)
+    assert server.requests == []  # refused before downloading anything
+    assert (sorted(os.listdir(out)), None if make is FIFO else snapshot(out)) == before
 
 
 @pytest.mark.parametrize('fault', ['unreachable', 'bad data'])
@@ -614,7 +546,7 @@ def test_old_files_are_kept_until_new_data_is_verified(tmp_path, mnist_server, s
     url, _, _, checksums = mnist_server
     out = tmp_path / 'mnist'
     assert run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums, capsys)[0] == 0
-    os.remove(out / 'dataset.json')  # a half dataset: replaced only by verified new data
+    mark_unfinished(out)  # replaced only by verified new data
     (out / 'notes.txt').write_text('mine')
     ours = top_files(out)
     name = 't10k-labels-idx1-ubyte.gz'
@@ -626,12 +558,9 @@ def test_old_files_are_kept_until_new_data_is_verified(tmp_path, mnist_server, s
         (bad / name).write_bytes(gzip.compress(b'not an idx file', mtime=0))
         checksums = dict(checksums, **{name: md5((bad / name).read_bytes())})
         mirror = serve(bad)[0]
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % mirror], checksums,
-                            capsys)
-    assert status == 2
-    error_line(stderr)
+    assert_one_error_line(run(['mnist', '--out=%s' % out, '--base_url=%s' % mirror], checksums,
+                              capsys))
     assert top_files(out) == ours
-    assert not (out / 'dataset.json').exists()
 
 
 def test_checksum_mismatch_on_one_mirror_tries_the_next(tmp_path, mnist_server, serve, capsys):
@@ -644,7 +573,7 @@ def test_checksum_mismatch_on_one_mirror_tries_the_next(tmp_path, mnist_server, 
     assert status == 0, stderr
     assert 'checksum mismatch for %s' % name in stdout
     assert ('/' + name, None) in bad_server.requests and ('/' + name, None) in server.requests
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+    check_dataset(out, splits)
 
 
 def test_every_mirror_failing_is_named(tmp_path, mnist_server, serve, capsys):
@@ -655,11 +584,9 @@ def test_every_mirror_failing_is_named(tmp_path, mnist_server, serve, capsys):
     empty.mkdir()
     empty_url, _ = serve(empty)
     closed = closed_port_url()
-    status, _, stderr = run(['mnist', '--out=%s' % (tmp_path / 'm'), '--base_url=%s' % closed,
-                             '--base_url=%s' % bad_url, '--base_url=%s' % empty_url],
-                            checksums, capsys)
-    assert status == 2
-    line = error_line(stderr)
+    line = assert_one_error_line(run(['mnist', '--out=%s' % (tmp_path / 'm'),
+                                      '--base_url=%s' % closed, '--base_url=%s' % bad_url,
+                                      '--base_url=%s' % empty_url], checksums, capsys))
     assert line.startswith('error: could not download %s' % name)
     for mirror, reason in ((closed, 'refused'), (bad_url, 'checksum mismatch'),
                            (empty_url, '404')):
@@ -673,35 +600,11 @@ def test_oversized_body_is_refused(tmp_path, mnist_server, capsys, length):
     name = 't10k-labels-idx1-ubyte.gz'  # 4,542 bytes: at most 70,123 are accepted
     server.custom['/' + name] = answer(b'x' * (1 << 20), length=length)
     out = tmp_path / 'mnist'
-    status, _, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
-                            capsys)
-    assert status == 2
-    line = error_line(stderr)
-    assert name in line
-    assert ('sent more than 68.5 KiB' if length is None else 'announces 953.7 MiB') in line
+    assert_one_error_line(run(['mnist', '--out=%s' % out, '--base_url=%s' % url], checksums,
+                              capsys), name,
+                          'sent more than 68.5 KiB' if length is None else 'announces 953.7 MiB')
     assert not (out / '.downloads' / name).exists()
     assert not (out / '.downloads' / (name + '.part')).exists()
-
-
-NO_SOURCE = json.dumps({'image_size': [28, 28], 'channels': 1,
-                        'classes': [str(digit) for digit in range(10)]}).encode()
-
-
-@pytest.mark.parametrize('info', [b'', b'{"image_size": [28', b'[]', b'{"dataset": "mnist"}',
-                                  b'\xff\xfe', NO_SOURCE])
-def test_corrupt_dataset_json_means_incomplete(tmp_path, mnist_server, capsys, info):
-    url, server, splits, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    argv = ['mnist', '--out=%s' % out, '--base_url=%s' % url]
-    assert run(argv, checksums, capsys)[0] == 0
-    requests = len(server.requests)
-    (out / 'dataset.json').write_bytes(info)
-    (out / 'test_images.npy').write_bytes(b'damaged')
-    status, stdout, stderr = run(argv, checksums, capsys)
-    assert status == 0, stderr
-    assert 'already there' not in stdout and 'corrupt' in stdout
-    assert len(server.requests) == requests  # the verified archives were reused
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
 
 
 @pytest.mark.parametrize('mirrors', ['slow only', 'slow then good'])
@@ -715,30 +618,14 @@ def test_trickling_mirror_fails_at_the_deadline(tmp_path, mnist_server, serve, c
     urls = [slow_url] + ([url] if mirrors == 'slow then good' else [])
     out = tmp_path / 'mnist'
     started = time.monotonic()
-    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--timeout=1']
-                                 + ['--base_url=%s' % u for u in urls], checksums, capsys)
+    result = run(['mnist', '--out=%s' % out, '--timeout=1'] + ['--base_url=%s' % u for u in urls],
+                 checksums, capsys)
     assert time.monotonic() - started < 3.5
-    assert 'not complete within --timeout=1 s' in stdout
+    assert 'not complete within --timeout=1 s' in result.stdout
     if mirrors == 'slow only':
-        assert status == 2
-        assert 'not complete within --timeout=1 s' in error_line(stderr)
+        assert_one_error_line(result, 'not complete within --timeout=1 s')
         part = (out / '.downloads' / (name + '.part')).read_bytes()
         assert 0 < len(part) < 100 and data.startswith(part)  # kept: a later run resumes
     else:
-        assert status == 0, stderr
-        check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
-
-
-def test_resumed_part_that_does_not_match_is_downloaded_again(tmp_path, mnist_server, capsys):
-    url, server, splits, checksums = mnist_server
-    out = tmp_path / 'mnist'
-    name = 'train-images-idx3-ubyte.gz'
-    (out / '.downloads').mkdir(parents=True)
-    (out / '.downloads' / (name + '.part')).write_bytes(b'not the start of the file')
-    status, stdout, stderr = run(['mnist', '--out=%s' % out, '--base_url=%s' % url],
-                                 checksums, capsys)
-    assert status == 0, stderr
-    assert server.requests.count(('/' + name, 'bytes=25-')) == 1
-    assert server.requests.count(('/' + name, None)) == 1
-    assert 'from the start' in stdout
-    check_output(str(out), splits, download.DATASETS['mnist'].classes, 1, (28, 28))
+        assert result.returncode == 0, result.stderr
+        check_dataset(out, splits)

@@ -4,10 +4,11 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from wavenet import checkpoints as checkpoints_module
-from wavenet.checkpoints import RunSpec, open_for_inference, write_run_files
+from wavenet.checkpoints import open_for_inference, run_spec_variable
 from wavenet.fast_generation import build_fast_generator
 from wavenet.model import WaveNetModel
 from wavenet.params import WaveNetParams
+from wavenet.record import RunRecord, TrainingOptions
 
 IMAGE_SIZE = (4, 6)  # 24 pixels
 LEVELS = 16
@@ -21,8 +22,8 @@ SEQUENCES = np.random.default_rng(9).integers(0, LEVELS, size=(2, 24))
 
 
 def save_members(tmp_path):
-    """Trains nothing: saves each member with random weights (biases too) as train.py would,
-    with its run files, each in its own logdir.
+    """Trains nothing: saves each member with random weights (biases too) and its run record
+    as train.py would, each in its own logdir.
 
     Returns (checkpoint prefixes, each member's logits float64 [2, 24, LEVELS] of `SEQUENCES`).
     """
@@ -33,6 +34,7 @@ def save_members(tmp_path):
             model = WaveNetModel(params, IMAGE_SIZE)
             pixels = tf.placeholder(tf.int32, [None, None])
             logits = model.logits(pixels)
+            run_spec_variable(RunRecord(params, IMAGE_SIZE, 1, (), TrainingOptions()))
             with tf.Session() as session:
                 session.run(tf.global_variables_initializer())
                 rng = np.random.default_rng(index)
@@ -41,7 +43,6 @@ def save_members(tmp_path):
                     variable.load(value + 0.3 * rng.normal(size=value.shape), session)
                 member_logits.append(session.run(logits, {pixels: SEQUENCES}).astype(np.float64))
                 logdir = str(tmp_path / ('member%d' % index))
-                write_run_files(logdir, RunSpec(params, IMAGE_SIZE, (), 1))
                 checkpoints.append(tf.train.Saver().save(
                     session, logdir + '/model.ckpt', global_step=1))
     return checkpoints, member_logits
@@ -82,14 +83,15 @@ def test_ensemble_of_one_is_the_model_under_its_own_names(tmp_path):
                                        member_logits[0], atol=1e-5)
 
 
-def test_member_that_does_not_match_its_checkpoint_is_named(tmp_path):
+def test_member_whose_run_json_does_not_match_its_checkpoint_is_named(tmp_path):
     checkpoints, _ = save_members(tmp_path)
-    # member1's params with member0's checkpoint: every differing shape is named.
-    (tmp_path / 'member1' / 'params.json').write_text(
-        (tmp_path / 'member0' / 'params.json').read_text())
+    (tmp_path / 'member1' / 'run.json').write_text(RunRecord(
+        MEMBER_PARAMS[0], IMAGE_SIZE, 1, (), TrainingOptions()).to_json())
     with tf.Graph().as_default():
         with pytest.raises(checkpoints_module.CheckpointError,
-                           match='checkpoint %s does not match' % checkpoints[1]):
+                           match=r'run.json does not match the run stored in checkpoint %s: '
+                                 r'they differ in dilation_channels, dilations, filter_width'
+                           % checkpoints[1]):
             open_for_inference(checkpoints)
 
 

@@ -1,367 +1,584 @@
-"""A run survives faults: lost and damaged checkpoints and run files, concurrent runs, full
-disks, read-only folders, kill -9 at any moment.
+"""A run survives faults and hostile files: lost, damaged or edited checkpoints and run records,
+logdirs of the previous version, a second run, full disks, read-only folders, kill -9 at chosen
+moments, and FIFOs, devices, symlinks and malformed JSON where the project reads or writes.
 
-Most tests call train.main / generate.main in this process, in a graph of their own, on a
-copy of one tiny logdir trained once for the module; what needs a process of its own (a
-lock held by another run, a file-size limit, kill -9) runs train.py as a subprocess.
+Most tests call a script's main() in this process on a copy of the trained logdir; a read that
+could hang runs under a time limit. What needs a process of its own (kill -9, a held lock, a
+file-size limit) runs train.py as a subprocess.
 """
+import contextlib
+import glob
+import io
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
-from PIL import Image
 
+import evaluate
 import generate
 import train
-from wavenet import checkpoints, cli
+from conftest import (CHECKPOINTS, EARLIER, LATEST, ROOT, STEPS, assert_one_error_line,
+                      assert_same_values, checkpoint_values, error_of, limit_file_size,
+                      png_pixels, run_main, run_script, snapshot, tf, train_flags, write_file,
+                      write_json)
+from test_files import time_limit
+from wavenet import checkpoints, cli, errors, files, record, runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARAMS = {'dilations': [1, 2, 4, 8], 'residual_channels': 4, 'dilation_channels': 4,
-          'skip_channels': 8}
-FLAGS = ['--xla=off', '--batch_size=2', '--num_samples=0', '--checkpoint_every=2',
-         '--print_every=1']
-
-
-def train_flags(data, logdir, num_steps, *extra):
-    return ['--data_dir=%s' % data, '--logdir=%s' % logdir, '--num_steps=%d' % num_steps,
-            '--wavenet_params=%s' % (data.parent / 'params.json')] + FLAGS + list(extra)
-
-
-def run_train(data, logdir, num_steps, *extra):
-    """train.main in a graph of its own (in this process)."""
-    with tf.Graph().as_default():
-        train.main(train_flags(data, logdir, num_steps, *extra))
+RESUMED = STEPS + 2
+# A resume two steps further, saving each step and keeping two checkpoints.
+RESUME_FLAGS = ('--checkpoint_every=1', '--max_checkpoints=2', '--num_samples=0')
+# The keys of a run record written by the previous version of the project (before
+# local_condition, output, ...), whose training options still held the optimizer.
+PREVIOUS_PARAMS = ('filter_width', 'dilations', 'residual_channels', 'dilation_channels',
+                   'skip_channels', 'quantization_channels', 'use_biases',
+                   'initial_filter_width', 'gc_channels', 'position_channels', 'level_bumps')
 
 
-def run_generate(*flags):
-    with tf.Graph().as_default():
-        generate.main(list(flags))
+def files_of(prefix):
+    return sorted(glob.glob(glob.escape(str(prefix)) + '.*'))
 
 
-def snapshot(folder):
-    """{relative path: (size, mtime_ns)} of every file below `folder`."""
-    found = {}
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            found[os.path.relpath(path, folder)] = (os.path.getsize(path),
-                                                   os.stat(path).st_mtime_ns)
-    return found
+def rewrite_checkpoint(prefix, run_spec):
+    """Writes checkpoint `prefix` again, every variable as it was but the run record: the
+    text or bytes `run_spec`, or none at all (None)."""
+    reader = tf.train.load_checkpoint(str(prefix))
+    values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+              if name != checkpoints.RUN_SPEC_VARIABLE}
+    if run_spec is not None:
+        values[checkpoints.RUN_SPEC_VARIABLE] = (run_spec.encode() if isinstance(run_spec, str)
+                                                 else run_spec)
+    for path in files_of(prefix):
+        os.remove(path)
+    with tf.Graph().as_default(), tf.Session() as session:
+        variables = {name: tf.Variable(value, name=name.replace(':', '_'))
+                     for name, value in values.items()}
+        session.run(tf.global_variables_initializer())
+        tf.train.Saver(variables).save(session, str(prefix), write_meta_graph=False,
+                                       write_state=False)
+
+
+def stored_record(logdir):
+    return json.loads((logdir / 'run.json').read_text())
+
+
+def run_spec_of(prefix):
+    return json.loads(tf.train.load_variable(str(prefix), checkpoints.RUN_SPEC_VARIABLE))
 
 
 def global_step(prefix):
     return int(tf.train.load_variable(str(prefix), 'global_step'))
 
 
-@pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    """Eight random 6x6 images and the tiny params file beside them."""
-    root = tmp_path_factory.mktemp('faults')
-    rng = np.random.default_rng(0)
-    (root / 'images').mkdir()
-    for index in range(8):
-        Image.fromarray(rng.integers(0, 256, (6, 6)).astype(np.uint8)).save(
-            root / 'images' / ('%d.png' % index))
-    (root / 'params.json').write_text(json.dumps(PARAMS))
-    return root / 'images'
+def steps_in(logdir):
+    return [checkpoints.step_of(prefix) for prefix in checkpoints.list_checkpoints(str(logdir))]
 
 
-@pytest.fixture(scope='module')
-def trained(data, tmp_path_factory):
-    """A logdir with checkpoints at steps 2 and 4."""
-    logdir = tmp_path_factory.mktemp('trained') / 'logdir'
-    run_train(data, logdir, 4)
-    return logdir
-
-
-@pytest.fixture
-def logdir(trained, tmp_path):
-    """A copy of the trained logdir that a test may damage."""
-    copy = tmp_path / 'logdir'
-    shutil.copytree(trained, copy)
-    return copy
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-@pytest.mark.parametrize('damage', ['newest_deleted', 'index_deleted', 'index_emptied',
-                                    'index_garbage'])
-def test_resume_from_the_newest_checkpoint_file_whatever_the_index_says(data, logdir,
-                                                                         damage, capsys):
-    if damage == 'newest_deleted':
-        for name in os.listdir(logdir):
-            if name.startswith('model.ckpt-4.'):
-                os.remove(logdir / name)
-    elif damage == 'index_deleted':
-        os.remove(logdir / 'checkpoint')
-    else:
-        (logdir / 'checkpoint').write_bytes(b'' if damage == 'index_emptied'
-                                            else b'\xff\xfe garbage {{{')
-    run_train(data, logdir, 6)
-    expected = 2 if damage == 'newest_deleted' else 4
-    assert 'resumed from %s' % (logdir / ('model.ckpt-%d' % expected)) in capsys.readouterr().out
-    assert global_step(logdir / 'model.ckpt-6') == 6
-
-
-@pytest.mark.parametrize('damage', ['truncated', 'zero_filled'])
-def test_a_damaged_newest_checkpoint_is_skipped_with_a_warning(data, logdir, damage, capsys):
-    data_file = logdir / 'model.ckpt-4.data-00000-of-00001'
-    size = data_file.stat().st_size
-    with open(data_file, 'r+b') as stream:
-        if damage == 'truncated':
-            stream.truncate(size // 2)
-        else:
-            stream.write(bytes(size))
-    run_generate('--checkpoint=%s' % logdir, '--out=%s' % (logdir / 'one.png'),
-                 '--num_images=1', '--seed=1')
-    output = capsys.readouterr()
-    assert re.search(r'^warning: checkpoint \S+model\.ckpt-4 cannot be read \(.+\); skipped it$',
-                     output.err, re.M), output.err
-    assert 'from %s' % (logdir / 'model.ckpt-2') in output.out
-    run_train(data, logdir, 6)
-    output = capsys.readouterr()
-    assert 'model.ckpt-4 cannot be read' in output.err
-    assert 'resumed from %s' % (logdir / 'model.ckpt-2') in output.out
-    assert global_step(logdir / 'model.ckpt-4') == 4  # written again, readable
-    checkpoints.verify_checkpoint(str(logdir / 'model.ckpt-4'))
-
-
-def test_no_readable_checkpoint_is_an_error_not_a_new_run(data, logdir):
-    for name in os.listdir(logdir):
-        if name.startswith('model.ckpt-'):
-            (logdir / name).write_bytes(b'garbage')
-    before = snapshot(logdir)
-    with pytest.raises(cli.UsageError, match='no checkpoint in .* can be read'):
-        run_train(data, logdir, 6)
-    assert snapshot(logdir) == before
-
-
-@pytest.mark.parametrize('damage', ['params_deleted', 'params_garbage', 'data_deleted'])
-def test_checkpoints_without_their_run_files_are_refused_untouched(data, logdir, damage):
-    name = 'data.json' if damage == 'data_deleted' else 'params.json'
-    if damage == 'params_garbage':
-        (logdir / name).write_text('{"dilations": [1, 2')
-    else:
-        os.remove(logdir / name)
-    before = snapshot(logdir)
-    with pytest.raises(cli.UsageError) as error:
-        run_train(data, logdir, 6, '--seed=9')
-    message = str(error.value)
-    assert 'holds checkpoints up to %s' % (logdir / 'model.ckpt-4') in message, message
-    assert 'put back' in message and 'new --logdir' in message, message
-    assert snapshot(logdir) == before
-
-
-def test_run_files_that_differ_from_the_checkpoint_are_refused(data, logdir):
-    params = json.loads((logdir / 'params.json').read_text())
-    params['dilations'] = [8, 4, 2, 1]  # the same variable shapes, another network
-    (logdir / 'params.json').write_text(json.dumps(params))
-    description = json.loads((logdir / 'data.json').read_text())
-    description['channels'] = 3
-    (logdir / 'data.json').write_text(json.dumps(description))
-    before = snapshot(logdir)
-    for run in (lambda: run_train(data, logdir, 6, '--wavenet_params=%s' % (logdir /
-                                                                             'params.json')),
-                lambda: run_generate('--checkpoint=%s' % logdir,
-                                     '--out=%s' % (logdir.parent / 'x.png'))):
-        with pytest.raises(cli.UsageError, match=r'differ in dilations, channels;'):
-            run()
-    assert snapshot(logdir) == before
-    assert not (logdir.parent / 'x.png').exists()
-
-
-def test_the_run_spec_is_stored_in_every_checkpoint(trained):
-    stored = tf.train.load_variable(str(trained / 'model.ckpt-2'), 'run_spec')
-    spec = checkpoints.read_run_files(str(trained))
-    assert json.loads(stored.decode()) == json.loads(checkpoints.spec_to_json(spec))
-    assert json.loads(stored.decode())['params']['dilations'] == PARAMS['dilations']
-
-
-def test_stale_temporaries_of_an_interrupted_writer_are_removed(data, logdir, capsys):
-    (logdir / 'model.ckpt-6_temp').mkdir()
-    (logdir / 'model.ckpt-6_temp' / 'part-00000-of-00001.data-00000-of-00001').write_bytes(
-        b'half')
-    (logdir / '.params.json.tmp-123-abcdef12').write_text('{')
-    (logdir / 'samples').mkdir(exist_ok=True)
-    (logdir / 'samples' / '.samples-6.png.tmp-123-abcdef12').write_bytes(b'\x89PNG')
-    run_train(data, logdir, 6)
-    err = capsys.readouterr().err
-    assert 'removed model.ckpt-6_temp, left by an interrupted run' in err
-    assert 'removed samples/.samples-6.png.tmp-123-abcdef12, left by' in err, err
-    assert not (logdir / 'model.ckpt-6_temp').exists()
-    assert not (logdir / '.params.json.tmp-123-abcdef12').exists()
-    assert os.listdir(logdir / 'samples') == []
-
-
-def rewrite_as_an_earlier_version(prefix, optimizer_scope):
-    """Rewrites checkpoint `prefix` as earlier versions wrote them: no run_spec, Adam's beta
-    powers under `optimizer_scope`."""
-    values = {name: tf.train.load_variable(str(prefix), name)
-              for name, _ in tf.train.list_variables(str(prefix)) if name != 'run_spec'}
-    for name in [name for name in values if name.startswith('optimizer/')]:
-        values[optimizer_scope + name[len('optimizer/'):]] = values.pop(name)
-    for path in prefix.parent.glob(prefix.name + '.*'):
-        os.remove(path)
-    with tf.Graph().as_default(), tf.Session() as session:
-        variables = [tf.Variable(value, name=name) for name, value in values.items()]
-        session.run(tf.global_variables_initializer())
-        tf.train.Saver(variables).save(session, str(prefix), write_meta_graph=False)
-
-
-@pytest.mark.parametrize('optimizer_scope', ['', 'optimizer_1/'])
-def test_checkpoints_of_earlier_versions_resume_exactly(data, trained, logdir, tmp_path,
-                                                        optimizer_scope):
-    """Before #16 (no run_spec, no training.json, Adam's beta powers at the top level) and
-    while the optimizer scope was 'optimizer_1'."""
-    os.remove(logdir / 'training.json')
-    rewrite_as_an_earlier_version(logdir / 'model.ckpt-4', optimizer_scope)
-    assert 'run_spec' not in dict(tf.train.list_variables(str(logdir / 'model.ckpt-4')))
-    run_train(data, logdir, 6)
-    whole = tmp_path / 'whole'
-    shutil.copytree(trained, whole)
-    run_train(data, whole, 6)
-    for name, _ in tf.train.list_variables(str(whole / 'model.ckpt-6')):
-        if name != 'run_spec':  # the earlier checkpoint had none: the run's own now
-            np.testing.assert_array_equal(
-                tf.train.load_variable(str(logdir / 'model.ckpt-6'), name),
-                tf.train.load_variable(str(whole / 'model.ckpt-6'), name), err_msg=name)
-
-
-# ----------------------------------------------------------------------------- run options
-
-
-def test_a_resumed_run_keeps_its_options_and_refuses_others(data, tmp_path, capsys):
-    """--seed=3 given once: resumed without flags, the run goes on as one that never
-    stopped; resumed with another seed, it is refused and untouched."""
-    resumed, whole = tmp_path / 'resumed', tmp_path / 'whole'
-    run_train(data, resumed, 2, '--seed=3', '--learning_rate_schedule=constant')
-    assert json.loads((resumed / 'training.json').read_text())['seed'] == 3
-    run_train(data, resumed, 4)
-    run_train(data, whole, 4, '--seed=3', '--learning_rate_schedule=constant')
-    for name in ('wavenet/layer0/filter_gate', 'global_step'):
-        np.testing.assert_array_equal(
-            tf.train.load_variable(str(resumed / 'model.ckpt-4'), name),
-            tf.train.load_variable(str(whole / 'model.ckpt-4'), name))
-    before = snapshot(resumed)
-    for flag, kept in (('--seed=9', '3'), ('--learning_rate_schedule=cosine', 'constant')):
-        with pytest.raises(cli.UsageError) as error:
-            run_train(data, resumed, 6, flag)
-        assert str(error.value).startswith('%s differs from %s, which the run in %s keeps'
-                                           % (flag, kept, resumed)), error.value
-        assert 'resume without %s' % flag.split('=')[0] in str(error.value)
-    assert snapshot(resumed) == before
-
-
-def test_the_stored_options_must_match_the_checkpoint(data, logdir):
-    options = json.loads((logdir / 'training.json').read_text())
-    (logdir / 'training.json').write_text(json.dumps(dict(options, seed=5)))
-    with pytest.raises(cli.UsageError, match=r'differ in seed;'):
-        run_train(data, logdir, 6)
-
-
-def test_run_files_without_a_checkpoint_are_replaced_with_a_warning(data, logdir, capsys):
-    for name in os.listdir(logdir):
-        if name.startswith('model.ckpt-') or name == 'checkpoint':
-            os.remove(logdir / name)
-    run_train(data, logdir, 2, '--seed=4')
-    err = capsys.readouterr().err
-    assert 'warning: %s holds the run files of a run that saved no checkpoint; this run ' \
-        'replaces them' % logdir in err, err
-    assert global_step(logdir / 'model.ckpt-2') == 2
-    assert json.loads((logdir / 'training.json').read_text())['seed'] == 4
-
-
-def test_a_logdir_that_is_a_file_is_refused(data, tmp_path):
-    (tmp_path / 'run').write_text('notes')
-    with pytest.raises(cli.UsageError, match='--logdir=.*run is a file: give a folder'):
-        run_train(data, tmp_path / 'run', 2)
-    assert (tmp_path / 'run').read_text() == 'notes'
-
-
-def test_old_checkpoints_count_towards_max_checkpoints_after_a_resume(data, logdir):
-    run_train(data, logdir, 8, '--max_checkpoints=2')
-    steps = sorted(checkpoints.step_of(prefix)
-                   for prefix in checkpoints.list_checkpoints(str(logdir)))
-    assert steps == [6, 8]
-
-
-# ----------------------------------------------------------------------------- other processes
-
-
-def script(*args, **kwargs):
-    """Runs `python ARGS` from the repository root; returns the CompletedProcess."""
-    return subprocess.run([sys.executable] + [str(arg) for arg in args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, **kwargs)
-
-
-def assert_one_error_line(result, *parts):
-    """Exit status 2, no traceback and one stderr line 'error: ...' containing every part
-    (beside warnings and progress lines)."""
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert 'Traceback' not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if 'error' in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith('error: '), result.stderr
-    for part in parts:
-        assert str(part) in errors[0], (part, errors[0])
-    return errors[0]
-
-
-def test_a_second_run_on_the_same_logdir_is_refused_naming_the_first(data, tmp_path, capsys):
-    logdir = tmp_path / 'logdir'
-    first = subprocess.Popen(
-        [sys.executable, 'train.py'] + train_flags(data, logdir, 100000),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        while 'training from step' not in first.stdout.readline():
-            assert first.poll() is None, first.stderr.read()
-        with pytest.raises(cli.UsageError, match=r'in use by another training run \(PID %d\)'
-                           % first.pid):
-            run_train(data, logdir, 100000)
-        # Interrupt after a finished step, so the run has one to resume from (even on a
-        # loaded machine, where the first step can take longer than the refusal).
-        while not first.stdout.readline().startswith('step '):
-            assert first.poll() is None, first.stderr.read()
-        first.send_signal(signal.SIGINT)
-        output, errors = first.communicate(timeout=120)
-    finally:
-        first.kill()
-    assert first.returncode == 0, errors
-    assert 'interrupted at step' in output
-    # The lock went with its process: the logdir resumes.
+def script_error_lines(main, argv, capsys):
+    """The stderr lines of a script run through cli.run_main (the scripts' one error path) in
+    this process, which must exit with status 2."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     capsys.readouterr()
-    run_train(data, logdir, 1)
-    assert 'nothing to train' in capsys.readouterr().out
+    try:
+        with tf.Graph().as_default(), pytest.raises(SystemExit) as exit_info:
+            cli.run_main(lambda: main([str(arg) for arg in argv]))
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2, captured
+    return captured.err.splitlines()
 
 
-def limit_file_size(size):
-    """A preexec_fn: files of the process cannot grow past `size` bytes (EFBIG), as on a full
-    disk. Python ignores SIGXFSZ, so the write fails instead of killing the process."""
-    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+def read_line_starting(process, start):
+    """Reads the stdout of `process` up to a line starting with `start`; returns the lines."""
+    lines = []
+    while not lines or not lines[-1].startswith(start):
+        line = process.stdout.readline()
+        assert line, 'exited before %r: %s' % (start, ''.join(lines) + process.stderr.read())
+        lines.append(line)
+    return lines
 
 
-def test_a_full_disk_stops_training_with_one_line_and_keeps_the_last_checkpoint(data, logdir):
-    # The checkpoints are about 3 KB, the events file with the graph about 200 KB: a limit
-    # between them lets the first run write nothing large and a resumed run save nothing.
-    before = sorted(checkpoints.list_checkpoints(str(logdir)))
-    result = script('train.py', *train_flags(data, logdir, 8),
-                    preexec_fn=limit_file_size(4000))
-    line = assert_one_error_line(result, 'cannot save checkpoint 6', 'File too large',
-                                 'newest good checkpoint: %s' % (logdir / 'model.ckpt-4'))
+@pytest.fixture(scope='module')
+def resumed(trained, data_dir, tmp_path_factory):
+    """A copy of the trained logdir resumed in this process to RESUMED with RESUME_FLAGS: the
+    run that every other resume from the same checkpoint must equal, value for value;
+    (logdir, stdout)."""
+    logdir = tmp_path_factory.mktemp('resumed') / 'logdir'
+    shutil.copytree(str(trained.logdir), str(logdir))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        run_main(train, train_flags(data_dir, logdir, RESUMED, *RESUME_FLAGS))
+    return logdir, printed.getvalue()
+
+
+def assert_resumes_as_the_uninterrupted_run(logdir, resumed):
+    reference, _ = resumed
+    name = 'model.ckpt-%d' % RESUMED
+    assert_same_values(checkpoint_values(reference / name), checkpoint_values(logdir / name))
+    assert (logdir / 'run.json').read_text() == (reference / 'run.json').read_text()
+    assert run_spec_of(logdir / name) == stored_record(reference)
+
+
+# ------------------------------------------------------------------- checkpoints and records
+
+
+def test_a_resume_keeps_max_checkpoints_counting_the_old_ones(resumed):
+    logdir, printed = resumed
+    assert 'resumed from %s\n' % (logdir / LATEST) in printed, printed
+    assert steps_in(logdir) == [RESUMED, RESUMED - 1]
+    assert not files_of(logdir / LATEST) and not files_of(logdir / EARLIER)
+    assert global_step(logdir / ('model.ckpt-%d' % RESUMED)) == RESUMED
+
+
+@pytest.mark.parametrize('damage, expected', [
+    ('newest deleted', EARLIER), ('index deleted', LATEST), ('index emptied', LATEST),
+    ('index garbage', LATEST), ('index names the older', LATEST)])
+def test_the_newest_checkpoint_file_is_resumed_whatever_the_index_says(logdir_copy, data_dir,
+                                                                        damage, expected):
+    index = logdir_copy / 'checkpoint'
+    if damage == 'newest deleted':
+        for path in files_of(logdir_copy / LATEST):
+            os.remove(path)
+    elif damage == 'index deleted':
+        index.unlink()
+    elif damage == 'index names the older':
+        index.write_text('model_checkpoint_path: "%s"\n' % EARLIER)
+    else:
+        index.write_bytes(b'' if damage == 'index emptied' else b'\xff\xfe garbage {{{')
+    resolution = runs.resolve(str(logdir_copy), str(data_dir), None, train.DEFAULT_PARAMS, {},
+                              {})
+    assert resolution.resume_from == str(logdir_copy / expected)
+    assert resolution.skipped == [] and resolution.replaced is None
+
+
+def test_a_garbled_index_and_a_deleted_run_json_resume_from_the_checkpoint_record(
+        logdir_copy, data_dir, resumed, capsys):
+    (logdir_copy / 'checkpoint').write_bytes(b'\xff\xfe garbage {{{')
+    (logdir_copy / 'run.json').unlink()
+    out = run_main(train, train_flags(data_dir, logdir_copy, RESUMED, *RESUME_FLAGS),
+                   capsys).stdout
+    assert 'resumed from %s\n' % (logdir_copy / LATEST) in out, out
+    assert_resumes_as_the_uninterrupted_run(logdir_copy, resumed)  # run.json written again
+
+
+def test_damaged_newer_checkpoints_are_skipped_with_a_warning_by_train_and_generate(
+        logdir_copy, data_dir, tmp_path, capsys):
+    """Checkpoint 60 truncated, a copy of 30 as 90 zero-filled, and as 120 with a FIFO for
+    its index: each is skipped with one warning line, and 30 is used."""
+    data = '.data-00000-of-00001'
+    for step in (90, 120):
+        for suffix in ('.index', data):
+            shutil.copy(str(logdir_copy / (EARLIER + suffix)),
+                        str(logdir_copy / ('model.ckpt-%d%s' % (step, suffix))))
+    with open(str(logdir_copy / (LATEST + data)), 'r+b') as stream:
+        stream.truncate(os.path.getsize(str(logdir_copy / (LATEST + data))) // 2)
+    zeroed = logdir_copy / ('model.ckpt-90' + data)
+    zeroed.write_bytes(bytes(zeroed.stat().st_size))
+    os.remove(str(logdir_copy / 'model.ckpt-120.index'))
+    os.mkfifo(str(logdir_copy / 'model.ckpt-120.index'))
+
+    def assert_skipped(err):
+        lines = [line for line in err.splitlines() if not line.startswith('generating: ')]
+        for step, why in ((120, r'model\.ckpt-120\.index is not a regular file'),
+                          (90, r'\S.*'), (60, r'\S.*')):
+            pattern = r'^warning: checkpoint %s cannot be read \(%s\); skipped it$' % (
+                re.escape(str(logdir_copy / ('model.ckpt-%d' % step))), why)
+            assert [line for line in lines if re.match(pattern, line)], (pattern, err)
+        assert len(lines) == 3, err
+
+    out = tmp_path / 'one.png'
+    with time_limit(60):
+        result = run_main(generate, ['--checkpoint=%s' % logdir_copy, '--out=%s' % out,
+                                     '--num_images=1', '--seed=1'], capsys)
+    assert_skipped(result.stderr)
+    assert 'from %s (' % (logdir_copy / EARLIER) in result.stdout, result
+    assert png_pixels(out)[0].shape == (8, 8)
+    with time_limit(60):
+        result = run_main(train, train_flags(data_dir, logdir_copy, CHECKPOINTS[0] + 1,
+                                             '--num_samples=0'), capsys)
+    assert_skipped(result.stderr)
+    assert 'resumed from %s\n' % (logdir_copy / EARLIER) in result.stdout, result
+    checkpoints.verify_checkpoint(str(logdir_copy / 'model.ckpt-31'))
+    assert global_step(logdir_copy / 'model.ckpt-31') == 31
+
+
+def test_no_readable_checkpoint_is_an_error_not_a_new_run(logdir_copy, data_dir):
+    for name in os.listdir(str(logdir_copy)):
+        if name.startswith('model.ckpt-'):
+            (logdir_copy / name).write_bytes(b'garbage')
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy, '--out=x.png'])):
+        message = error_of(script, argv)
+        assert message.startswith('no checkpoint in %s can be read: checkpoint %s cannot be '
+                                  'read (' % (logdir_copy, logdir_copy / LATEST)), message
+        assert '\n' not in message
+    assert snapshot(logdir_copy) == before
+
+
+def test_a_garbled_run_json_is_refused_untouched_naming_it(logdir_copy, data_dir, tmp_path):
+    (logdir_copy / 'run.json').write_text('{"params": {"dilations": [1, 2')
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')])):
+        message = error_of(script, argv)
+        assert message.startswith('run file %s is not valid JSON' % (logdir_copy / 'run.json'))
+    assert snapshot(logdir_copy) == before and not (tmp_path / 'x.png').exists()
+
+
+def test_a_run_json_that_differs_from_the_checkpoint_is_refused_naming_what_differs(
+        logdir_copy, data_dir, tmp_path):
+    edited = stored_record(logdir_copy)
+    edited['params'].update(dilations=[8, 4, 2, 1], position_channels=4)  # the same shapes
+    edited['channels'] = 3
+    write_json(logdir_copy / 'run.json', edited)
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')]),
+                         (evaluate, ['--checkpoint=%s' % logdir_copy,
+                                     '--data_dir=%s' % data_dir])):
+        message = error_of(script, argv)
+        assert message.startswith('%s does not match the run stored in checkpoint %s: they '
+                                  'differ in channels, dilations, position_channels; '
+                                  % (logdir_copy / 'run.json', logdir_copy / LATEST)), message
+    assert snapshot(logdir_copy) == before and not (tmp_path / 'x.png').exists()
+
+
+def test_a_logdir_that_is_a_file_is_refused(data_dir, tmp_path):
+    (tmp_path / 'run').write_text('notes')
+    message = error_of(train, train_flags(data_dir, tmp_path / 'run'))
+    assert message == 'the logdir %s is a file: give a folder' % (tmp_path / 'run')
+    assert (tmp_path / 'run').read_text() == 'notes' and os.listdir(str(tmp_path)) == ['run']
+
+
+# ------------------------------------------------------------------- the previous version
+
+
+def as_previous_version(logdir, optimizer='adam'):
+    """Makes `logdir` one that the previous version of the project wrote: params.json,
+    data.json and training.json in place of run.json, and in each checkpoint a run record
+    without the keys added since and with the optimizer among the training options."""
+    current = stored_record(logdir)
+    params = {name: current['params'][name] for name in PREVIOUS_PARAMS}
+    training = dict(current['training'], optimizer=optimizer, momentum=0.9)
+    data = {'image_size': current['image_size'], 'classes': current['classes'],
+            'channels': current['channels']}
+    for prefix in (logdir / EARLIER, logdir / LATEST):
+        rewrite_checkpoint(prefix, json.dumps(dict(data, params=params, training=training),
+                                              sort_keys=True))
+    (logdir / 'run.json').unlink()
+    for name, content in (('params.json', params), ('data.json', data),
+                          ('training.json', training)):
+        write_json(logdir / name, content)
+
+
+def test_a_logdir_of_the_previous_version_resumes_exactly(logdir_copy, data_dir, resumed,
+                                                          capsys):
+    as_previous_version(logdir_copy)
+    out = run_main(train, train_flags(data_dir, logdir_copy, RESUMED, *RESUME_FLAGS),
+                   capsys).stdout
+    assert 'resumed from %s\n' % (logdir_copy / LATEST) in out, out
+    assert_resumes_as_the_uninterrupted_run(logdir_copy, resumed)
+
+
+def test_a_previous_run_with_another_optimizer_than_adam_is_refused(logdir_copy, data_dir):
+    as_previous_version(logdir_copy, optimizer='sgd')
+    before = snapshot(logdir_copy)
+    message = error_of(train, train_flags(data_dir, logdir_copy, RESUMED))
+    assert message.startswith('the run record of checkpoint %s was trained with another '
+                              'optimizer than Adam' % (logdir_copy / LATEST)), message
+    assert '\n' not in message and snapshot(logdir_copy) == before
+
+
+def test_a_checkpoint_without_a_run_record_is_refused(logdir_copy, data_dir, tmp_path):
+    rewrite_checkpoint(logdir_copy / LATEST, None)
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')])):
+        message = error_of(script, argv)
+        assert message.startswith('checkpoint %s holds no run record' % (logdir_copy / LATEST))
+        assert 'train into a new logdir' in message and '\n' not in message, message
+    assert snapshot(logdir_copy) == before
+
+
+# ------------------------------------------------------------------- hostile run records
+
+
+DELETE = object()
+BAD_RECORDS = {  # name: (the keys to the value, the value or DELETE)
+    'classes a string': (('classes',), '012'),
+    'classes not names': (('classes',), ['dark', 1]),
+    'classes repeated': (('classes',), ['dark', 'dark']),
+    'image_size fractions': (('image_size',), [28.9, 28.2]),
+    'image_size a float': (('image_size',), [8, 8.0]),
+    'image_size one side': (('image_size',), [8]),
+    'image_size zero': (('image_size',), [0, 8]),
+    'image_size too large': (('image_size',), [8, 5000]),
+    'image_size a boolean': (('image_size',), [True, 8]),
+    'image_size text': (('image_size',), '88'),
+    'channels 2': (('channels',), 2),
+    'channels a boolean': (('channels',), True),
+    'seed negative': (('training', 'seed'), -1),
+    'seed too large': (('training', 'seed'), 2 ** 32),
+    'seed text': (('training', 'seed'), '0'),
+    'batch_size a boolean': (('training', 'batch_size'), True),
+    'batch_size a float': (('training', 'batch_size'), 4.0),
+    'learning_rate zero': (('training', 'learning_rate'), 0),
+    'dropout one': (('training', 'dropout'), 1.0),
+    'precision unknown': (('training', 'precision'), 'fp16'),
+    'training unknown key': (('training', 'momentum2'), 0.9),
+    'training missing key': (('training', 'seed'), DELETE),
+    'training not an object': (('training',), [1]),
+    'params unknown key': (('params', 'skip_chanels'), 16),
+    'params fraction': (('params', 'residual_channels'), 8.5),
+    'params no dilations': (('params', 'dilations'), []),
+    'unknown key': (('notes',), 'mine'),
+    'missing key': (('channels',), DELETE),
+    'not an object': ((), ['params']),
+}
+
+
+def changed(values, keys, value):
+    """A copy of the JSON `values` with the value at `keys` replaced (or deleted)."""
+    if not keys:
+        return value
+    values = json.loads(json.dumps(values))
+    parent = values
+    for key in keys[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[keys[-1]]
+    else:
+        parent[keys[-1]] = value
+    return values
+
+
+def test_a_run_record_round_trips(trained):
+    text = (trained.logdir / 'run.json').read_text()
+    parsed = record.RunRecord.from_dict(json.loads(text), 'run file')
+    assert parsed.to_json() == text
+    assert parsed.image_size == (8, 8) and parsed.classes == ('bright', 'dark')
+
+
+@pytest.mark.parametrize('name', sorted(BAD_RECORDS))
+def test_a_run_record_is_checked_as_strictly_as_the_flags(trained, name):
+    values = changed(stored_record(trained.logdir), *BAD_RECORDS[name])
+    with pytest.raises(errors.Error) as error:
+        record.RunRecord.from_dict(values, 'run file /x/run.json')
+    message = str(error.value)
+    assert message.startswith('run file /x/run.json') and '\n' not in message, message
+    if name.startswith('seed'):  # the range, exactly
+        assert 'from 0 to 4294967295' in message, message
+
+
+def original_text(logdir):
+    return (logdir / 'run.json').read_text()
+
+
+HOSTILE_RUN_JSON = {
+    'nested 200,000 deep': lambda text: text.replace(
+        '"dilations": [', '"dilations": ' + '[' * 200000 + ']' * 199999 + ', ', 1),
+    'image_size Infinity': lambda text: json.dumps(dict(json.loads(text),
+                                                        image_size=[float('inf'), 28])),
+    'image_size fractions': lambda text: json.dumps(dict(json.loads(text),
+                                                         image_size=[28.9, 28.2])),
+    'classes a string': lambda text: json.dumps(dict(json.loads(text), classes='012')),
+    'seed -1': lambda text: text.replace('"seed": 0', '"seed": -1'),
+    'batch_size true': lambda text: text.replace('"batch_size": 4', '"batch_size": true'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(HOSTILE_RUN_JSON))
+def test_a_hostile_run_json_is_one_error_naming_it(logdir_copy, data_dir, tmp_path, case):
+    content = HOSTILE_RUN_JSON[case](original_text(logdir_copy))
+    assert content != original_text(logdir_copy)
+    (logdir_copy / 'run.json').write_text(content)
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')])):
+        message = error_of(script, argv)
+        assert str(logdir_copy / 'run.json') in message and '\n' not in message, message
+        assert len(message) < 1000, message
+    assert snapshot(logdir_copy) == before
+
+
+def hostile_run_spec(logdir, case):
+    values = stored_record(logdir)
+    if case == 'not JSON':
+        return b'{"params": {"dilations": [1, 2'
+    if case == 'not UTF-8':
+        return b'{"classes": ["\xff\xfe"]}'
+    if case == 'nested too deeply':
+        return '[' * 200000 + ']' * 200000
+    if case == 'no training options':
+        del values['training']
+    elif case == 'no image_size':
+        del values['image_size']
+    elif case == 'image_size as text':
+        values['image_size'] = ['8', '8']
+    elif case == 'seed as text':
+        values['training']['seed'] = '0'
+    return json.dumps(values)
+
+
+@pytest.mark.parametrize('case', ['not JSON', 'not UTF-8', 'nested too deeply',
+                                  'no training options', 'no image_size', 'image_size as text',
+                                  'seed as text'])
+def test_a_hostile_run_spec_is_one_error_naming_the_checkpoint(logdir_copy, data_dir, tmp_path,
+                                                              case):
+    rewrite_checkpoint(logdir_copy / LATEST, hostile_run_spec(logdir_copy, case))
+    before = snapshot(logdir_copy)
+    for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')]),
+                         (evaluate, ['--checkpoint=%s' % (logdir_copy / LATEST),
+                                     '--data_dir=%s' % data_dir])):
+        message = error_of(script, argv)
+        assert re.match(r'the run record of checkpoint %s[ :]' % re.escape(
+            str(logdir_copy / LATEST)), message), (script.__name__, message)
+        assert '\n' not in message and len(message) < 1000, message
+    assert snapshot(logdir_copy) == before and not (tmp_path / 'x.png').exists()
+
+
+# ------------------------------------------------------------------- FIFOs, devices, symlinks
+
+
+def replace_by_fifo(path):
+    if os.path.lexists(str(path)):
+        os.remove(str(path))
+    os.mkfifo(str(path))
+
+
+@pytest.mark.parametrize('target, script', [
+    ('run.json', 'train'), ('run.json', 'generate'), ('run.json', 'evaluate'),
+    ('train.lock', 'train'), ('params', 'train'),
+    ('checkpoint index', 'generate'), ('checkpoint index', 'evaluate')])
+def test_a_fifo_in_place_of_a_file_that_is_read_is_one_error_not_a_hang(
+        logdir_copy, data_dir, tiny_params, tmp_path, target, script):
+    fifo = {'run.json': logdir_copy / 'run.json', 'train.lock': logdir_copy / 'train.lock',
+            'params': tmp_path / 'params.json',
+            'checkpoint index': logdir_copy / (LATEST + '.index')}[target]
+    replace_by_fifo(fifo)
+    checkpoint = logdir_copy / LATEST if target == 'checkpoint index' else logdir_copy
+    out = tmp_path / 'x.png'
+    argv = {'train': train_flags(data_dir, tmp_path / 'new' if target == 'params'
+                                 else logdir_copy, RESUMED, params=fifo if target == 'params'
+                                 else None),
+            'generate': ['--checkpoint=%s' % checkpoint, '--out=%s' % out],
+            'evaluate': ['--checkpoint=%s' % checkpoint, '--data_dir=%s' % data_dir]}[script]
+    with time_limit(20):
+        message = error_of({'train': train, 'generate': generate,
+                            'evaluate': evaluate}[script], argv)
+    named = fifo.name if target == 'checkpoint index' else fifo
+    assert '%s is not a regular file' % named in message and '\n' not in message, message
+    if target == 'checkpoint index':
+        assert message.startswith('checkpoint %s cannot be read' % checkpoint), message
+    assert not out.exists() and not (tmp_path / 'new').exists()
+
+
+@pytest.mark.parametrize('script', ['train', 'generate'])
+def test_run_json_linked_to_dev_zero_is_one_error(logdir_copy, data_dir, tmp_path, script):
+    os.remove(str(logdir_copy / 'run.json'))
+    os.symlink('/dev/zero', str(logdir_copy / 'run.json'))
+    argv = (train_flags(data_dir, logdir_copy, RESUMED) if script == 'train' else
+            ['--checkpoint=%s' % logdir_copy, '--out=%s' % (tmp_path / 'x.png')])
+    with time_limit(20):
+        message = error_of(train if script == 'train' else generate, argv)
+    assert message == 'run file %s is not a regular file: replace it with one' % (
+        logdir_copy / 'run.json')
+    assert os.readlink(str(logdir_copy / 'run.json')) == '/dev/zero'
+
+
+@pytest.mark.parametrize('logdir', ['resumed', 'new'])
+def test_a_symlinked_lock_is_refused_and_its_target_untouched(logdir_copy, data_dir,
+                                                              tiny_params, tmp_path, logdir):
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('precious\n')
+    os.utime(str(victim), ns=(10 ** 18, 10 ** 18))
+    folder = logdir_copy if logdir == 'resumed' else tmp_path / 'new'
+    folder.mkdir(exist_ok=True)
+    lock = folder / 'train.lock'
+    if os.path.lexists(str(lock)):
+        os.remove(str(lock))
+    os.symlink(str(victim), str(lock))
+    before = snapshot(folder)
+    message = error_of(train, train_flags(data_dir, folder, RESUMED, params=tiny_params))
+    assert str(lock) in message and 'symlink' in message, message
+    assert victim.read_text() == 'precious\n' and victim.stat().st_mtime_ns == 10 ** 18
+    assert os.readlink(str(lock)) == str(victim) and snapshot(folder) == before
+
+
+def test_a_symlink_in_place_of_the_samples_folder_is_refused_nothing_written_there(
+        logdir_copy, data_dir, tmp_path):
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    shutil.rmtree(str(logdir_copy / 'samples'))
+    os.symlink(str(elsewhere), str(logdir_copy / 'samples'))
+    before = snapshot(logdir_copy)
+    message = error_of(train, train_flags(data_dir, logdir_copy, RESUMED, '--checkpoint_every=1'))
+    assert message.startswith('%s is a symlink' % (logdir_copy / 'samples')), message
+    assert os.listdir(str(elsewhere)) == [] and snapshot(logdir_copy) == before
+    assert steps_in(logdir_copy) == list(reversed(CHECKPOINTS))
+
+
+def test_a_newline_in_a_file_or_class_name_keeps_each_message_one_line(logdir_copy, data_dir,
+                                                                        tmp_path, capsys):
+    data = tmp_path / 'data\nset'
+    shutil.copytree(str(data_dir), str(data))
+    os.rename(str(data / 'dark'), str(data / 'da\nrk'))
+    write_file(data / 'bright' / 'bro\nken.png', b'\x89PNG\r\n\x1a\ntruncated')
+    lines = script_error_lines(train.main, train_flags(data, logdir_copy, RESUMED), capsys)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('warning: skipped %s: ' % str(data / 'bright' / 'bro\nken.png')
+                               .replace('\n', '\\n')), lines
+    assert lines[1].startswith('error: %s has classes ' % str(data).replace('\n', '\\n')), lines
+
+    logdir = tmp_path / 'log\ndir'
+    shutil.copytree(str(logdir_copy), str(logdir))
+    os.remove(str(logdir / (LATEST + '.index')))
+    folder = tmp_path / 'sam\nples.png'
+    folder.mkdir()
+    lines = script_error_lines(generate.main, ['--checkpoint=%s' % logdir, '--out=%s' % folder],
+                               capsys)
+    escaped = str(logdir).replace('\n', '\\n')
+    assert len(lines) == 2, lines
+    assert lines[0].startswith('warning: checkpoint %s/%s cannot be read' % (escaped, LATEST))
+    assert lines[1].startswith('error: %s is a folder' % str(folder).replace('\n', '\\n'))
+
+
+# ------------------------------------------------------------------- full and read-only disks
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(logdir_copy,
+                                                                             data_dir):
+    # A file-size limit below a checkpoint's data file: run.json is written, no checkpoint.
+    limit = os.path.getsize(str(logdir_copy / (LATEST + '.data-00000-of-00001'))) // 2
+    before = {name: open(path, 'rb').read() for name, path in (
+        (os.path.basename(path), path) for prefix in CHECKPOINTS
+        for path in files_of(logdir_copy / ('model.ckpt-%d' % prefix)))}
+    result = run_script('train.py', *train_flags(data_dir, logdir_copy, RESUMED,
+                                                 *RESUME_FLAGS),
+                        preexec_fn=limit_file_size(limit))
+    line = assert_one_error_line(result, 'cannot save checkpoint %d' % (STEPS + 1),
+                                 'File too large', 'newest good checkpoint: %s'
+                                 % (logdir_copy / LATEST))
     assert 'free disk space' in line
-    assert sorted(checkpoints.list_checkpoints(str(logdir))) == before
-    assert checkpoints.newest_readable_checkpoint(str(logdir)) == (
-        str(logdir / 'model.ckpt-4'), [])
-    leftovers = [name for name in os.listdir(logdir) if 'temp' in name or '.tmp-' in name]
+    assert steps_in(logdir_copy) == list(reversed(CHECKPOINTS))
+    assert checkpoints.newest_readable_checkpoint(str(logdir_copy)) == (
+        str(logdir_copy / LATEST), [])
+    assert {name: open(str(logdir_copy / name), 'rb').read() for name in before} == before
+    leftovers = [name for name in os.listdir(str(logdir_copy))
+                 if 'temp' in name or files.is_temporary(name)]
     assert not leftovers, leftovers
 
 
@@ -384,137 +601,109 @@ def read_only_folder(tmp_path):
     subprocess.run(['umount', str(folder)], check=True)
 
 
-def test_a_read_only_logdir_is_one_line_and_nothing_trained(data, read_only_folder):
-    result = script('train.py', *train_flags(data, read_only_folder / 'run', 2))
-    assert_one_error_line(result, str(read_only_folder / 'run'), 'another --logdir')
-    assert 'training from step' not in result.stdout
+def test_a_read_only_logdir_is_one_line_and_nothing_trained(data_dir, tiny_params,
+                                                           read_only_folder, capsys):
+    capsys.readouterr()
+    message = error_of(train, train_flags(data_dir, read_only_folder / 'run', 2,
+                                          '--num_samples=0', params=tiny_params))
+    assert str(read_only_folder / 'run') in message and 'another logdir' in message, message
+    assert '\n' not in message
+    assert 'training from step' not in capsys.readouterr().out
+    assert os.listdir(str(read_only_folder)) == []
 
 
 def test_generate_refuses_an_unwritable_output_before_generating(trained, read_only_folder,
-                                                                  tmp_path):
-    for flag, message in (('--out=%s' % tmp_path, 'is a folder'),
+                                                                  tmp_path, capsys):
+    (tmp_path / 'folder.png').mkdir()
+    for flag, message in (('--out=%s' % (tmp_path / 'folder.png'), 'is a folder'),
                           ('--out=%s' % (read_only_folder / 'x.png'), 'cannot be written'),
+                          ('--out=%s' % (read_only_folder / 'new' / 'x.png'),
+                           'cannot be written'),
                           ('--out_dir=%s' % (read_only_folder / 'images'),
                            'cannot be written')):
-        with pytest.raises(cli.UsageError, match=message):
-            run_generate('--checkpoint=%s' % trained, flag, '--num_images=1')
-    assert os.listdir(read_only_folder) == []
+        capsys.readouterr()
+        error = error_of(generate, ['--checkpoint=%s' % trained.logdir, flag, '--num_images=1'])
+        assert message in error and flag.split('=', 1)[1] in error, error
+        assert 'generating' not in capsys.readouterr().out
+    assert os.listdir(str(read_only_folder)) == []
+    assert os.listdir(str(tmp_path / 'folder.png')) == []
 
 
-def test_generate_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(trained, tmp_path):
-    out = tmp_path / 'grid.png'
-    result = script('generate.py', '--checkpoint=%s' % trained, '--out=%s' % out,
-                    '--num_images=4', preexec_fn=limit_file_size(20))
-    assert_one_error_line(result, 'cannot write %s' % out, 'File too large')
-    assert os.listdir(tmp_path) == []
+# ------------------------------------------------------------------- a second run, kill -9
 
 
-def test_kill_9_at_random_moments_never_loses_the_run(data, tmp_path):
-    """Killed at seeded random moments of training (a checkpoint every step, so many land
-    mid-save) again and again, every resume starts from the newest complete checkpoint; the
-    last run completes."""
-    logdir, rng = tmp_path / 'logdir', np.random.default_rng(7)
-    flags = train_flags(data, logdir, 400) + ['--checkpoint_every=1', '--print_every=50']
-    newest_step = 0
-    for _ in range(3):
-        process = subprocess.Popen([sys.executable, 'train.py'] + flags, cwd=ROOT,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started = process.stdout.readline()
-        while started and not started.startswith('training from step'):
-            started = process.stdout.readline()
-        time.sleep(rng.uniform(0.1, 1.5))
-        process.kill()
-        output, errors = process.communicate()
-        assert 'Traceback' not in errors, errors
-        assert started == 'training from step %d to 400, batch 2, adam\n' % newest_step, (
-            newest_step, started, errors)
-        newest_step = checkpoints.step_of(checkpoints.newest_readable_checkpoint(
-            str(logdir))[0])
-    assert newest_step > 0, 'no checkpoint was written in three runs'
-    # The last run goes 5 steps further (--num_steps is the one flag a resume may change).
-    final = script('train.py', *train_flags(data, logdir, newest_step + 5,
-                                            '--checkpoint_every=1'))
-    assert final.returncode == 0, final.stderr
-    assert 'resumed from %s' % (logdir / ('model.ckpt-%d' % newest_step)) in final.stdout
-    generated = script('generate.py', '--checkpoint=%s' % logdir,
-                       '--out=%s' % (tmp_path / 'one.png'), '--num_images=1')
-    assert generated.returncode == 0, generated.stderr
-    assert global_step(checkpoints.newest_readable_checkpoint(str(logdir))[0]) == \
-        newest_step + 5
+def test_kill_9_at_chosen_moments_never_loses_the_run(data_dir, tiny_params, trained, tmp_path,
+                                                      capsys):
+    """Killed right after a checkpoint was saved, then right after a resume started training,
+    then a save killed half-way (what it leaves, made by hand): each resume starts from the
+    newest complete checkpoint, a second run is refused while one trains, and the last run
+    completes and generates."""
+    logdir = tmp_path / 'logdir'
+    # A run.json left by a run killed before its first checkpoint: replaced with a warning.
+    write_json(logdir / 'run.json', dict(stored_record(trained.logdir), classes=['x', 'y']))
+    command = [sys.executable, os.path.join(ROOT, 'train.py')] + train_flags(
+        data_dir, logdir, 100000, '--num_samples=0', '--print_every=1000', '--seed=3',
+        params=tiny_params)
 
+    # 1. kill -9 right after 'step 40: saved' (the next save is 40 steps later).
+    unbuffered = dict(os.environ, PYTHONUNBUFFERED='1')  # each line as soon as it is printed
+    first = subprocess.Popen(command + ['--checkpoint_every=40'], cwd=ROOT, env=unbuffered,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = read_line_starting(first, 'step 40: saved %s' % (logdir / 'model.ckpt-40'))
+    finally:
+        first.kill()
+    _, errors_ = first.communicate(timeout=60)
+    assert first.returncode == -signal.SIGKILL and 'Traceback' not in errors_, errors_
+    assert 'training from step 0 to 100000, batch 4\n' in lines, lines
+    assert errors_.splitlines()[0] == ('warning: %s is the record of a run that saved no '
+                                       'checkpoint; this run replaces it' % (logdir / 'run.json'))
+    assert steps_in(logdir) == [40] and global_step(logdir / 'model.ckpt-40') == 40
+    assert stored_record(logdir)['training']['seed'] == 3
+    assert stored_record(logdir)['classes'] == ['bright', 'dark']
 
-# ----------------------------------------------------------------------------- bounds
+    # 2. kill -9 right after a resume printed 'training from step 40' (no save due before
+    # step 1000); while it trains, a second run on the logdir is refused naming its PID.
+    second = subprocess.Popen(command + ['--checkpoint_every=1000'], cwd=ROOT, env=unbuffered,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = read_line_starting(second, 'training from step ')
+        before = snapshot(logdir)
+        message = error_of(train, train_flags(data_dir, logdir, 100000, params=tiny_params))
+        assert message == ('%s is in use by another training run (PID %d): wait for it to end '
+                           'or stop it, or train into another logdir' % (logdir, second.pid))
+    finally:
+        second.kill()
+    _, errors_ = second.communicate(timeout=60)
+    assert lines[-2:] == ['resumed from %s\n' % (logdir / 'model.ckpt-40'),
+                          'training from step 40 to 100000, batch 4\n'], lines
+    assert second.returncode == -signal.SIGKILL and errors_ == '', errors_
+    assert steps_in(logdir) == [40]
+    assert {name: digest for name, (digest, _) in snapshot(logdir).items()
+            if 'tfevents' not in name} == {name: digest for name, (digest, _) in before.items()
+                                           if 'tfevents' not in name}
 
-
-def parse_error(script_module, argv, capsys):
-    """The one stderr line of an argparse refusal (exit status 2)."""
-    with pytest.raises(SystemExit) as exit_info:
-        script_module.get_arguments(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), lines
-    assert '--help lists the flags' in lines[0], lines[0]
-    return lines[0]
-
-
-@pytest.mark.parametrize('flag, allowed', [
-    ('--seed=-1', 'from 0 to 4294967295'), ('--seed=%d' % 2 ** 70, 'from 0 to 4294967295'),
-    ('--image_size=100000', 'sides from 1 to 4096'), ('--image_size=0x5', 'sides from 1'),
-    ('--batch_size=0', 'at least 1'), ('--momentum=nan', 'from 0'),
-    ('--momentum=-0.5', 'from 0'), ('--l2_regularization_strength=inf', 'from 0'),
-    ('--learning_rate=0', 'above 0'), ('--dropout=1', 'from 0 to below 1'),
-    ('--validation_fraction=-0.1', 'from 0 to below 1'), ('--num_samples=5000', 'to 1024'),
-    ('--gc_channels=-1', 'from 0 to 4096'),
-])
-def test_train_refuses_values_out_of_range_naming_flag_and_range(flag, allowed, capsys):
-    line = parse_error(train, [flag], capsys)
-    assert flag.split('=')[0] in line and allowed in line, line
-
-
-@pytest.mark.parametrize('flag, allowed', [
-    ('--num_images=1000000000000', 'from 1 to 100000'), ('--seed=-5', 'from 0 to 4294967295'),
-    ('--batch_size=100000', 'from 1 to 4096'), ('--temperature=nan', 'above 0'),
-])
-def test_generate_refuses_values_out_of_range_naming_flag_and_range(flag, allowed, capsys):
-    line = parse_error(generate, [flag], capsys)
-    assert flag.split('=')[0] in line and allowed in line, line
-
-
-def test_a_run_that_cannot_fit_in_memory_is_refused_before_reading_data(data, tmp_path):
-    with pytest.raises(cli.UsageError, match=r'needs about [\d.]+ GiB, and this machine has '
-                                             r'[\d.]+ GiB: lower --batch_size'):
-        run_train(data, tmp_path / 'big', 2, '--batch_size=1000000000', '--image_size=6')
-    with pytest.raises(cli.UsageError, match='lower --batch_size or --image_size'):
-        run_train(data, tmp_path / 'big', 2, '--image_size=4096', '--batch_size=64')
-    assert not (tmp_path / 'big').exists()
-
-
-def test_shifts_must_be_less_than_the_image_side(data, tmp_path):
-    with pytest.raises(cli.UsageError, match=r'--augment_shift=6 must be less than the image '
-                                             r'side \(6x6\)'):
-        run_train(data, tmp_path / 'run', 2, '--augment_shift=6')
-    assert not (tmp_path / 'run').exists()
-
-
-def test_generate_refuses_more_columns_than_images_and_too_many_images(trained, tmp_path):
-    out = '--out=%s' % (tmp_path / 'grid.png')
-    with pytest.raises(cli.UsageError, match='--columns=1000000000 is more than the 4 images'):
-        run_generate('--checkpoint=%s' % trained, out, '--num_images=4', '--columns=1000000000')
-    seed = tmp_path / 'seed.png'
-    Image.fromarray(np.zeros((6, 6), np.uint8)).save(seed)
-    with pytest.raises(cli.UsageError, match='120000 images asked for'):
-        run_generate('--checkpoint=%s' % trained, out, '--num_images=60000',
-                     '--seed_image=%s' % seed, '--seed_image=%s' % seed)
-    assert os.listdir(tmp_path) == ['seed.png']
-
-
-def test_the_most_common_image_size_wins_and_is_reported(data, tmp_path, capsys):
-    folder = tmp_path / 'images'
-    shutil.copytree(data, folder)
-    shutil.copy(data.parent / 'params.json', tmp_path / 'params.json')
-    Image.fromarray(np.zeros((300, 300), np.uint8)).save(folder / '0000_stray.png')
-    run_train(folder, tmp_path / 'run', 1, '--validation_fraction=0')
-    out = capsys.readouterr().out
-    assert 'the training images have 2 sizes: 6x6 (8), 300x300 (1); all are resized to 6x6' \
-        in out, out
-    assert json.loads((tmp_path / 'run' / 'data.json').read_text())['image_size'] == [6, 6]
+    # 3. A save of step 41 killed half-way, and an atomic write of run.json killed before
+    # its rename, leave their temporaries.
+    write_file(logdir / 'model.ckpt-41_temp' / 'part-00000-of-00001.data-00000-of-00001',
+               b'half a checkpoint')
+    temporary = '.run.json.tmp-%d-1f2e3d4c' % second.pid
+    write_file(logdir / temporary, '{"params": {"dilat')
+    write_file(logdir / 'samples' / '.samples-41.png.tmp-12-abcdef12', b'\x89PNG')
+    result = run_main(train, train_flags(data_dir, logdir, 42, '--num_samples=0',
+                                         params=tiny_params), capsys)
+    assert sorted(result.stderr.splitlines()) == sorted(
+        'warning: removed %s, left by an interrupted run' % name for name in (
+            'model.ckpt-41_temp', temporary, os.path.join('samples',
+                                                          '.samples-41.png.tmp-12-abcdef12'))
+    ), result.stderr
+    assert 'resumed from %s\ntraining from step 40 to 42' % (logdir / 'model.ckpt-40') in (
+        result.stdout), result.stdout
+    assert steps_in(logdir) == [42, 40] and global_step(logdir / 'model.ckpt-42') == 42
+    assert not (logdir / 'model.ckpt-41_temp').exists() and not (logdir / temporary).exists()
+    assert os.listdir(str(logdir / 'samples')) == []
+    assert stored_record(logdir)['training']['seed'] == 3
+    out = run_main(generate, ['--checkpoint=%s' % logdir, '--out=%s' % (tmp_path / 'one.png'),
+                              '--num_images=1'], capsys).stdout
+    assert 'from %s (' % (logdir / 'model.ckpt-42') in out, out
+    assert png_pixels(tmp_path / 'one.png')[0].shape == (8, 8)

@@ -195,16 +195,19 @@ def test_sampler_keeps_prime_pixels_and_argmax_is_deterministic(fast):
     with graph.as_default():
         sampler = build_sampler(Mixture([model]), 2, fast=fast)
     prime = np.array([[3, 4, 5], [6, 7, 8]], np.int32)
-    first = sampler.sample(session, prime_pixels=prime, argmax=True, pixels_per_run=6)
-    second = sampler.sample(session, prime_pixels=prime, argmax=True)
+    first = sampler.sample(session, 2, prime_pixels=prime, argmax=True, pixels_per_run=6)
+    second = sampler.sample(session, 2, prime_pixels=prime, argmax=True)
     assert first.shape == (2, model.sequence_length)
     np.testing.assert_array_equal(first[:, :3], prime)
     np.testing.assert_array_equal(first, second)
     assert first.min() >= 0 and first.max() < 16
+    # One image: the batch is padded with it, and it is generated as in the full batch.
+    np.testing.assert_array_equal(sampler.sample(session, 1, prime_pixels=prime[:1],
+                                                 argmax=True), first[:1])
     with pytest.raises(ValueError, match='temperature'):
-        sampler.sample(session, temperature=0.0)
+        sampler.sample(session, 2, temperature=0.0)
     with pytest.raises(ValueError, match='not class-conditional'):
-        sampler.sample(session, labels=[0, 1])
+        sampler.sample(session, 2, labels=[0, 1])
 
 
 @pytest.mark.parametrize('fast, state', [(True, 'ring'), (True, 'queues'), (False, None)],
@@ -225,8 +228,8 @@ def test_lower_temperature_concentrates_the_samples(fast, state):
         session = tf.Session(graph=graph)
         session.run(tf.global_variables_initializer())
         biases.load(np.where(np.arange(16) == 0, 2.0, 0.0), session)
-    cold = sampler.sample(session, temperature=0.05)
-    hot = sampler.sample(session, temperature=5.0)
+    cold = sampler.sample(session, 8, temperature=0.05)
+    hot = sampler.sample(session, 8, temperature=5.0)
     assert np.mean(cold == 0) > 0.95, np.bincount(cold.ravel(), minlength=16)
     assert np.mean(hot == 0) < 0.5 and len(np.unique(hot)) >= 12, np.bincount(hot.ravel())
 

@@ -1,8 +1,9 @@
 """Prepared datasets: wavenet/prepared.py, reader.py reading them, datasets/prepare.py."""
-import importlib.util
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -10,25 +11,41 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wavenet import prepared, reader
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, 'datasets', 'prepare.py')
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location('datasets_prepare', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import (ROOT, Result, assert_one_error_line, limit_file_size, run_script,
+                      snapshot, write_png)
+from datasets import prepare
+from wavenet import cli, errors, prepared, reader
 
 
-prepare = _load_script()
+@contextlib.contextmanager
+def time_limit(seconds=10):
+    """Fails the block with TimeoutError when it runs longer than `seconds`: a hang (on a FIFO,
+    say) fails its test instead of stalling the suite."""
+    def expire(signum, frame):
+        raise TimeoutError('still running after %d s: a hang' % seconds)
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
-def _save(path, pixels):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.fromarray(pixels).save(path)
+def run_cli(main, capsys):
+    """main() under cli.run_main, the scripts' one error path, in this process (the signal
+    handlers it sets are restored after): a Result."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        cli.run_main(main)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    captured = capsys.readouterr()
+    return Result(status, captured.out, captured.err)
 
 
 def _gray_folder(root):
@@ -38,10 +55,10 @@ def _gray_folder(root):
     for split, count in (('train', 5), ('test', 2)):
         for name in ('cat', 'dog'):
             for i in range(count):
-                _save(str(root / split / name / ('%d.png' % i)),
+                write_png(root / split / name / ('%d.png' % i),
                       rng.integers(0, 256, (7, 5), dtype=np.uint8))
-    _save(str(root / 'train' / 'loose.png'), rng.integers(0, 256, (7, 5), dtype=np.uint8))
-    _save(str(root / 'train' / 'dog' / 'big.png'), rng.integers(0, 256, (14, 9), dtype=np.uint8))
+    write_png(root / 'train' / 'loose.png', rng.integers(0, 256, (7, 5), dtype=np.uint8))
+    write_png(root / 'train' / 'dog' / 'big.png', rng.integers(0, 256, (14, 9), dtype=np.uint8))
     (root / 'train' / 'cat' / 'broken.png').write_bytes(b'not a png')
     return root
 
@@ -50,7 +67,7 @@ def _rgb_folder(root):
     """RGB images in class folders, no split folders."""
     rng = np.random.default_rng(1)
     for i in range(12):
-        _save(str(root / ('class%d' % (i % 3)) / ('%02d.png' % i)),
+        write_png(root / ('class%d' % (i % 3)) / ('%02d.png' % i),
               rng.integers(0, 256, (4, 6, 3), dtype=np.uint8))
     return root
 
@@ -136,7 +153,7 @@ def test_prepared_images_index_like_an_array(tmp_path):
     pixels = np.arange(6 * 2 * 3, dtype=np.uint8).reshape(6, 2, 3, 1) * 3
     _write(tmp_path / 'd', pixels, [0, 1, -1, 0, 1, 0])
     levels = reader.quantize(np.arange(256), 4)
-    images = prepared.load_prepared(tmp_path / 'd', 'train', levels).images
+    images, _ = prepared.load_prepared(tmp_path / 'd', 'train', levels)
     expected = reader.quantize(pixels[..., 0], 4)
     assert images.shape == (6, 2, 3) and images.ndim == 3 and len(images) == 6
     mask = np.array([True, False, False, True, True, False])
@@ -166,14 +183,14 @@ def test_load_folder_reads_a_split_with_the_callers_classes(tmp_path):
 
 def test_other_size_or_channels_is_refused(tmp_path):
     _write(tmp_path / 'd', np.zeros((2, 4, 5, 1), np.uint8), [0, 1])
-    with pytest.raises(reader.DataError, match=r'prepared dataset of 4x5 images with 1 '
+    with pytest.raises(errors.DataError, match=r'prepared dataset of 4x5 images with 1 '
                                                r'channel, not 8x8 with 1.*use it at its own '
                                                r'size and channels, or prepare it again') as e:
         reader.load_dataset(tmp_path / 'd', image_size=(8, 8))
     assert '--' not in str(e.value)  # the package names no script flags
-    with pytest.raises(reader.DataError, match='not 4x5 with 3: prepared images are not'):
+    with pytest.raises(errors.DataError, match='not 4x5 with 3: prepared images are not'):
         reader.load_folder(tmp_path / 'd', None, 256, channels=3, split='train')
-    with pytest.raises(reader.DataError, match='has no test split'):
+    with pytest.raises(errors.DataError, match='has no test split'):
         reader.load_folder(tmp_path / 'd', None, 256)
 
 
@@ -186,6 +203,11 @@ def _rewrite_info(path, change):
     info = json.loads(path.read_text())
     change(info)
     path.write_text(json.dumps(info))
+
+
+def _replace_info(folder, text):
+    (folder / 'dataset.json').write_text(text.replace(
+        'NESTED', '[' * 200000 + ']' * 200000).replace('SIZE', '"image_size": '))
 
 
 @pytest.mark.parametrize('damage, file_name, message', [
@@ -204,26 +226,51 @@ def _rewrite_info(path, change):
      'label -2'),
     (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.pop('channels')),
      'dataset.json', 'lacks "channels"'),
-    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(classes='ab')),
-     'dataset.json', '"classes" must be a list'),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(channels=True)),
+     'dataset.json', 'channels must be 1 or 3, got True'),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(classes='012')),
+     'dataset.json', "classes must be a list of distinct names, got '012'"),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(classes=['a', 'a'])),
+     'dataset.json', 'classes must be a list of distinct names'),
     (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info['splits'].update(train=4)),
      'train_images.npy', r'dataset.json says 4'),
-    (lambda d: (d / 'dataset.json').write_text('{"image_size": '), 'dataset.json',
-     'cannot read'),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info['splits'].update(train=3.0)),
+     'dataset.json', 'splits must be'),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(complete=False)),
+     'dataset.json', 'unfinished'),
+    (lambda d: _rewrite_info(d / 'dataset.json', lambda info: info.update(image_size=[28.9, 28])),
+     'dataset.json', r'image_size must be \[height, width\] with positive integers, got \[28.9'),
+    (lambda d: _replace_info(d, '{SIZE[Infinity, 5], "channels": 1, "classes": []}'),
+     'dataset.json', 'not valid JSON'),
+    (lambda d: _replace_info(d, '{SIZE[4, 1e999], "channels": 1, "classes": []}'),
+     'dataset.json', 'not valid JSON'),
+    (lambda d: _replace_info(d, '{SIZE NESTED, "channels": 1, "classes": []}'),
+     'dataset.json', 'nested too deeply'),
+    (lambda d: _replace_info(d, '{"image_size": '), 'dataset.json', 'not valid JSON'),
+    (lambda d: (os.remove(d / 'dataset.json'), os.mkfifo(d / 'dataset.json')), 'dataset.json',
+     'not a regular file'),
+    (lambda d: (os.remove(d / 'dataset.json'), os.symlink('/dev/zero', d / 'dataset.json')),
+     'dataset.json', 'not a regular file'),
+    (lambda d: (os.remove(d / 'train_images.npy'), os.mkfifo(d / 'train_images.npy')),
+     'train_images.npy', 'not a regular file'),
+    (lambda d: (os.remove(d / 'test_labels.npy'), os.symlink('/dev/zero', d / 'test_labels.npy')),
+     'test_labels.npy', 'not a regular file'),
     (lambda d: os.remove(d / 'test_labels.npy'), 'test_labels.npy', 'is missing'),
     (lambda d: np.save(d / 'train_labels.npy', np.array([0, 1, None]), allow_pickle=True),
      'train_labels.npy', 'cannot read'),
 ])
 def test_damaged_files_are_refused_naming_the_file(tmp_path, damage, file_name, message):
+    """Each damaged or hostile file (a FIFO, /dev/zero, deep or non-finite JSON, values of the
+    wrong type) is one DataError naming it, within a time limit: nothing hangs."""
     folder = tmp_path / 'd'
     _write(folder, np.zeros((3, 4, 5, 1), np.uint8), [0, 1, -1],
            test=(np.zeros((2, 4, 5, 1), np.uint8), [1, 1]))
     reader.load_dataset(folder)  # intact: loads
     damage(folder)
-    with pytest.raises(reader.DataError) as error:
+    with time_limit(), pytest.raises(errors.DataError) as error:
         reader.load_dataset(folder)
     text = str(error.value)
-    assert str(folder / file_name) in text and 'prepare it again' in text
+    assert str(folder / file_name) in text and 'prepare it again' in text, text
     assert '\n' not in text
     assert re.search(message, text), text
 
@@ -234,7 +281,7 @@ def test_large_labels_are_checked_a_chunk_at_a_time(tmp_path, monkeypatch):
     _write(tmp_path / 'd', np.zeros((10, 1, 1, 1), np.uint8), np.zeros(10, np.int64))
     np.save(tmp_path / 'd' / 'train_labels.npy', labels)
     monkeypatch.setattr(prepared, '_CHECK_ROWS', 3)
-    with pytest.raises(prepared.FormatError, match='label 5'):
+    with pytest.raises(errors.DataError, match='label 5'):
         prepared.load_prepared(tmp_path / 'd', 'train')
 
 
@@ -257,9 +304,9 @@ def test_writer_streams_chunks_and_leaves_the_old_dataset_on_failure(tmp_path):
             writer.append_labels('train', [1])
         assert writer.close() == {'train': 5}
     assert sorted(os.listdir(out)) == ['dataset.json', 'train_images.npy', 'train_labels.npy']
-    split = prepared.load_prepared(out, 'train')
-    assert split.images[:].reshape(5, -1)[:, 0].tolist() == [0, 0, 2, 2, 4]
-    assert split.labels.tolist() == [0, -1, 0, 0, -1]
+    images, labels = prepared.load_prepared(out, 'train')
+    assert images[:].reshape(5, -1)[:, 0].tolist() == [0, 0, 2, 2, 4]
+    assert labels.tolist() == [0, -1, 0, 0, -1]
 
 
 def test_prepare_in_chunks_equals_one_chunk(tmp_path, monkeypatch):
@@ -271,60 +318,146 @@ def test_prepare_in_chunks_equals_one_chunk(tmp_path, monkeypatch):
         assert (tmp_path / 'one' / name).read_bytes() == (tmp_path / 'many' / name).read_bytes()
 
 
-def _cli(*flags):
-    """datasets/prepare.py as a subprocess: (status, stdout, stderr)."""
-    result = subprocess.run([sys.executable, SCRIPT] + [str(flag) for flag in flags],
-                            capture_output=True, text=True,
-                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
-    return result.returncode, result.stdout, result.stderr
+def _prepare(capsys, *flags):
+    """python -m datasets.prepare FLAGS, in this process: a Result."""
+    return run_cli(lambda: prepare.main([str(flag) for flag in flags]), capsys)
 
 
-def test_command_line(tmp_path):
+def test_command_line(tmp_path, capsys):
     src, dst = _gray_folder(tmp_path / 'src'), tmp_path / 'dst'
-    status, stdout, stderr = _cli('--data_dir=%s' % src, '--out=%s' % dst)
-    assert status == 0, stderr
+    (src / 'train' / 'evil\nname.png').write_bytes(b'not a png either')
+    result = _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst)
+    assert result.returncode == 0, result.stderr
     assert 'wrote %s: 12 training images and 4 test images, 7x5 grayscale, 2 classes' % dst \
-        in stdout
-    assert 'warning: skipped %s' % (src / 'train' / 'cat' / 'broken.png') in stderr
+        in result.stdout
+    lines = result.stderr.splitlines()  # the progress line and one line a skipped file
+    assert len(lines) == 3 and lines[1:] == [
+        'warning: skipped %s: not a recognized image format' % path
+        for path in (src / 'train' / 'cat' / 'broken.png', str(src / 'train' / 'evil\\nname.png'))]
     assert sorted(os.listdir(dst)) == sorted(prepared.FILE_NAMES)
 
-    status, _, stderr = _cli('--data_dir=%s' % src, '--out=%s' % dst)
-    assert status == 2 and stderr.splitlines()[-1].endswith('add --overwrite to replace it')
+    assert_one_error_line(_prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst),
+                          'add --overwrite to replace it')
     (dst / 'notes.txt').write_text('mine')
-    status, _, stderr = _cli('--data_dir=%s' % src, '--out=%s' % dst, '--overwrite',
-                             '--channels=3')
-    assert status == 0, stderr
+    result = _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst, '--overwrite',
+                      '--channels=3')
+    assert result.returncode == 0, result.stderr
     assert prepared.read_info(dst).channels == 3 and (dst / 'notes.txt').read_text() == 'mine'
 
     foreign = tmp_path / 'foreign'
     (foreign / 'mine').mkdir(parents=True)
     (foreign / 'mine' / 'photo.png').write_bytes(b'precious')
-    for flags in ([], ['--overwrite']):
-        status, _, stderr = _cli('--data_dir=%s' % src, '--out=%s' % foreign, *flags)
-        assert status == 2 and stderr.count('\n') == 1, stderr
-        assert stderr.startswith('error: --out=%s is not empty and not a prepared dataset'
-                                 % foreign)
-    assert os.listdir(foreign) == ['mine']
-    assert (foreign / 'mine' / 'photo.png').read_bytes() == b'precious'
+    theirs = tmp_path / 'theirs'  # a prepared dataset these scripts did not write
+    _write(theirs, np.zeros((2, 7, 5, 1), np.uint8), [0, 1])
+    fifo = tmp_path / 'fifo'
+    fifo.mkdir()
+    os.mkfifo(fifo / 'dataset.json')
+    for out in (foreign, theirs, fifo):
+        before = sorted(os.listdir(out)), (snapshot(out) if out != fifo else None)
+        for flags in ([], ['--overwrite']):
+            with time_limit():
+                result = _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % out, *flags)
+            assert_one_error_line(result, '%s is not a prepared dataset these scripts wrote' % out)
+        assert (sorted(os.listdir(out)), snapshot(out) if out != fifo else None) == before
 
     for flags, text in ((['--data_dir=%s' % dst, '--out=%s' % (tmp_path / 'x')], 'already a'),
-                        (['--data_dir=%s' % (tmp_path / 'none'), '--out=%s' % (tmp_path / 'y')],
-                         'does not exist'),
                         (['--data_dir=%s' % src, '--out=%s' % (tmp_path / 'z'), '--channels=2'],
                          'invalid choice')):
-        status, _, stderr = _cli(*flags)
-        assert status == 2 and stderr.count('\n') == 1 and text in stderr, stderr
-        assert stderr.startswith('error: ')
+        assert_one_error_line(_prepare(capsys, *flags), text)
+    result = run_script('-m', 'datasets.prepare', '--data_dir=%s' % (tmp_path / 'none'),
+                        '--out=%s' % (tmp_path / 'y'))
+    assert result.stderr.count('\n') == 1 and assert_one_error_line(result, 'does not exist')
 
 
-def test_an_empty_split_of_a_colour_dataset(tmp_path):
-    """--validation_fraction=0 on a folder without split folders: an empty test split."""
-    src = tmp_path / 'src'
+def test_check_output_is_the_one_rule(tmp_path, capsys):
+    """Whose folder it is, for prepare.py and download.py alike."""
+    assert prepared.check_output(tmp_path / 'missing') is None
+    (tmp_path / 'empty').mkdir()
+    assert prepared.check_output(tmp_path / 'empty') is None
+    src, dst = _gray_folder(tmp_path / 'src'), tmp_path / 'dst'
+    assert _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst)[0] == 0
+    source, complete = prepared.check_output(dst)
+    assert source['written_by'] == 'datasets/prepare.py' and complete
+    _rewrite_info(dst / 'dataset.json', lambda info: info.update(complete=False))
+    assert prepared.check_output(dst)[1] is False
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(errors.DataError, match='is not a folder'):
+        prepared.check_output(tmp_path / 'file')
+    from datasets import download  # pylint: disable=import-outside-toplevel
+    _rewrite_info(dst / 'dataset.json', lambda info: info.update(complete=True))
+    with pytest.raises(errors.Error, match='already holds a dataset from datasets/prepare.py'):
+        download.download_dataset(download.DATASETS['mnist'], dst, ['http://127.0.0.1:9/'])
+
+
+def _gray_images(root, count, side):
+    rng = np.random.default_rng(2)
+    for index in range(count):
+        write_png(root / ('%02d.png' % index), rng.integers(0, 256, (side, side), np.uint8))
+    return root
+
+
+def test_a_full_disk_leaves_no_temporary_and_the_next_run_works(tmp_path, capsys):
+    src, dst = _gray_images(tmp_path / 'src', 30, 16), tmp_path / 'dst'
+    # Files of the process cannot grow past 2,000 bytes (EFBIG), as on a full disk:
+    # dataset.json fits, 27 training images of 16x16 do not.
+    result = run_script('-m', 'datasets.prepare', '--data_dir=%s' % src, '--out=%s' % dst,
+                        preexec_fn=limit_file_size(2000))
+    assert_one_error_line(result, 'cannot write --out=%s' % dst, 'File too large')
+    assert os.listdir(dst) == ['dataset.json']  # marked unfinished, no temporary left
+    result = _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst)
+    assert result.returncode == 0, result.stderr
+    assert len(reader.load_dataset(dst).train.labels) == 27
+
+
+STOP_AFTER_THE_FIRST_CHUNK = """
+import sys, time
+from datasets import prepare
+from wavenet import cli, prepared
+append = prepared.PreparedWriter.append_images
+def append_and_wait(writer, split, images):
+    append(writer, split, images)
+    print('appended', flush=True)
+    time.sleep(60)
+prepared.PreparedWriter.append_images = append_and_wait
+cli.run_main(lambda: prepare.main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_while_writing_removes_the_temporaries(tmp_path, capsys):
+    """SIGTERM once the first chunk is in a temporary file: the temporaries go, and the
+    dataset that was there stays whole."""
+    src, dst = _gray_folder(tmp_path / 'src'), tmp_path / 'dst'
+    assert _prepare(capsys, '--data_dir=%s' % src, '--out=%s' % dst)[0] == 0
+    before = {name: (dst / name).read_bytes() for name in os.listdir(dst)}
+    process = subprocess.Popen(
+        [sys.executable, '-c', STOP_AFTER_THE_FIRST_CHUNK, '--data_dir=%s' % src,
+         '--out=%s' % dst, '--overwrite', '--channels=3'], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        with time_limit(60):
+            assert process.stdout.readline() == 'appended\n', process.stderr.read()
+        assert [name for name in os.listdir(dst) if name.startswith('.train_images.npy.tmp-')]
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signal.SIGTERM and 'interrupted (SIGTERM)' in stderr
+    assert {name: (dst / name).read_bytes() for name in os.listdir(dst)} == before
+
+
+def test_an_empty_split_of_a_colour_dataset(tmp_path, capsys):
+    """--validation_fraction=0 on a folder without split folders: an empty test split, which
+    trains without validation and cannot be evaluated on."""
+    src, dst = tmp_path / 'src', tmp_path / 'dst'
     src.mkdir()
     for index in range(3):
         Image.fromarray(np.full((4, 5, 3), 40 * index, np.uint8), 'RGB').save(
             src / ('%d.png' % index))
-    _run_prepare('--data_dir', src, '--out', tmp_path / 'dst', '--channels=3',
-                 '--validation_fraction=0')
-    dataset = reader.load_dataset(str(tmp_path / 'dst'), channels=3)
+    assert _prepare(capsys, '--data_dir', src, '--out', dst, '--channels=3',
+                    '--validation_fraction=0')[0] == 0
+    dataset = reader.load_dataset(dst, channels=3)
     assert dataset.train.images.shape == (3, 4, 5, 3) and len(dataset.validation.images) == 0
+    with pytest.raises(errors.DataError, match='the test split of the prepared dataset %s holds '
+                                               'no image' % re.escape(str(dst))):
+        reader.load_folder(dst, None, 256, channels=3)

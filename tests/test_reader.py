@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from wavenet import reader
+from test_prepared import time_limit  # a shared helper, for tests/conftest.py
+from wavenet import errors, reader
 
 
 def _pattern(height=8, width=6, seed=0):
@@ -152,7 +153,7 @@ def test_resize_uses_lanczos(tmp_path):
 def test_load_image_raises_data_error_naming_file(tmp_path):
     path = tmp_path / 'text.png'
     path.write_text('not an image')
-    with pytest.raises(reader.DataError, match='text.png'):
+    with pytest.raises(errors.DataError, match='text.png'):
         reader.load_image(str(path))
 
 
@@ -165,7 +166,7 @@ def test_declared_size_is_refused_before_decoding(tmp_path):
         path = tmp_path / f'bomb{width}.png'
         path.write_bytes(_with_declared_size(png, width, height))
         start = time.perf_counter()
-        with pytest.raises(reader.DataError, match=message):
+        with pytest.raises(errors.DataError, match=message):
             reader.load_image(str(path))
         assert time.perf_counter() - start < 1
 
@@ -196,7 +197,7 @@ def test_quantize_matches_numpy_reference():
 
 def test_quantize_rejects_bad_arguments():
     for channels in [1, 257, 0, 2.0, True]:
-        with pytest.raises(ValueError):
+        with pytest.raises(errors.Error, match='quantization_channels'):
             reader.quantize(np.zeros(3, np.uint8), channels)
     with pytest.raises(ValueError):
         reader.quantize(np.array([256]), 256)
@@ -514,10 +515,10 @@ def test_invalid_files_are_skipped(tmp_path):
 def test_all_invalid_folder_raises(tmp_path):
     for name in ['a.png', 'b.jpg']:
         (tmp_path / name).write_bytes(b'garbage')
-    with pytest.raises(reader.DataError,
+    with pytest.raises(errors.DataError,
                        match=f'{tmp_path}: 2 image files were skipped'):
         reader.load_dataset(tmp_path)
-    with pytest.raises(reader.DataError,
+    with pytest.raises(errors.DataError,
                        match=f'{tmp_path}: 2 image files were skipped'):
         reader.load_folder(tmp_path, None, 256)
 
@@ -526,23 +527,23 @@ def test_unreadable_training_folder_raises(tmp_path):
     (tmp_path / 'train').mkdir()
     (tmp_path / 'train' / 'a.png').write_bytes(b'garbage')
     _save(tmp_path / 'test' / 'b.png', _pattern())
-    with pytest.raises(reader.DataError, match='no readable training image'):
+    with pytest.raises(errors.DataError, match='no readable training image'):
         reader.load_dataset(tmp_path)
 
 
 def test_bad_data_dir_raises(tmp_path):
-    with pytest.raises(reader.DataError, match='does not exist'):
+    with pytest.raises(errors.DataError, match='does not exist'):
         reader.load_dataset(tmp_path / 'missing')
     (tmp_path / 'file.png').write_bytes(b'')
-    with pytest.raises(reader.DataError, match='not a folder'):
+    with pytest.raises(errors.DataError, match='not a folder'):
         reader.load_dataset(tmp_path / 'file.png')
     empty = tmp_path / 'empty'
     empty.mkdir()
     (empty / 'notes.txt').write_text('no images here')
-    with pytest.raises(reader.DataError,
+    with pytest.raises(errors.DataError,
                        match=f'no image files found in {empty}'):
         reader.load_dataset(empty)
-    with pytest.raises(reader.DataError, match='does not exist'):
+    with pytest.raises(errors.DataError, match='does not exist'):
         reader.load_folder(tmp_path / 'missing', None, 256)
 
 
@@ -552,8 +553,8 @@ def test_load_dataset_rejects_bad_arguments(tmp_path):
                    {'quantization_channels': 300},
                    {'image_size': (0, 4)}, {'image_size': (4,)},
                    {'image_size': (2.5, 4)}, {'validation_fraction': 1.0},
-                   {'validation_fraction': -0.1}]:
-        with pytest.raises(ValueError):
+                   {'validation_fraction': -0.1}, {'channels': 2}, {'channels': True}]:
+        with pytest.raises(errors.Error, match=list(kwargs)[0]):
             reader.load_dataset(tmp_path, **kwargs)
 
 
@@ -594,7 +595,7 @@ def test_fuzzed_files_load_or_are_skipped(tmp_path):
     for path in sorted(paths):
         try:
             image = reader.load_image(path)
-        except reader.DataError:
+        except errors.DataError:
             continue
         assert image.dtype == np.uint8 and image.ndim == 2
 
@@ -608,3 +609,14 @@ def test_fuzzed_files_load_or_are_skipped(tmp_path):
     assert data.train.images.shape == (len(loaded),) + data.image_size
     assert data.train.images.max() < 16
     assert 0 < len(skipped) < 200
+
+
+def test_fifo_and_device_named_as_images_are_skipped_without_blocking(tmp_path):
+    _save(tmp_path / 'a.png', _pattern())
+    os.mkfifo(tmp_path / 'fifo.png')
+    os.symlink('/dev/zero', tmp_path / 'zero.png')
+    with time_limit():
+        data = reader.load_dataset(tmp_path, validation_fraction=0)
+    assert data.train.files == (str(tmp_path / 'a.png'),)
+    assert dict(data.skipped) == {str(tmp_path / 'fifo.png'): 'not a regular file',
+                                  str(tmp_path / 'zero.png'): 'not a regular file'}

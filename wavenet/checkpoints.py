@@ -1,101 +1,41 @@
-"""A training logdir and its checkpoints: the run files, finding checkpoints, opening them.
+"""A training logdir's checkpoints: finding the newest readable one, its run record, restoring
+it, and guarding the writes into the logdir.
 
-A logdir holds `params.json` (the WaveNetParams), `data.json` (image size, channels and
-class names), TensorFlow checkpoints `model.ckpt-STEP.*` with their `checkpoint` index, and
-TensorBoard events in `train/` and `validation/`. Generation and evaluation rebuild the model
-from these files alone (open_for_inference).
+A logdir holds `run.json` (the record.RunRecord), TensorFlow checkpoints `model.ckpt-STEP.*`
+(every variable, and the record again as the string variable `run_spec`), TensorBoard events
+and sample grids. Generation and evaluation rebuild the model from the record alone
+(open_for_inference).
 """
 import collections
 import contextlib
-import json
 import os
 import re
 import shutil
+import stat
 
 import tensorflow.compat.v1 as tf
 
-from wavenet import cli, files
+from wavenet import files, record
+from wavenet.errors import Error, reason
 from wavenet.model import Mixture, WaveNetModel
-from wavenet.params import ParamsError, load_params
 
-PARAMS_FILE = 'params.json'
-DATA_FILE = 'data.json'
-TRAINING_FILE = 'training.json'  # the training options a run keeps
 CHECKPOINT_PREFIX = 'model.ckpt'
 MODEL_SCOPE = 'wavenet'  # the variable scope of the model in the checkpoints of a run
-RUN_SPEC_VARIABLE = 'run_spec'  # the run's RunSpec as JSON, in every checkpoint of the run
+RUN_SPEC_VARIABLE = 'run_spec'  # the run's record as JSON, in every checkpoint of the run
+AVERAGE_SUFFIX = '/ExponentialMovingAverage'  # of a weight's moving average in a checkpoint
 LOCK_FILE = 'train.lock'
 SAMPLES_FOLDER = 'samples'  # the sample grids of a run
+EVENT_FOLDERS = ('train', 'validation')
 _CHECKPOINT_FILE = re.compile(r'^model\.ckpt-(\d+)\.(index|data-\d+-of-\d+)$')
 _CHECKPOINT_TEMPORARY = re.compile(r'^model\.ckpt-\d+_temp')
 
-RunSpec = collections.namedtuple('RunSpec', [
-    'params',      # WaveNetParams
-    'image_size',  # (height, width)
-    'classes',     # tuple of class names, () for none
-    'channels',    # 1 (grayscale) or 3 (RGB)
-    'training',    # {option: value} the run keeps (seed, batch size, ...), or None
-], defaults=(None,))
 
-
-class CheckpointError(Exception):
+class CheckpointError(Error):
     """A checkpoint or logdir that cannot be used, with a one-line reason."""
 
 
-def write_run_files(logdir, spec):
-    """Writes params.json, data.json (and training.json) of a RunSpec into `logdir`, each
-    atomically."""
-    if spec.training is not None:
-        files.write_json_atomic(os.path.join(logdir, TRAINING_FILE), spec.training)
-    files.write_json_atomic(os.path.join(logdir, PARAMS_FILE), spec.params.to_dict())
-    files.write_json_atomic(os.path.join(logdir, DATA_FILE), {
-        'image_size': list(spec.image_size), 'classes': list(spec.classes),
-        'channels': spec.channels})
-
-
-def read_run_files(logdir):
-    """Returns the RunSpec stored in `logdir`.
-
-    Raises:
-        CheckpointError: when a file is missing or malformed.
-    """
-    params_path, data_path = (os.path.join(logdir, name) for name in (PARAMS_FILE, DATA_FILE))
-    for path in (params_path, data_path):
-        if not os.path.exists(path):
-            raise CheckpointError('%s has no %s (a logdir written by train.py has it)'
-                                  % (logdir, os.path.basename(path)))
-    try:
-        params = load_params(params_path)
-    except ParamsError as error:
-        raise CheckpointError(str(error)) from None
-    try:
-        with open(data_path) as data_file:
-            data = json.load(data_file)
-        image_size = tuple(int(size) for size in data['image_size'])
-        classes = tuple(str(name) for name in data['classes'])
-        channels = int(data.get('channels', 1))  # logdirs written before colour: grayscale
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError('%s is malformed (%s)' % (data_path, error)) from None
-    if len(image_size) != 2 or min(image_size) < 1:
-        raise CheckpointError('%s has an invalid image_size %r' % (data_path, image_size))
-    if channels not in (1, 3):
-        raise CheckpointError('%s has an invalid channels %r (1 or 3)' % (data_path, channels))
-    return RunSpec(params, image_size, classes, channels, _read_training(logdir))
-
-
-def _read_training(logdir):
-    """The training options stored in the logdir, or None (a run written before they were)."""
-    path = os.path.join(logdir, TRAINING_FILE)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as stream:
-            training = json.load(stream)
-    except (OSError, ValueError) as error:
-        raise CheckpointError('%s is malformed (%s)' % (path, error)) from None
-    if not isinstance(training, dict):
-        raise CheckpointError('%s must hold a JSON object' % path)
-    return training
+class WriteError(Error):
+    """A write into the logdir failed (disk full, read-only, ...), with a one-line reason."""
 
 
 def list_checkpoints(logdir):
@@ -107,11 +47,8 @@ def list_checkpoints(logdir):
     Returns:
         a list of checkpoint prefixes (LOGDIR/model.ckpt-STEP).
     """
-    steps = set()
-    for name in os.listdir(logdir):
-        match = _CHECKPOINT_FILE.match(name)
-        if match:
-            steps.add(int(match.group(1)))
+    steps = {int(match.group(1)) for match in map(_CHECKPOINT_FILE.match, os.listdir(logdir))
+             if match}
     return [os.path.join(logdir, '%s-%d' % (CHECKPOINT_PREFIX, step))
             for step in sorted(steps, reverse=True)]
 
@@ -122,16 +59,25 @@ def step_of(prefix):
 
 
 def verify_checkpoint(prefix):
-    """Raises CheckpointError with the reason unless every tensor of `prefix` can be read."""
+    """Raises CheckpointError with the reason unless every tensor of `prefix` can be read.
+
+    Its files must be regular files: TensorFlow would wait for ever on a FIFO.
+    """
+    folder, name = os.path.split(prefix)
+    for entry in os.listdir(folder or '.'):
+        if entry.startswith(name + '.') and not stat.S_ISREG(os.stat(os.path.join(
+                folder, entry)).st_mode):
+            raise CheckpointError('checkpoint %s cannot be read (%s is not a regular file)'
+                                  % (prefix, entry))
     # A damaged file makes the reader raise many types (DataLossError, OutOfRangeError,
     # IndexError, ValueError, ...): all mean unreadable.
     try:
         reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
+        for tensor in reader.get_variable_to_shape_map():
+            reader.get_tensor(tensor)
     except Exception as error:  # pylint: disable=broad-except
         raise CheckpointError('checkpoint %s cannot be read (%s: %s)' % (
-            prefix, type(error).__name__, cli.error_reason(error))) from None
+            prefix, type(error).__name__, reason(error))) from None
 
 
 def newest_readable_checkpoint(logdir):
@@ -153,18 +99,16 @@ def newest_readable_checkpoint(logdir):
         return prefix, skipped
     if skipped:
         raise CheckpointError('no checkpoint in %s can be read: %s' % (
-            logdir, '; '.join(reason for _, reason in skipped)))
+            logdir, '; '.join(why for _, why in skipped)))
     return None, skipped
 
 
 def resolve_checkpoint(path):
-    """Finds the checkpoint meant by `path`: a logdir (its newest readable) or a prefix.
+    """The checkpoint meant by `path`: a logdir (its newest readable) or a prefix.
 
     Returns:
         (checkpoint prefix, logdir holding it, [(prefix, reason)] of newer checkpoints of the
         logdir that were skipped because they cannot be read).
-    Raises:
-        CheckpointError: when there is no such checkpoint, or it cannot be read.
     """
     if os.path.isdir(path):
         checkpoint, skipped = newest_readable_checkpoint(path)
@@ -178,59 +122,146 @@ def resolve_checkpoint(path):
     return path, os.path.dirname(os.path.abspath(path)), []
 
 
-def spec_to_json(spec):
-    """The RunSpec as one JSON string (sorted keys), as the checkpoints of a run hold it."""
-    content = {'params': spec.params.to_dict(), 'image_size': list(spec.image_size),
-               'classes': list(spec.classes), 'channels': spec.channels}
-    if spec.training is not None:
-        content['training'] = spec.training
-    return json.dumps(content, sort_keys=True)
+def read_record(checkpoint, logdir):
+    """The run record of a checkpoint, checked against its logdir's run.json.
 
+    The checkpoint's copy (run_spec) is the one that counts; the logdir's run.json, where
+    there is one, must say the same.
 
-def run_spec_variable(spec):
-    """A string variable holding spec_to_json(spec), saved in every checkpoint of the run."""
-    return tf.Variable(spec_to_json(spec), trainable=False, name=RUN_SPEC_VARIABLE)
-
-
-def check_spec(checkpoint, spec, source):
-    """Raises CheckpointError naming what differs between `spec` and the one `checkpoint` holds.
-
-    Checkpoints written before the run's spec was stored in them pass unchecked.
-
-    Args:
-        checkpoint: a readable checkpoint prefix.
-        spec: the RunSpec read from `source`.
-        source: where `spec` comes from, for the message (plural: 'the run files of ...').
+    Raises:
+        CheckpointError: naming the file and what is wrong, or what differs.
     """
     reader = tf.train.load_checkpoint(checkpoint)
     if not reader.has_tensor(RUN_SPEC_VARIABLE):
-        return
-    stored = json.loads(reader.get_tensor(RUN_SPEC_VARIABLE).decode('utf-8'))
-    given = json.loads(spec_to_json(spec))
-    differences = sorted(name for name in set(stored['params']) | set(given['params'])
-                         if stored['params'].get(name) != given['params'].get(name))
-    differences += [name for name in ('image_size', 'channels', 'classes')
-                    if stored[name] != given[name]]
-    if 'training' in stored and 'training' in given:
-        # Options added to the project later are missing from older checkpoints.
-        differences += sorted(name for name in set(stored['training']) & set(given['training'])
-                              if stored['training'][name] != given['training'][name])
-    if differences:
-        raise CheckpointError(
-            '%s do not match the run stored in checkpoint %s: they differ in %s; put back the '
-            'files the run wrote, or train into a new logdir'
-            % (source, checkpoint, ', '.join(differences)))
+        raise CheckpointError('checkpoint %s holds no run record: it was written by an older '
+                              'version of this project; train into a new logdir' % checkpoint)
+    source = 'the run record of checkpoint %s' % checkpoint
+    stored = record.RunRecord.from_dict(files.parse_json(
+        reader.get_tensor(RUN_SPEC_VARIABLE), source), source)
+    path = os.path.join(logdir, record.RUN_FILE)
+    if os.path.lexists(path):
+        written = record.RunRecord.from_dict(files.read_json(path, 'run file'), path)
+        differences = written.differences(stored)
+        if differences:
+            raise CheckpointError(
+                '%s does not match the run stored in checkpoint %s: they differ in %s; put '
+                'back the run.json the run wrote (or delete it: the checkpoint holds the '
+                'record), or train into a new logdir' % (path, checkpoint,
+                                                         ', '.join(differences)))
+    return stored
 
 
-class WriteError(Exception):
-    """A write into the logdir failed (disk full, read-only, ...), with a one-line reason."""
+def run_spec_variable(run):
+    """A string variable holding the RunRecord's JSON, saved in every checkpoint of the run."""
+    return tf.Variable(run.to_json(), trainable=False, name=RUN_SPEC_VARIABLE)
+
+
+def restorer(checkpoint, variables):
+    """A function restore(session) that loads `variables` from `checkpoint`; built (and the
+    checkpoint checked) now, before any session runs.
+
+    Args:
+        checkpoint: a checkpoint prefix.
+        variables: {name in the checkpoint: graph variable}; a variable of a tf.distribute
+            strategy (one copy per replica) under its own name gets the value in every copy.
+    Raises:
+        CheckpointError: naming the variables that `checkpoint` lacks or shapes differently.
+    """
+    stored = dict(tf.train.list_variables(checkpoint))
+    problems = ['%s missing' % name if name not in stored else
+                '%s has shape %s in the checkpoint, %s in the model'
+                % (name, list(stored[name]), variable.shape.as_list())
+                for name, variable in variables.items()
+                if name not in stored or list(stored[name]) != variable.shape.as_list()]
+    if problems:
+        raise CheckpointError('checkpoint %s does not match the model built from its run '
+                              'record (%d variables differ: %s%s)' % (
+                                  checkpoint, len(problems), '; '.join(problems[:4]),
+                                  '; ...' if len(problems) > 4 else ''))
+    with tf.name_scope('restore'):
+        own = all(name == variable.op.name for name, variable in variables.items())
+        saver = tf.train.Saver(list(variables.values()) if own else variables)
+    return lambda session: saver.restore(session, checkpoint)
+
+
+def variables_by_name(scope=''):
+    """{name in a checkpoint: variable} of the global variables under `scope`, or all."""
+    return {variable.op.name: variable for variable in tf.global_variables(scope=scope or None)}
+
+
+InferenceModels = collections.namedtuple('InferenceModels', [
+    'mixture',      # the model.Mixture of the members (one member for one checkpoint)
+    'record',       # the RunRecord of the first member
+    'checkpoints',  # the checkpoint prefix of each member
+    'skipped',      # [(prefix, reason)] of newer checkpoints passed over as unreadable
+    'averaged',     # whether the members use their weights' moving averages
+    'restore',      # function(session) loading every member's variables
+    'description',  # the checkpoint, or 'the ensemble of A, B, ...', for messages
+])
+
+
+def open_for_inference(paths, use_averages=True):
+    """Builds the models of one checkpoint, or the ensemble of several, and checks them.
+
+    Each member is rebuilt from its checkpoint's run record under its own variable scope
+    (`wavenet` alone; `member0/wavenet`, `member1/wavenet`, ... for several). With
+    `use_averages`, the members whose checkpoints hold moving averages of the weights load
+    those in place of the weights.
+
+    Args:
+        paths: a non-empty list of logdirs or checkpoint prefixes.
+        use_averages: load the weights' moving averages where a checkpoint has them.
+    Returns:
+        an InferenceModels.
+    Raises:
+        CheckpointError: when a path has no readable checkpoint, a checkpoint does not match
+            its run.json, or the members cannot form an ensemble.
+    """
+    resolved = [resolve_checkpoint(path) for path in paths]
+    records = [read_record(checkpoint, logdir) for checkpoint, logdir, _ in resolved]
+    for path, run in zip(paths[1:], records[1:]):
+        if _shared_by_members(run) != _shared_by_members(records[0]):
+            raise CheckpointError(
+                'cannot ensemble %s with %s: the members of an ensemble need the same image '
+                'size, channels, classes, levels, class and local conditioning and output'
+                % (path, paths[0]))
+    scopes = ([MODEL_SCOPE] if len(paths) == 1 else
+              ['member%d/%s' % (index, MODEL_SCOPE) for index in range(len(paths))])
+    models, restorers, averaged = [], [], True
+    for (checkpoint, _, _), run, scope in zip(resolved, records, scopes):
+        models.append(WaveNetModel(run.params, run.image_size, len(run.classes),
+                                   run.channels, name=scope))
+        stored = dict(tf.train.list_variables(checkpoint))
+        names = {MODEL_SCOPE + name[len(scope):]: variable
+                 for name, variable in variables_by_name(scope + '/').items()}
+        has_averages = use_averages and all(name + AVERAGE_SUFFIX in stored for name in names)
+        averaged = averaged and has_averages
+        restorers.append(restorer(checkpoint, {
+            name + (AVERAGE_SUFFIX if has_averages else ''): variable
+            for name, variable in names.items()}))
+    checkpoints = [checkpoint for checkpoint, _, _ in resolved]
+
+    def restore(session):
+        for restore_member in restorers:
+            restore_member(session)
+    return InferenceModels(Mixture(models), records[0], checkpoints,
+                           [skip for _, _, skipped in resolved for skip in skipped],
+                           averaged, restore,
+                           checkpoints[0] if len(checkpoints) == 1 else
+                           'the ensemble of %s' % ', '.join(checkpoints))
+
+
+def _shared_by_members(run):
+    """What the members of an ensemble must share."""
+    params = run.params
+    return (run.image_size, run.channels, run.classes, params.quantization_channels,
+            params.gc_channels > 0, params.local_condition, params.output)
 
 
 def check_not_in_use(logdir):
     """Raises CheckpointError, naming the PID, when a process holds the logdir's lock.
 
-    Writes nothing: a probe before the lock is taken, so that a second run is refused at
-    once.
+    Writes nothing: a probe before the lock is taken, so that a second run is refused at once.
     """
     holder = files.lock_holder(os.path.join(logdir, LOCK_FILE))
     if holder is not None:
@@ -238,24 +269,8 @@ def check_not_in_use(logdir):
 
 
 def _in_use(logdir, holder):
-    """The CheckpointError of a logdir whose lock `holder` holds."""
     return CheckpointError('%s is in use by another training run (PID %s): wait for it to '
                            'end or stop it, or train into another logdir' % (logdir, holder))
-
-
-@contextlib.contextmanager
-def lock_logdir(logdir):
-    """Holds the logdir's lock (LOGDIR/train.lock) while in the block: one writer a logdir.
-
-    Raises:
-        CheckpointError: when another process holds it, naming its PID.
-        OSError: when the logdir or the lock file cannot be created.
-    """
-    try:
-        with files.exclusive_lock(os.path.join(logdir, LOCK_FILE)):
-            yield
-    except files.LockedError as error:
-        raise _in_use(logdir, error.holder) from None
 
 
 def remove_stale_temporaries(logdir):
@@ -267,14 +282,16 @@ def remove_stale_temporaries(logdir):
     """
     removed = []
     samples = os.path.join(logdir, SAMPLES_FOLDER)
-    names = os.listdir(logdir) + (
-        [os.path.join(SAMPLES_FOLDER, name) for name in os.listdir(samples)]
-        if os.path.isdir(samples) else [])
+    names = os.listdir(logdir) + ([os.path.join(SAMPLES_FOLDER, name)
+                                   for name in os.listdir(samples)]
+                                  if os.path.isdir(samples) else [])
     for name in names:
         path = os.path.join(logdir, name)
-        if _CHECKPOINT_TEMPORARY.match(name) and os.path.isdir(path):
+        if _CHECKPOINT_TEMPORARY.match(name) and not os.path.islink(path) and os.path.isdir(
+                path):
             shutil.rmtree(path)
-        elif files.is_temporary(os.path.basename(name)) and os.path.isfile(path):
+        elif (_CHECKPOINT_TEMPORARY.match(name) or files.is_temporary(os.path.basename(name))
+              ) and not os.path.isdir(path):
             os.remove(path)
         else:
             continue
@@ -282,163 +299,40 @@ def remove_stale_temporaries(logdir):
     return removed
 
 
-# Names under which earlier versions of this project stored some variables, newest first:
-# the optimizer's name scope came later, and was 'optimizer_1' for a while.
-_EARLIER_NAMES = {'optimizer/' + name: ('optimizer_1/' + name, name)
-                  for name in ('beta1_power', 'beta2_power')}
-# What a checkpoint written before it existed lacks; it keeps its initial value.
-_ADDED_LATER = (RUN_SPEC_VARIABLE,)
+@contextlib.contextmanager
+def writing_into(logdir, resume_from):
+    """The block in which a run writes into its logdir: holding its lock, with failed writes
+    (disk full, read-only folder) turned into one-line errors naming the newest good
+    checkpoint.
 
+    Under the lock, what an interrupted writer left is removed, a symlink in the place of a
+    folder the run writes into is refused, and the newest readable checkpoint must still be
+    the one the run resumes from.
 
-def names_in_checkpoint(checkpoint, variables):
-    """{name: the name it has in `checkpoint`} of the `variables` the checkpoint holds.
-
-    A variable is found under its own name or an earlier one (_EARLIER_NAMES); one added to
-    checkpoints later (the run's spec) may be missing.
-
-    Args:
-        checkpoint: a checkpoint prefix.
-        variables: {name: graph variable}.
-    Raises:
-        CheckpointError: naming the variables that `checkpoint` lacks or shapes differently.
+    Yields:
+        the names of the temporaries removed.
     """
     try:
-        stored = dict(tf.train.list_variables(checkpoint))
-    except (tf.errors.OpError, ValueError) as error:
-        raise CheckpointError('cannot read checkpoint %s (%s)'
-                              % (checkpoint, cli.error_reason(error))) from None
-    found, problems = {}, []
-    for name, variable in variables.items():
-        shape = variable.shape.as_list()
-        stored_name = next((candidate for candidate in (name,) + _EARLIER_NAMES.get(name, ())
-                            if candidate in stored), None)
-        if stored_name is None:
-            if name not in _ADDED_LATER:
-                problems.append('%s missing' % name)
-        elif list(stored[stored_name]) != shape:
-            problems.append('%s has shape %s in the checkpoint, %s in the params'
-                            % (name, list(stored[stored_name]), shape))
-        else:
-            found[name] = stored_name
-    if problems:
-        shown = '; '.join(problems[:4]) + ('; ...' if len(problems) > 4 else '')
-        raise CheckpointError('checkpoint %s does not match the model built from its params '
-                              'or was trained with another optimizer (%d variables differ: '
-                              '%s)' % (checkpoint, len(problems), shown))
-    return found
-
-
-def restorer(checkpoint, variables):
-    """A function restore(session) that loads `variables` from `checkpoint`; built (and the
-    checkpoint checked) now, before any session runs.
-
-    What the checkpoint lacks (see names_in_checkpoint) is initialized instead.
-
-    Args:
-        checkpoint: a checkpoint prefix.
-        variables: {name: graph variable}; a variable of a tf.distribute strategy (one copy
-            per replica) gets the stored value in every copy.
-    Raises:
-        CheckpointError: as names_in_checkpoint.
-    """
-    stored_names = names_in_checkpoint(checkpoint, variables)
-    # A Saver fills every copy of a distributed variable only when given the variable under
-    # its own name; under another name, it fills one copy: one Saver per copy then.
-    own = [variables[name] for name, stored in stored_names.items()
-           if stored == variables[name].op.name]
-    copies = collections.defaultdict(dict)  # copy index -> {name in checkpoint: copy}
-    for name, stored in stored_names.items():
-        if stored != variables[name].op.name:
-            for index, copy in enumerate(getattr(variables[name], 'values', [variables[name]])):
-                copies[index][stored] = copy
-    with tf.name_scope('restore'):
-        savers = [tf.train.Saver(own)] if own else []
-        savers += [tf.train.Saver(renamed) for renamed in copies.values()]
-        initializer = tf.variables_initializer([variable for name, variable
-                                                in variables.items()
-                                                if name not in stored_names])
-
-    def restore(session):
-        for saver in savers:
-            saver.restore(session, checkpoint)
-        session.run(initializer)
-    return restore
-
-
-def variables_by_name(scope=''):
-    """{name in a checkpoint: variable} of the global variables under `scope`, or all."""
-    return {variable.op.name: variable for variable in tf.global_variables(scope=scope or None)}
-
-
-class InferenceModels:
-    """One checkpoint or an ensemble of several, built in the current graph.
-
-    Attributes:
-        mixture: the model.Mixture of the members (one member for one checkpoint).
-        spec: the RunSpec the members share (the first member's params).
-        checkpoints: the checkpoint prefix of each member.
-        skipped: [(prefix, reason)] of the newer checkpoints of the members' logdirs that
-            were passed over because they cannot be read.
-        description: the checkpoint, or 'the ensemble of A, B, ...', for messages.
-    """
-
-    def __init__(self, mixture, spec, checkpoints, skipped, restorers):
-        self.mixture, self.spec, self.checkpoints = mixture, spec, checkpoints
-        self.skipped = skipped
-        self._restorers = restorers
-        self.description = (checkpoints[0] if len(checkpoints) == 1 else
-                            'the ensemble of %s' % ', '.join(checkpoints))
-
-    def restore(self, session):
-        """Loads every member's variables from its checkpoint into `session`."""
-        for restore in self._restorers:
-            restore(session)
-
-
-def open_for_inference(paths):
-    """Builds the models of one checkpoint, or the ensemble of several, and checks them.
-
-    Each member is rebuilt from its logdir's run files, which must agree with the run spec
-    its checkpoint holds, under its own variable scope (`wavenet` alone; `member0/wavenet`,
-    `member1/wavenet`, ... for several), and is checked against its checkpoint before any
-    session runs. A logdir stands for its newest readable checkpoint.
-
-    Args:
-        paths: a non-empty list of logdirs or checkpoint prefixes.
-    Returns:
-        an InferenceModels.
-    Raises:
-        CheckpointError: when a path has no readable checkpoint, a checkpoint does not match
-            its run files, or the members differ in image size, channels, class names,
-            levels or class conditioning.
-    """
-    resolved = [resolve_checkpoint(path) for path in paths]
-    specs = []
-    for checkpoint, run_dir, _ in resolved:
-        specs.append(read_run_files(run_dir))
-        check_spec(checkpoint, specs[-1], 'the run files of %s' % run_dir)
-    for path, spec in zip(paths[1:], specs[1:]):
-        if _shared_by_members(spec) != _shared_by_members(specs[0]):
-            raise CheckpointError(
-                'cannot ensemble %s with %s: the members of an ensemble need the same image '
-                'size, channels, classes, quantization_channels and class conditioning'
-                % (path, paths[0]))
-    scopes = ([MODEL_SCOPE] if len(paths) == 1 else
-              ['member%d/%s' % (index, MODEL_SCOPE) for index in range(len(paths))])
-    models, restorers = [], []
-    for (checkpoint, _, _), spec, scope in zip(resolved, specs, scopes):
-        models.append(WaveNetModel(spec.params, spec.image_size, len(spec.classes),
-                                   spec.channels, name=scope))
-        # The names the member's variables have in its own checkpoint.
-        variables = {MODEL_SCOPE + name[len(scope):]: variable
-                     for name, variable in variables_by_name(scope + '/').items()}
-        restorers.append(restorer(checkpoint, variables))
-    return InferenceModels(Mixture(models), specs[0], [prefix for prefix, _, _ in resolved],
-                           [skip for _, _, skipped in resolved for skip in skipped],
-                           restorers)
-
-
-def _shared_by_members(spec):
-    """What the members of an ensemble must share."""
-    return (tuple(spec.image_size), spec.channels, tuple(spec.classes),
-            spec.params.quantization_channels, spec.params.gc_channels > 0)
+        os.makedirs(logdir, exist_ok=True)
+        with files.exclusive_lock(os.path.join(logdir, LOCK_FILE)):
+            for name in (SAMPLES_FOLDER,) + EVENT_FOLDERS:
+                if os.path.islink(os.path.join(logdir, name)):
+                    raise CheckpointError('%s is a symlink: remove it (a run writes only into '
+                                          'its logdir)' % os.path.join(logdir, name))
+            removed = remove_stale_temporaries(logdir)
+            if newest_readable_checkpoint(logdir)[0] != resume_from:
+                raise CheckpointError('another run wrote into %s while this one started: run '
+                                      'this command again' % logdir)
+            try:
+                yield removed
+            except WriteError:
+                remove_stale_temporaries(logdir)
+                raise
+    except files.LockedError as error:
+        raise _in_use(logdir, error.holder) from None
+    except (WriteError, OSError) as error:
+        newest = (newest_readable_checkpoint(logdir)[0] if os.path.isdir(logdir) else None)
+        raise WriteError('%s: free disk space or make %s writable, or train into another '
+                         'logdir (newest good checkpoint: %s)'
+                         % (error if isinstance(error, WriteError) else reason(error), logdir,
+                            newest)) from None

@@ -1,4 +1,7 @@
-"""Helpers shared by the command-line scripts: flag types, quiet TensorFlow, errors, signals."""
+"""What the command-line scripts share: flag types, quiet TensorFlow, the one error path, signals.
+
+No module of the package imports this one: the arrows point from the scripts down.
+"""
 import argparse
 import contextlib
 import logging
@@ -8,13 +11,9 @@ import signal
 import sys
 import tempfile
 
+from wavenet import errors, record
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
-
-
-MAX_SEED = 2 ** 32 - 1  # numpy's and TensorFlow's seeds both accept 0 .. 2**32 - 1
-MAX_IMAGE_SIDE = 4096
+MAX_SEED = record.MAX_SEED
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -34,7 +33,18 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message):
-        self.exit(2, 'error: %s (%s --help lists the flags)\n' % (message, self.prog))
+        self.exit(2, 'error: %s (%s --help lists the flags)\n' % (errors.one_line(message),
+                                                                   self.prog))
+
+
+def checked(check):
+    """An argparse type from a function check(text) -> value that raises errors.Error."""
+    def parse(text):
+        try:
+            return check(text)
+        except errors.Error as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return parse
 
 
 def integer_range(minimum, maximum=None):
@@ -81,19 +91,6 @@ non_negative_float = float_range(0)
 fraction = float_range(0, 1)
 
 
-def host_list(text):
-    """argparse type: HOST:PORT,HOST:PORT,... (a list of at least one)."""
-    hosts = [host.strip() for host in text.split(',') if host.strip()]
-    for host in hosts:
-        name, _, port = host.rpartition(':')
-        if not name or not port.isdigit() or not 0 < int(port) < 65536:
-            raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r'
-                                             % host)
-    if not hosts:
-        raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r' % text)
-    return hosts
-
-
 def boolean(text):
     """argparse type: true/false, yes/no, 1/0."""
     lowered = text.lower()
@@ -102,19 +99,6 @@ def boolean(text):
     if lowered in ('false', 'no', '0'):
         return False
     raise argparse.ArgumentTypeError('expected true or false, got %r' % text)
-
-
-def image_size(text):
-    """argparse type: N (square) or HxW, each from 1 to MAX_IMAGE_SIDE."""
-    parts = text.lower().split('x')
-    try:
-        sizes = [int(part) for part in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError('expected N or HxW, got %r' % text) from None
-    if len(sizes) not in (1, 2) or not all(1 <= size <= MAX_IMAGE_SIDE for size in sizes):
-        raise argparse.ArgumentTypeError('expected N or HxW with sides from 1 to %d, got %r'
-                                         % (MAX_IMAGE_SIDE, text))
-    return (sizes[0], sizes[-1])
 
 
 class ReplaceDefaultAppend(argparse.Action):
@@ -129,9 +113,9 @@ def import_tensorflow(verbose):
     """Imports tensorflow.compat.v1 in graph mode, quiet unless `verbose`.
 
     Scripts call this after parsing their flags, so that --help does not wait for
-    TensorFlow, and before importing the wavenet modules that use it. Quiet means
-    TensorFlow's own switches: TF_CPP_MIN_LOG_LEVEL for its C++ logs (read when it loads,
-    so a value the user set is kept) and its Python logger at ERROR.
+    TensorFlow. Quiet means TensorFlow's own switches (TF_CPP_MIN_LOG_LEVEL for its C++ logs,
+    read when it loads, so a value the user set is kept; its Python logger at ERROR), and
+    what it writes to stderr while it is imported held back.
     """
     if verbose:
         import tensorflow.compat.v1 as tf
@@ -174,43 +158,42 @@ def count(number, noun):
     return '%d %s%s' % (number, noun, '' if number == 1 else 's')
 
 
-def error_reason(error):
-    """The line of an exception's message that says what went wrong.
-
-    A TensorFlow OpError's message starts 'Graph execution error:' and names the node and
-    the code that built it; the reason (e.g. '...; File too large') is the last line that is
-    not one of those annotations.
-    """
-    lines = [line.strip() for line in str(getattr(error, 'message', error)).splitlines()]
-    annotations = ('[[', 'Node:', 'Detected at', 'File "', 'Graph execution error')
-    reasons = [line for line in lines if line and not line.startswith(annotations)]
-    return reasons[-1] if reasons else type(error).__name__
+def warn(message):
+    """Prints 'warning: MESSAGE' on one line of stderr."""
+    print('warning: %s' % errors.one_line(message), file=sys.stderr, flush=True)
 
 
-def open_checkpoints(paths):
-    """checkpoints.open_for_inference for a script: a bad checkpoint is a UsageError, and
-    every newer checkpoint that was skipped because it cannot be read gets a warning."""
-    from wavenet import checkpoints
-    try:
-        models = checkpoints.open_for_inference(paths)
-    except (checkpoints.CheckpointError, ValueError) as error:
-        raise UsageError(str(error)) from None
-    for _, reason in models.skipped:
-        print('warning: %s; skipped it' % reason, file=sys.stderr)
-    return models
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; `signum` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum, _):
+    raise Interrupted(signum)
 
 
 def run_main(main):
-    """Calls main(); a UsageError becomes one line on stderr and exit code 2, and Ctrl-C
-    where nothing handles it (starting up) one line and exit code 130."""
+    """Calls main() and is the scripts' one error path.
+
+    An errors.Error becomes one line on stderr, 'error: MESSAGE', and exit status 2. SIGINT
+    and SIGTERM (where nothing handles them otherwise) raise Interrupted, so that `finally`
+    blocks and context managers clean up; the exit status is then 128 + the signal number.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         main()
-    except UsageError as error:
-        print('error: %s' % error, file=sys.stderr)
+    except errors.Error as error:
+        sys.stdout.flush()
+        print('error: %s' % errors.one_line(error), file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print('\nerror: interrupted', file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
+    except KeyboardInterrupt as interrupt:
+        signum = getattr(interrupt, 'signum', signal.SIGINT)
+        print('\nerror: interrupted (%s)' % signal.Signals(signum).name, file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 class StopRequest:
@@ -241,3 +224,37 @@ class StopRequest:
         self.requested = True
         print('\n%s: finishing this step and saving (again to exit at once)'
               % signal.Signals(signum).name, file=sys.stderr, flush=True)
+
+
+# TRANSITION: removed once every caller uses the new names.
+UsageError = errors.Error
+error_reason = errors.reason
+MAX_IMAGE_SIDE = record.MAX_IMAGE_SIDE
+
+
+image_size = checked(record.parse_image_size)
+
+
+def host_list(text):
+    """argparse type: HOST:PORT,HOST:PORT,... (a list of at least one)."""
+    hosts = [host.strip() for host in text.split(',') if host.strip()]
+    for host in hosts:
+        name, _, port = host.rpartition(':')
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r'
+                                             % host)
+    if not hosts:
+        raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r' % text)
+    return hosts
+
+
+def open_checkpoints(paths, use_averages=True):
+    """checkpoints.open_for_inference for a script: warns about every newer checkpoint passed
+    over as unreadable, and says when the weights' moving averages are used."""
+    from wavenet import checkpoints
+    models = checkpoints.open_for_inference(paths, use_averages)
+    for _, why in models.skipped:
+        warn('%s; skipped it' % why)
+    if models.averaged:
+        print('using the moving averages of the weights (--no_ema: the raw weights)')
+    return models

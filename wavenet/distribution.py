@@ -17,6 +17,9 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from wavenet import files
+from wavenet.errors import Error
+
 Placement = collections.namedtuple('Placement', [
     'strategy',     # a tf.distribute strategy, or None for one device
     'target',       # the session target: '' in this process, a server's for a cluster
@@ -28,17 +31,24 @@ Placement = collections.namedtuple('Placement', [
 ])
 
 
-class DistributionError(Exception):
+class DistributionError(Error):
     """A device or cluster setting that cannot be used, with a one-line reason."""
 
 
-def cluster_config(worker_hosts, task_index):
-    """The TF_CONFIG value of worker `task_index` of a cluster of workers HOST:PORT."""
+def cluster_environment(environ, worker_hosts=None, task_index=0):
+    """`environ` with TF_CONFIG describing worker `task_index` of the cluster of workers
+    `worker_hosts` (HOST:PORT each), or `environ` itself without worker_hosts."""
+    if not worker_hosts:
+        if task_index:
+            raise DistributionError('a task index (%d) needs the list of worker hosts it '
+                                    'indexes' % task_index)
+        return environ
     if not 0 <= task_index < len(worker_hosts):
         raise DistributionError('the task index must be from 0 to %d (one per worker host), '
                                 'got %d' % (len(worker_hosts) - 1, task_index))
-    return json.dumps({'cluster': {'worker': list(worker_hosts)},
-                       'task': {'type': 'worker', 'index': task_index}})
+    return dict(environ, TF_CONFIG=json.dumps({'cluster': {'worker': list(worker_hosts)},
+                                               'task': {'type': 'worker',
+                                                        'index': task_index}}))
 
 
 def read_cluster(environ):
@@ -50,8 +60,8 @@ def read_cluster(environ):
     text = environ.get('TF_CONFIG', '').strip()
     if not text:
         return None
+    value = files.parse_json(text, 'TF_CONFIG')
     try:
-        value = json.loads(text)
         cluster, task = value['cluster'], value['task']
         task_type, index = str(task['type']), int(task['index'])
         if not 0 <= index < len(cluster[task_type]):

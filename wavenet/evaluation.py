@@ -1,40 +1,59 @@
 """Exact negative log-likelihood of a set of images, in bits/dim.
 
-Every sub-pixel of every image counts (no subsampling). Validation during training and the
-evaluation command (evaluate.py) both use bits_per_dim.
+Every sub-pixel of every image counts (no subsampling). Validation during training and
+evaluate.py both score through a Scorer.
 """
 import numpy as np
+import tensorflow.compat.v1 as tf
 
+from wavenet.errors import Error
 from wavenet.ops import nats_to_bits
 
 
-def bits_per_dim(session, nats_per_image, pixels_input, images, batch_size, labels_input=None,
-                 labels=None, on_progress=None):
-    """Average -log2 p over every sub-pixel of every image.
+class Scorer:
+    """The scoring graph of a model.Mixture (one model or an ensemble), built in the current
+    graph and name scope.
 
     Args:
-        session: a Session with the model's variables restored.
-        nats_per_image: float [B]: the model's negative log-likelihood of each input image.
-        pixels_input: placeholder int [B, T] that nats_per_image reads.
-        images: uint8 [N, height, width] or [N, height, width, 3] quantized levels (an
-            array, or anything that gives one for a slice of rows); the product of their
-            dimensions after the first is T.
-        batch_size: images per session.run.
-        labels_input: placeholder int [B] of a class-conditional model, else None.
-        labels: int [N] classes of the images, for a class-conditional model.
-        on_progress: optional function(images in the batch just scored).
-    Returns:
-        Python float, bits per dimension.
+        mixture: a model.Mixture.
     """
-    num_images, total_nats, total_pixels = len(images), 0.0, 0
-    for start in range(0, num_images, batch_size):
-        # One batch at a time: `images` may be a memory-mapped array larger than memory.
-        batch = np.asarray(images[start:start + batch_size])
-        feed = {pixels_input: batch.reshape(len(batch), -1)}
-        if labels_input is not None:
-            feed[labels_input] = labels[start:start + batch_size]
-        total_nats += float(np.sum(session.run(nats_per_image, feed), dtype=np.float64))
-        total_pixels += batch.size
-        if on_progress is not None:
-            on_progress(len(batch))
-    return nats_to_bits(total_nats / total_pixels)
+
+    def __init__(self, mixture):
+        self._pixels = tf.placeholder(tf.int32, [None, mixture.sequence_length], name='pixels')
+        self._labels = (tf.placeholder(tf.int32, [None], name='labels') if mixture.conditional
+                        else None)
+        condition = None
+        if mixture.condition_shape:  # derived from each scored image, as in training
+            condition = mixture.derive_condition(tf.reshape(
+                self._pixels, (-1,) + mixture.image_size + (mixture.channels,)))
+        self._nats = mixture.nats_per_image(self._pixels, self._labels, condition)  # [B]
+
+    def bits_per_dim(self, session, images, labels=None, batch_size=100, on_progress=None):
+        """Average -log2 p over every sub-pixel of every image.
+
+        Args:
+            session: a Session with the model's variables restored.
+            images: uint8 [N, height, width] or [N, height, width, 3] levels (an array, or
+                anything that gives one for a slice of rows, such as a memory-mapped set).
+            labels: int [N] classes, for a class-conditional model.
+            batch_size: images per session.run.
+            on_progress: optional function(images in the batch just scored).
+        Returns:
+            Python float, bits per dimension.
+        Raises:
+            Error: when there is no image to score.
+        """
+        if not len(images):
+            raise Error('there is no image to score')
+        total_nats, total_pixels = 0.0, 0
+        for start in range(0, len(images), batch_size):
+            # One batch at a time: `images` may be a memory-mapped array larger than memory.
+            batch = np.asarray(images[start:start + batch_size])
+            feed = {self._pixels: batch.reshape(len(batch), -1)}
+            if self._labels is not None:
+                feed[self._labels] = labels[start:start + batch_size]
+            total_nats += float(np.sum(session.run(self._nats, feed), dtype=np.float64))
+            total_pixels += batch.size
+            if on_progress is not None:
+                on_progress(len(batch))
+        return nats_to_bits(total_nats / total_pixels)

@@ -22,12 +22,12 @@ import collections
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from wavenet.model import mixture_logits
-
 STATES = ('ring', 'queues')
 
 FastGenerator = collections.namedtuple('FastGenerator', [
     'labels',           # placeholder int32 [B]: class of each image, or None (unconditional)
+    'condition',        # placeholder int32 [B, h, w, c]: the condition image of each image
+                        # (read by prime), or None (no local conditioning)
     'prime_pixels',     # placeholder int32 [B, P]: the pixels already known (P may be 0)
     'prime',            # op: resets every store to the state after prime_pixels
     'start',            # placeholder int32 []: position of the first pixel this run generates
@@ -70,6 +70,8 @@ def build_fast_generator(mixture, batch_size, with_probabilities=False, state=ST
     with tf.name_scope('generation'):
         labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if mixture.conditional
                   else None)
+        condition = (tf.placeholder(tf.int32, [batch_size] + list(mixture.condition_shape),
+                                    name='condition') if mixture.condition_shape else None)
         prime_pixels = tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels')
         start = tf.placeholder(tf.int32, [], name='start')
         num_steps = tf.placeholder(tf.int32, [], name='num_steps')
@@ -78,19 +80,20 @@ def build_fast_generator(mixture, batch_size, with_probabilities=False, state=ST
         argmax = tf.placeholder_with_default(False, [], name='argmax')
         lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
                       for lane in range(lanes)]
-        # Per tensor, its part of every lane (Nones for no labels).
+        # Per tensor, its part of every lane (Nones for no labels or condition).
         lane_parts = [[None] * lanes if tensor is None else tf.split(tensor, lane_sizes)
-                      for tensor in (labels, prime_pixels, previous_pixel)]
+                      for tensor in (labels, condition, prime_pixels, previous_pixel)]
         results = []
         for lane in range(lanes):
             with tf.name_scope('lane%d' % lane):
                 results.append(_generation_lane(
-                    mixture.models, STORES[state], *[parts[lane] for parts in lane_parts],
+                    mixture, STORES[state], *[parts[lane] for parts in lane_parts],
                     _RunOptions(start, num_steps, temperature, argmax, with_probabilities)))
         primes, lane_pixels, lane_probabilities = zip(*results)
         pixels = tf.concat(lane_pixels, axis=0)  # [B, num_steps]
         probabilities = tf.concat(lane_probabilities, axis=0) if with_probabilities else None
-        return FastGenerator(labels, prime_pixels, tf.group(*primes, name='prime'), start,
+        return FastGenerator(labels, condition, prime_pixels, tf.group(*primes, name='prime'),
+                             start,
                              num_steps, previous_pixel, temperature, argmax, pixels,
                              probabilities)
 
@@ -99,51 +102,66 @@ _RunOptions = collections.namedtuple(
     '_RunOptions', 'start num_steps temperature argmax with_probabilities')
 
 
-def _generation_lane(models, store_class, labels, prime_pixels, previous_pixel, options):
+def _generation_lane(mixture, store_class, labels, condition, prime_pixels, previous_pixel,
+                     options):
     """One lane: the models' stores and one loop over the pixels of a run.
 
     Args:
-        models: a non-empty list of WaveNetModels sampled as one mixture.
+        mixture: a model.Mixture of the models sampled.
         store_class: _RingStore or _QueueStore.
-        labels: int [B] classes, or None; prime_pixels: int [B, P]; previous_pixel: int [B].
+        labels: int [B] classes, or None; condition: int [B, h, w, c] or None;
+        prime_pixels: int [B, P]; previous_pixel: int [B].
         options: the _RunOptions of build_fast_generator's placeholders.
     Returns:
         (prime op, pixels int32 [B, num_steps], probabilities float32 [B, num_steps, Q]
         or None).
     """
     batch_size = previous_pixel.shape.as_list()[0]
-    stores, conditioning = [], []
-    for model in models:
+    stores, conditioning, primes = [], [], []
+    for model in mixture.models:
         with tf.name_scope('conditioning'):
             # The class terms and every position's terms, computed once outside the loop.
-            conditioning.append(model.conditioning(labels, tf.range(model.sequence_length)))
+            class_term, position_term, _ = model.conditioning(labels,
+                                                              tf.range(model.sequence_length))
+            features = None
+            if condition is not None:  # the condition's features, computed once per image
+                features = tf.Variable(tf.zeros([batch_size, model.sequence_length,
+                                                 model.params.condition_channels]),
+                                       trainable=False, name='condition_features',
+                                       collections=[tf.GraphKeys.LOCAL_VARIABLES])
+                primes.append(tf.assign(features, model.features_of(condition)))
+            conditioning.append((class_term, position_term, features))
         stores.append(store_class(model, batch_size,
-                                  *model.known_layer_inputs(prime_pixels, labels)))
+                                  *model.known_layer_inputs(prime_pixels, labels, condition)))
 
     def body(step, token, pixels_array, probabilities_array):
         position = options.start + step
-        member_logits, writes = [], []
-        for model, store, (class_term, position_term) in zip(models, stores, conditioning):
+        member_parameters, writes = [], []
+        for model, store, (class_term, position_term, features) in zip(
+                mixture.models, stores, conditioning):
             taps = store.step(position)
             conditions = model.layer_conditions(
-                class_term, None if position_term is None else position_term[position, None])
-            member_logits.append(model.step_logits(taps.tokens(token), taps.layer, conditions))
+                class_term, None if position_term is None else position_term[position, None],
+                None if features is None else model.condition_term(features[:, position]))
+            member_parameters.append(model.step_parameters(taps.tokens(token), taps.layer,
+                                                           conditions))
             writes.extend(taps.writes())
-        logits = tf.debugging.check_numerics(mixture_logits(member_logits), 'generated logits')
-        sampled = tf.random.categorical(logits / options.temperature, 1, dtype=tf.int32)[:, 0]
-        pixel = tf.where_v2(options.argmax, tf.argmax(logits, axis=-1, output_type=tf.int32),
-                            sampled)
+        parameters = tf.debugging.check_numerics(mixture.output.combine(member_parameters),
+                                                 'generated distribution')
+        pixel = mixture.output.sample(parameters, options.temperature, options.argmax)
         with tf.control_dependencies(writes):
             # The next step starts after this one has stored its inputs.
             step, pixel = tf.identity(step), tf.identity(pixel)
         pixels_array = pixels_array.write(step, pixel)
         if options.with_probabilities:
-            probabilities_array = probabilities_array.write(step, tf.nn.softmax(logits))
+            probabilities_array = probabilities_array.write(
+                step, tf.nn.softmax(mixture.output.logits(parameters)))
         return step + 1, pixel, pixels_array, probabilities_array
 
     first_token = tf.where_v2(tf.equal(options.start, 0),
-                              tf.fill([batch_size], models[0].start_token), previous_pixel)
-    levels = models[0].params.quantization_channels
+                              tf.fill([batch_size], mixture.models[0].start_token),
+                              previous_pixel)
+    levels = mixture.params.quantization_channels
     arrays = [tf.TensorArray(tf.int32, size=options.num_steps, element_shape=[batch_size]),
               tf.TensorArray(tf.float32, size=options.num_steps if options.with_probabilities
                              else 0, element_shape=[batch_size, levels])]
@@ -153,7 +171,7 @@ def _generation_lane(models, store_class, labels, prime_pixels, previous_pixel, 
     pixels = tf.transpose(pixels_array.stack(), [1, 0])  # [B, num_steps]
     probabilities = (tf.transpose(probabilities_array.stack(), [1, 0, 2])
                      if options.with_probabilities else None)
-    return tf.group(*[store.prime for store in stores]), pixels, probabilities
+    return tf.group(*[store.prime for store in stores] + primes), pixels, probabilities
 
 
 class _QueueStore:

@@ -77,53 +77,69 @@ class Sampler:
         config: the tf.ConfigProto to open the session with (None: TensorFlow's default).
     """
 
-    def __init__(self, labels_input, batch_size, num_pixels, config):
-        self._labels_input, self._num_pixels = labels_input, num_pixels
+    def __init__(self, inputs, batch_size, num_pixels, config):
+        self._inputs, self._num_pixels = inputs, num_pixels  # inputs: labels, condition
         self.batch_size, self.config = batch_size, config
 
-    def sample(self, session, labels=None, prime_pixels=None, temperature=1.0, argmax=False,
-               pixels_per_run=None, on_progress=None):
-        """Samples a batch of whole images.
+    def sample(self, session, count, labels=None, prime_pixels=None, condition=None,
+               temperature=1.0, argmax=False, pixels_per_run=None, on_progress=None):
+        """Samples `count` whole images, at most the batch size (the batch is padded).
 
         Args:
             session: a Session with the model's variables restored.
-            labels: int [B] classes, for a class-conditional model only.
-            prime_pixels: optional int [B, P] known first pixels (P < T), kept as they are.
-            temperature: softmax temperature, > 0.
+            count: images wanted, 1 to batch_size.
+            labels: int [count] classes, for a class-conditional model only.
+            prime_pixels: optional int [count, P] known first pixels (P < T), kept as they
+                are.
+            condition: int [count, h, w, c] condition images, for a locally conditioned
+                model only.
+            temperature: sampling temperature, > 0 (model.Output).
             argmax: take the likeliest level instead of sampling.
             pixels_per_run: the fast path's pixels per session.run (default: all at once).
-            on_progress: optional function(pixels done, pixels so far [B, done]).
+            on_progress: optional function(pixels done, pixels so far [count, done]).
         Returns:
-            int32 [B, T] pixel levels.
+            int32 [count, T] pixel levels.
         """
         check_temperature(temperature)
-        feed = self._label_feed(labels)
+        if not 1 <= count <= self.batch_size:
+            raise ValueError('count must be from 1 to the batch size %d, got %r'
+                             % (self.batch_size, count))
+        feed = {}
+        for kind, placeholder, values in zip(('class-conditional', 'locally conditioned'),
+                                             self._inputs, (labels, condition)):
+            if (placeholder is None) != (values is None):
+                raise ValueError('this model is %s%s' % (
+                    'not ' if placeholder is None else '',
+                    kind + (': it takes no labels or condition' if placeholder is None
+                            else ': give its labels or condition')))
+            if values is not None:
+                feed[placeholder] = _padded(values, self.batch_size)
         pixels = np.zeros((self.batch_size, self._num_pixels), np.int32)
         done = 0
         if prime_pixels is not None:
             done = np.shape(prime_pixels)[1]
-            pixels[:, :done] = prime_pixels
-        self._run(session, pixels, done, feed, temperature, argmax,
-                  pixels_per_run or self._num_pixels, on_progress)
-        return pixels
+            pixels[:, :done] = _padded(prime_pixels, self.batch_size)
 
-    def _label_feed(self, labels):
-        """The feed of the labels placeholder; ValueError when labels and model disagree."""
-        if self._labels_input is None:
-            if labels is not None:
-                raise ValueError('this model is not class-conditional: it takes no labels')
-            return {}
-        if labels is None:
-            raise ValueError('this model is class-conditional: labels are required')
-        return {self._labels_input: np.asarray(labels, np.int32)}
+        def report(done, pixels_so_far):
+            on_progress(done, pixels_so_far[:count])
+        self._run(session, pixels, done, feed, temperature, argmax,
+                  pixels_per_run or self._num_pixels, on_progress and report)
+        return pixels[:count]
+
+
+def _padded(rows, batch_size):
+    """rows [count, ...] repeated up to [batch_size, ...]."""
+    rows = np.asarray(rows, np.int32)
+    return np.resize(rows, (batch_size,) + rows.shape[1:])
 
 
 class _FastSampler(Sampler):
     """Sampler of a fast_generation.FastGenerator, in runs of pixels_per_run pixels."""
 
     def __init__(self, generator, num_pixels, lanes):
-        super().__init__(generator.labels, generator.previous_pixel.shape.as_list()[0],
-                         num_pixels, session_config(lanes))
+        super().__init__((generator.labels, generator.condition),
+                         generator.previous_pixel.shape.as_list()[0], num_pixels,
+                         session_config(lanes))
         self.generator = generator
 
     def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run,
@@ -149,16 +165,16 @@ class _NaiveSampler(Sampler):
     def __init__(self, mixture, batch_size):
         labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if mixture.conditional
                   else None)
-        super().__init__(labels, batch_size, mixture.sequence_length, None)
+        condition = (tf.placeholder(tf.int32, [batch_size] + list(mixture.condition_shape),
+                                    name='condition') if mixture.condition_shape else None)
+        super().__init__((labels, condition), batch_size, mixture.sequence_length, None)
         self._pixels = tf.placeholder(tf.int32, [batch_size, mixture.sequence_length],
                                       name='pixels')
         self._position = tf.placeholder(tf.int32, [], name='position')
         self._temperature = tf.placeholder(tf.float32, [], name='temperature')
         self._argmax = tf.placeholder(tf.bool, [], name='argmax')
-        logits = mixture.logits(self._pixels, labels)[:, self._position]  # [B, Q]
-        sampled = tf.random.categorical(logits / self._temperature, 1, dtype=tf.int32)[:, 0]
-        self._pixel = tf.where_v2(self._argmax,
-                                  tf.argmax(logits, axis=-1, output_type=tf.int32), sampled)
+        parameters = mixture.parameters(self._pixels, labels, condition)[:, self._position]
+        self._pixel = mixture.output.sample(parameters, self._temperature, self._argmax)
 
     def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run,
              on_progress):

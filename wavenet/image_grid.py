@@ -1,54 +1,83 @@
-"""Generated images as files: levels to 8-bit images, grids, PNG files and bytes."""
+"""Generated images as files: levels to 8-bit images, grids, and PNG files written safely."""
 import io
+import os
+import stat
 
 import numpy as np
 from PIL import Image
 
+from wavenet.errors import Error
 from wavenet.files import write_atomic
 from wavenet.reader import dequantize
+
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def to_images(sequences, image_size, channels, quantization_channels):
     """Sequences of levels back to 8-bit images.
 
     Args:
-        sequences: int [num_images, height * width * channels] levels in raster order.
+        sequences: int [N, height * width * channels] levels in raster order.
         image_size: (height, width).
         channels: 1 or 3.
         quantization_channels: Q, the number of levels.
     Returns:
-        uint8 [num_images, height, width] for grayscale, [num_images, height, width, 3] for
-        RGB, intensities 0..255.
+        uint8 [N, height, width] for grayscale, [N, height, width, 3] for RGB.
     """
     height, width = image_size
     shape = (-1, height, width) + ((channels,) if channels > 1 else ())
     return dequantize(np.asarray(sequences).reshape(shape), quantization_channels)
 
 
-def tile(images, columns, padding=1):
-    """Lays images out in a grid.
+def condition_images(conditions, image_size, channels, quantization_channels):
+    """Condition images shown at the size of the images they condition.
 
     Args:
-        images: uint8 [num_images, height, width] or [num_images, height, width, 3].
-        columns: images per row.
-        padding: pixels of black between images.
+        conditions: int [N, h, w, c] levels (model.derive_condition), h dividing height.
+        image_size: (height, width) of the images.
+        channels: 1 or 3, the images' channels (a gray condition of RGB images is shown RGB).
+        quantization_channels: Q, the number of levels.
     Returns:
-        uint8 [rows * (height + padding) - padding, columns * (width + padding) - padding]
-        (and the trailing axis of 3 for RGB).
+        uint8 [N, height, width] or [N, height, width, 3].
     """
-    num_images, height, width = images.shape[:3]
-    rows = -(-num_images // columns)
-    grid = np.zeros((rows * (height + padding) - padding, columns * (width + padding) - padding)
-                    + images.shape[3:], np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        top, left = row * (height + padding), column * (width + padding)
-        grid[top:top + height, left:left + width] = image
-    return grid
+    conditions = dequantize(np.asarray(conditions), quantization_channels)
+    factor = image_size[0] // conditions.shape[1]
+    shown = np.repeat(np.repeat(conditions, factor, axis=1), factor, axis=2)
+    shown = np.repeat(shown, channels // shown.shape[-1], axis=-1)
+    return shown[..., 0] if channels == 1 else shown
+
+
+def grid(rows, padding=1):
+    """Lays out rows of images of one size, with `padding` pixels of black between them.
+
+    Args:
+        rows: a list of rows, each a list of uint8 [height, width] or [height, width, 3]
+            images (rows may differ in length; missing cells stay black).
+    Returns:
+        uint8 [R * (height + padding) - padding, C * (width + padding) - padding](, 3) for R
+        rows of at most C images.
+    """
+    first = rows[0][0]
+    height, width = first.shape[:2]
+    columns = max(len(row) for row in rows)
+    image = np.zeros((len(rows) * (height + padding) - padding,
+                      columns * (width + padding) - padding) + first.shape[2:], np.uint8)
+    for row_index, row in enumerate(rows):
+        for column, cell in enumerate(row):
+            top, left = row_index * (height + padding), column * (width + padding)
+            image[top:top + height, left:left + width] = cell
+    return image
+
+
+def tile(images, columns, padding=1):
+    """Images [N, height, width(, 3)] in rows of `columns`, as grid() lays them out."""
+    return grid([list(images[start:start + columns])
+                 for start in range(0, len(images), columns)], padding)
 
 
 def upscale(image, factor):
-    """Each pixel of uint8 [height, width(, 3)] as a factor x factor block (nearest neighbour)."""
+    """Each pixel of uint8 [height, width(, 3)] as a factor x factor block (nearest
+    neighbour)."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
@@ -60,7 +89,43 @@ def encode_png(image):
     return buffer.getvalue()
 
 
+def check_png_path(path):
+    """Refuses, before anything is generated, a PNG output that cannot or must not be written.
+
+    `path` must name a .png file whose nearest existing folder can be written. Where a file
+    is already there, it may be replaced only if it is a regular PNG file: a symlink, a
+    device, a folder or a file of another kind is never written over.
+
+    Raises:
+        Error: naming the path and why.
+    """
+    if not path.lower().endswith('.png') or path.endswith(os.sep):
+        raise Error('%r is not a PNG file name: give one such as samples.png' % path)
+    if os.path.lexists(path):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise Error('%s is a folder: give a file name such as %s' % (
+                path, os.path.join(path, 'samples.png')))
+        if not stat.S_ISREG(mode) or not _starts_as_png(path):
+            raise Error('%s exists and is not a regular PNG file: it is never written over; '
+                        'choose another name' % path)
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise Error('%s cannot be written: %s is read-only or not a folder' % (path, folder))
+
+
+def _starts_as_png(path):
+    with open(path, 'rb') as stream:
+        return stream.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
 def save_png(path, image):
-    """Writes uint8 [height, width] (or [height, width, 3]) as a PNG file, atomically."""
+    """Writes uint8 [height, width] (or [height, width, 3]) as a PNG file, atomically: an
+    existing file is replaced by the new one, which keeps its permissions."""
     data = encode_png(image)
-    write_atomic(path, lambda stream: stream.write(data))
+    mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.isfile(path) else 0o666
+    write_atomic(path, lambda stream: stream.write(data), mode)
+    if mode != 0o666:
+        os.chmod(path, mode)

@@ -1,13 +1,20 @@
-"""The WaveNet: causal dilated convolutions over raster-ordered pixels, 256-way softmax.
+"""The WaveNet: causal dilated convolutions over raster-ordered pixels.
 
 One WaveNetModel object owns the variables. Its full path (training, evaluation, naive
 generation) and its incremental path (fast generation, wavenet/fast_generation.py) run the
 same layer code (`_stack`) on the same variables; they differ only in where each layer's
 input taps come from: delayed copies of the whole sequence, or a store of each layer's
-recent inputs. A Mixture is one model, or several sampled and scored as the per-pixel mean
-of their distributions (an ensemble).
+recent inputs. The network's output parameters become a distribution of the next pixel
+through an Output: a softmax over the levels, or PixelCNN++'s discretized logistic mixture.
+A Mixture is one model, or several sampled and scored as the mean of their distributions.
+
+Conditioning, added to every layer's filter and gate: the class of the image (global), the
+row, column and channel of the predicted sub-pixel, and a condition image known in full
+before generation (local: a low-resolution or gray copy of the image, through a small
+non-causal convolutional network, features_of).
 """
 import collections
+import copy
 
 import tensorflow.compat.v1 as tf
 
@@ -21,6 +28,51 @@ Dropout = collections.namedtuple('Dropout', [
 ], defaults=(0, None))
 
 
+class Output:
+    """The distribution of a sub-pixel given the network's output parameters [..., size].
+
+    'softmax': size Q, the logits of the Q levels. 'logistic_mixture': size 3K, the logits,
+    means and log-scales of K logistics discretized to the Q levels (ops.py). At temperature
+    T a softmax samples from logits / T; a logistic mixture draws its component from
+    logits / T and scales the logistic by T.
+    """
+
+    def __init__(self, params):
+        self.kind, self.levels = params.output, params.quantization_channels
+        self.size = (self.levels if self.kind == 'softmax' else 3 * params.mixture_components)
+
+    def combine(self, member_parameters):
+        """The parameters of the equal-weight mean of several members' distributions."""
+        if len(member_parameters) == 1:
+            return member_parameters[0]
+        if self.kind == 'softmax':
+            return ops.mixture_log_probabilities(member_parameters)
+        return ops.merge_logistic_mixtures(member_parameters)
+
+    def logits(self, parameters):
+        """Logits (or normalized log-probabilities) of the levels, float [..., Q]."""
+        if self.kind == 'softmax':
+            return parameters
+        return ops.logistic_mixture_log_probabilities(parameters, self.levels)
+
+    def nats(self, parameters, pixels):
+        """-ln p of each sub-pixel, float32 [B, T], from parameters [B, T, size]."""
+        if self.kind == 'softmax':
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(pixels, tf.int32), logits=parameters)
+        return -ops.logistic_mixture_log_likelihood(parameters, pixels, self.levels)
+
+    def sample(self, parameters, temperature, argmax):
+        """int32 [B] levels drawn from parameters [B, size] at `temperature`, or the
+        likeliest ones where the bool tensor `argmax` is true."""
+        logits = self.logits(parameters)
+        if self.kind == 'softmax':
+            drawn = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
+        else:
+            drawn = ops.sample_logistic_mixture(parameters, self.levels, temperature)
+        return tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+
+
 class WaveNetModel:
     """Creates the variables of a WaveNet and builds graphs that use them.
 
@@ -29,7 +81,7 @@ class WaveNetModel:
 
     Args:
         params: a WaveNetParams.
-        image_size: (height, width) of the images, needed for position conditioning.
+        image_size: (height, width) of the images.
         num_classes: number of classes, needed for class conditioning (gc_channels > 0).
         channels: 1 for grayscale, 3 for RGB; colour models learn an embedding of the
             channel of each sub-pixel, added with the position conditioning.
@@ -38,6 +90,8 @@ class WaveNetModel:
     Attributes:
         weights: every weight matrix and table (no biases), the targets of L2
             regularization, recorded as they are created.
+        output: the Output of the params.
+        condition_shape: (h, w, c) of the condition image, or None.
     """
 
     def __init__(self, params, image_size, num_classes=0, channels=1, name='wavenet'):
@@ -47,12 +101,12 @@ class WaveNetModel:
         if channels > 1 and not params.position_channels:
             raise ValueError('a colour model needs position_channels > 0: the channel of '
                              'each sub-pixel is fed through the position conditioning')
-        self.params = params
-        self.image_size = tuple(image_size)
-        self.channels = channels
+        self.params, self.image_size, self.channels = params, tuple(image_size), channels
         self.sequence_length = self.image_size[0] * self.image_size[1] * channels
         self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
+        self.output = Output(params)
+        self.condition_shape = condition_shape(params, self.image_size, channels)
         self.weights = []
         with tf.variable_scope(name) as scope:
             self._variables = self._create_variables()
@@ -65,16 +119,32 @@ class WaveNetModel:
         return self.num_classes > 0
 
     @property
+    def trainable_variables(self):
+        """Every trainable variable of the model."""
+        return [variable for variable in tf.nest.flatten(self._variables)
+                if variable is not None]
+
+    def averaged(self, moving_averages):
+        """This model with the moving averages of its trainable variables in their place (a
+        tf.train.ExponentialMovingAverage that tracks them): for validation and samples."""
+        twin = copy.copy(self)
+        twin._variables = tf.nest.map_structure(  # pylint: disable=protected-access
+            lambda variable: variable if variable is None or not variable.trainable
+            else moving_averages.average(variable), self._variables)
+        twin._combined = {}  # pylint: disable=protected-access
+        return twin
+
+    @property
     def _matrices(self):
         """The weights in the layout the stack multiplies by (_combine_weights), computed
         once per graph and replica: the first use builds them, outside any loop, so fast
         generation does not redo them at every pixel, and every replica of a distributed
         step computes them from its own copy of the variables."""
         context = tf.distribute.get_replica_context()
-        replica = 0 if context is None else int(tf.get_static_value(
-            context.replica_id_in_sync_group))
-        if replica not in self._combined:
-            with tf.name_scope(self._combined_scope):
+        with tf.name_scope(self._combined_scope):
+            replica = 0 if context is None else int(tf.get_static_value(
+                context.replica_id_in_sync_group))
+            if replica not in self._combined:
                 self._combined[replica] = self._combine_weights()
         return self._combined[replica]
 
@@ -111,6 +181,10 @@ class WaveNetModel:
         with tf.variable_scope('conditioning'):
             variables['conditioning'] = self._create_conditioning()
         variables['layers'] = []
+        projections = {'class_projection': params.gc_channels if self.conditional else 0,
+                       'position_projection': params.position_channels,
+                       'condition_projection': (params.condition_channels
+                                                if self.condition_shape else 0)}
         for index, _ in enumerate(params.dilations):
             with tf.variable_scope('layer%d' % index):
                 layer = {'filter_gate': self._weight('filter_gate', [params.filter_width,
@@ -118,38 +192,48 @@ class WaveNetModel:
                          'filter_gate_biases': self._bias('filter_gate_biases', [2 * dilation]),
                          'skip': self._weight('skip', [dilation, skip]),
                          'skip_biases': self._bias('skip_biases', [skip])}
-                if self.conditional:
-                    layer['class_projection'] = self._weight(
-                        'class_projection', [params.gc_channels, 2 * dilation])
-                if params.position_channels:
-                    layer['position_projection'] = self._weight(
-                        'position_projection', [params.position_channels, 2 * dilation])
+                for name, size in projections.items():
+                    if size:
+                        layer[name] = self._weight(name, [size, 2 * dilation])
                 if index < len(params.dilations) - 1:
                     # The last layer's residual output would feed nothing.
                     layer['dense'] = self._weight('dense', [dilation, residual])
                     layer['dense_biases'] = self._bias('dense_biases', [residual])
                 variables['layers'].append(layer)
+        size = self.output.size
         with tf.variable_scope('output'):
             variables['output'] = {
                 'hidden': self._weight('hidden', [skip, skip]),
                 'hidden_biases': self._bias('hidden_biases', [skip]),
-                'logits': self._weight('logits', [skip, levels]),
-                'logits_biases': self._bias('logits_biases', [levels]),
+                'logits': self._weight('logits', [skip, size]),
+                'logits_biases': self._bias('logits_biases', [size]),
                 'bump_logits': (self._weight('bump_logits', [skip, bumps], zeros)
-                                if bumps else None)}
+                                if bumps and params.output == 'softmax' else None)}
         return variables
 
     def _create_conditioning(self):
-        """The class, row, column and channel embeddings (None where unused)."""
-        height, width = self.image_size
-        size = self.params.position_channels
-        return {'classes': (self._weight('class_embedding',
-                                         [self.num_classes, self.params.gc_channels])
-                            if self.conditional else None),
-                'rows': self._weight('row_embedding', [height, size]) if size else None,
-                'columns': self._weight('column_embedding', [width, size]) if size else None,
-                'channels': (self._weight('channel_embedding', [self.channels, size])
-                             if self.channels > 1 else None)}
+        """The class, row, column and channel embeddings and the condition network (None
+        where unused)."""
+        (height, width), params = self.image_size, self.params
+        size = params.position_channels
+        embeddings = {
+            'classes': (self._weight('class_embedding', [self.num_classes, params.gc_channels])
+                        if self.conditional else None),
+            'rows': self._weight('row_embedding', [height, size]) if size else None,
+            'columns': self._weight('column_embedding', [width, size]) if size else None,
+            'channels': (self._weight('channel_embedding', [self.channels, size])
+                         if self.channels > 1 else None)}
+        if self.condition_shape:
+            features, condition_channels = params.condition_channels, self.condition_shape[2]
+            embeddings['condition'] = {
+                'tables': self._weight('condition_tables', [condition_channels,
+                                                            params.quantization_channels,
+                                                            features]),
+                'filters': [self._weight('condition_filters%d' % index,
+                                         [3, 3, features, features]) for index in range(3)],
+                'biases': [self._bias('condition_biases%d' % index, [features])
+                           for index in range(3)]}
+        return embeddings
 
     def _combine_weights(self):
         """Weights in the layout the stack multiplies by (see _matrices)."""
@@ -161,35 +245,76 @@ class WaveNetModel:
             bumps = ops.level_bumps(self.params.quantization_channels, self.params.level_bumps)
             bump_rows = tf.einsum('jl,wjr->wlr', bumps, self._variables['input']['bump_tables'])
             tables = tables + tf.pad(bump_rows, [[0, 0], [0, 1], [0, 0]])
-            logits = logits + tf.matmul(self._variables['output']['bump_logits'], bumps)
-        conditional_keys = [key for key in ('class_projection', 'position_projection')
-                            if key in layers[0]]
+            if self._variables['output']['bump_logits'] is not None:
+                logits = logits + tf.matmul(self._variables['output']['bump_logits'], bumps)
+        projections = [key for key in ('class_projection', 'position_projection',
+                                       'condition_projection') if key in layers[0]]
         return {
             'tables': tables,  # [initial_filter_width, levels + 1, residual]
-            'logits': logits,  # [skip, levels]
+            'logits': logits,  # [skip, output size]
             'filter_gate': [ops.filter_matrix(layer['filter_gate']) for layer in layers],
             # Every layer's conditioning projection side by side: one product for all layers.
-            **{key: tf.concat([layer[key] for layer in layers], axis=1)
-               for key in conditional_keys},
+            **{key: tf.concat([layer[key] for layer in layers], axis=1) for key in projections},
             # The sum of every layer's skip projection is one product with these.
             'skip': tf.concat([layer['skip'] for layer in layers], axis=0),
             'skip_biases': (tf.add_n([layer['skip_biases'] for layer in layers])
                             if self.params.use_biases else None)}
 
-    def conditioning(self, labels, positions):
+    def derive_condition(self, images):
+        """The condition image of images, as training derives it from each training image.
+
+        Args:
+            images: int [B, height, width, channels] levels.
+        Returns:
+            int32 [B, h, w, c] = [B] + condition_shape: the images averaged over F x F blocks
+            ('lowres:F'), or their luminance ('gray').
+        """
+        if self.params.local_condition == 'gray':
+            return ops.luminance(images)
+        return ops.block_average(images, self.params.condition_factor)
+
+    def features_of(self, condition):
+        """Features of a condition image for every sub-pixel, from a small non-causal network:
+        an embedding of its levels, two 3x3 convolutions at its resolution, upsampling to the
+        image's (nearest neighbour) and a third 3x3 convolution.
+
+        Args:
+            condition: int [B] + condition_shape levels.
+        Returns:
+            float [B, T, condition_channels], T = height * width * channels in raster order.
+        """
+        network = self._variables['conditioning']['condition']
+        factor = self.params.condition_factor
+        with tf.name_scope('local_condition'):
+            features = tf.add_n([tf.gather(network['tables'][index], condition[..., index])
+                                 for index in range(self.condition_shape[2])])  # [B, h, w, C]
+            for index, (filters, biases) in enumerate(zip(network['filters'],
+                                                          network['biases'])):
+                if index == 2:
+                    features = tf.repeat(tf.repeat(features, factor, axis=1), factor, axis=2)
+                features = tf.nn.conv2d(features, filters, 1, 'SAME')
+                features = features if biases is None else features + biases
+                features = tf.nn.relu(features) if index < 2 else features
+            features = tf.reshape(features, [tf.shape(features)[0], -1,
+                                             self.params.condition_channels])  # [B, H W, C]
+            return tf.repeat(features, self.channels, axis=1)  # [B, T, C]
+
+    def conditioning(self, labels, positions, features=None):
         """Every layer's conditioning terms, side by side: [..., L * 2D] for L layers.
 
-        Class terms are per image, position terms per sub-pixel; the caller broadcasts them
-        into a sum (layer_conditions), so fast generation never holds a [B, T, ...] table.
+        Class terms are per image, position terms per sub-pixel, condition terms per image
+        and sub-pixel; the caller broadcasts them into a sum (layer_conditions).
 
         Args:
             labels: int [B] classes, or None for an unconditional model.
             positions: int [T] positions of the predicted sub-pixels in the sequence.
+            features: float [B, T, condition_channels] (features_of), or None.
         Returns:
-            (class term float [B, L * 2D] or None, position term float [T, L * 2D] or None).
+            (class term float [B, L * 2D], position term float [T, L * 2D], condition term
+            float [B, T, L * 2D]), each None where unused.
         """
         embeddings = self._variables['conditioning']
-        class_term = position_term = None
+        class_term = position_term = condition_term = None
         if self.conditional:
             if labels is None:
                 raise ValueError('this model is class-conditional: labels are required')
@@ -203,7 +328,13 @@ class WaveNetModel:
             if embeddings['channels'] is not None:
                 places += tf.gather(embeddings['channels'], positions % self.channels)
             position_term = ops.dense(places, self._matrices['position_projection'])
-        return class_term, position_term
+        if features is not None:
+            condition_term = self.condition_term(features)
+        return class_term, position_term, condition_term
+
+    def condition_term(self, features):
+        """Every layer's condition terms [..., L * 2D] from features [..., condition_channels]."""
+        return ops.dense(features, self._matrices['condition_projection'])
 
     def layer_conditions(self, *terms):
         """The broadcasting sum of conditioning terms (None for none), one part per layer.
@@ -219,13 +350,19 @@ class WaveNetModel:
             return [None] * num_layers
         return tf.split(sum(terms[1:], terms[0]), num_layers, axis=-1)
 
-    def _full_conditions(self, labels, sequences):
+    def _full_conditions(self, labels, sequences, condition):
         """Per-layer conditioning of sequences [B, T]: [B or 1, T or 1, 2D] (or None) each."""
+        if (condition is None) != (self.condition_shape is None):
+            raise ValueError('a locally conditioned model needs a condition, and only it')
         with tf.name_scope('conditioning'):
-            class_term, position_term = self.conditioning(labels,
-                                                          tf.range(tf.shape(sequences)[1]))
+            length = tf.shape(sequences)[1]
+            features = (None if condition is None else
+                        self.features_of(condition)[:, :length])  # [B, T, C]
+            class_term, position_term, condition_term = self.conditioning(
+                labels, tf.range(length), features)
             return self.layer_conditions(None if class_term is None else class_term[:, None],
-                                         None if position_term is None else position_term[None])
+                                         None if position_term is None else position_term[None],
+                                         condition_term)
 
     def _stack(self, inputs, layer_taps, layer_conditions, dropout=None):
         """Runs the residual layers and the output stack.
@@ -238,7 +375,7 @@ class WaveNetModel:
                 pre-activations (layer_conditions).
             dropout: optional Dropout, applied to every layer's gated activations.
         Returns:
-            float [..., quantization_channels] logits.
+            float [..., output.size]: the parameters of the next sub-pixel's distribution.
         """
         gated_outputs = []
         residual = inputs
@@ -293,42 +430,48 @@ class WaveNetModel:
         width = self.params.filter_width
         return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation) for i in range(width)]
 
-    def logits(self, pixels, labels=None, dropout=None):
-        """Logits of every pixel given the pixels before it (and the class).
+    def parameters(self, pixels, labels=None, condition=None, dropout=None):
+        """The output parameters of every sub-pixel given the ones before it.
 
         Args:
             pixels: int [B, T] levels in raster order, T <= height * width * channels.
             labels: int [B] classes; required by a class-conditional model.
+            condition: int [B] + condition_shape; required by a locally conditioned model.
             dropout: optional Dropout of the gated activations (training only).
         Returns:
-            float [B, T, quantization_channels]; position t depends on pixels[:, :t] only.
+            float [B, T, output.size]; position t depends on pixels[:, :t] only (and on all
+            of the condition).
         """
         _, inputs = self._full_inputs(pixels)
         return self._stack(inputs, self._delayed_copies,
-                           self._full_conditions(labels, pixels), dropout)
+                           self._full_conditions(labels, pixels, condition), dropout)
 
-    def nats_per_image(self, pixels, labels=None, dropout=None):
+    def logits(self, pixels, labels=None, condition=None):
+        """Level logits [B, T, Q] of every sub-pixel (see parameters and Output.logits)."""
+        return self.output.logits(self.parameters(pixels, labels, condition))
+
+    def nats_per_image(self, pixels, labels=None, condition=None):
         """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
-        return ops.nats_per_sequence(self.logits(pixels, labels, dropout), pixels)
+        return tf.reduce_sum(self.output.nats(self.parameters(pixels, labels, condition),
+                                              pixels), axis=1)
 
-    def loss(self, pixels, labels=None, dropout=None, l2_strength=0.0):
+    def loss(self, pixels, labels=None, condition=None, dropout=None, l2_strength=0.0):
         """The mean negative log-likelihood per sub-pixel, in nats, and the training objective.
 
         Returns:
             (loss, objective), scalars: the objective adds l2_strength times the L2 penalty
             of every weight (built under the same name scope, 'loss').
         """
-        logits = self.logits(pixels, labels, dropout)
+        parameters = self.parameters(pixels, labels, condition, dropout)
         with tf.name_scope('loss'):
-            num_pixels = tf.cast(tf.shape(pixels)[1], tf.float32)
-            loss = tf.reduce_mean(ops.nats_per_sequence(logits, pixels)) / num_pixels
+            loss = tf.reduce_mean(self.output.nats(parameters, pixels))
             if not l2_strength:
                 return loss, loss
             return loss, loss + l2_strength * tf.add_n([tf.nn.l2_loss(weight)
                                                         for weight in self.weights])
 
-    def step_logits(self, token_taps, layer_taps, layer_conditions):
-        """Logits of one incremental step, from the taps a generation store gives.
+    def step_parameters(self, token_taps, layer_taps, layer_conditions):
+        """Output parameters of one incremental step, from the taps a generation store gives.
 
         Args:
             token_taps: the input convolution's initial_filter_width int taps [B], oldest
@@ -337,7 +480,7 @@ class WaveNetModel:
                 layer's filter_width taps, oldest first, the input itself last.
             layer_conditions: one conditioning term [B or 1, 2D] (or None) per layer.
         Returns:
-            float [B, quantization_channels].
+            float [B, output.size].
         """
         with tf.name_scope('input'):
             inputs = ops.embedding_taps(token_taps, self._matrices['tables'])
@@ -347,12 +490,13 @@ class WaveNetModel:
         return self._stack(inputs, lambda index, _, layer_inputs: layer_taps(index, layer_inputs),
                            layer_conditions)
 
-    def known_layer_inputs(self, prime_pixels, labels):
+    def known_layer_inputs(self, prime_pixels, labels, condition):
         """What each layer saw of the known pixels, from one pass of the full network.
 
         Args:
             prime_pixels: int [B, P] known first pixels (P may be 0).
             labels: int [B] classes, or None.
+            condition: int [B] + condition_shape, or None.
         Returns:
             (tokens int [B, P], the input tokens of positions 0..P-1; a list with each
             layer's inputs float [B, P, residual_channels]). The first generation step
@@ -365,8 +509,24 @@ class WaveNetModel:
             layer_inputs.append(layer_input)
             return self._delayed_copies(index, dilation, layer_input)
 
-        self._stack(inputs, record_inputs, self._full_conditions(labels, tokens))
+        self._stack(inputs, record_inputs, self._full_conditions(labels, tokens, condition))
         return tokens, layer_inputs
+
+
+def condition_shape(params, image_size, channels):
+    """(h, w, c) of the condition image of a model, or None without local conditioning."""
+    factor = params.condition_factor
+    if factor is None:
+        return None
+    height, width = image_size
+    if params.local_condition == 'gray':
+        if channels != 3:
+            raise ValueError("local_condition 'gray' needs colour images (3 channels)")
+        return height, width, 1
+    if height % factor or width % factor:
+        raise ValueError('local_condition lowres:%d needs a factor that divides the image '
+                         'side (%dx%d)' % (factor, height, width))
+    return height // factor, width // factor, channels
 
 
 class Mixture:
@@ -379,39 +539,29 @@ class Mixture:
 
     Args:
         models: a non-empty list of WaveNetModels with the same image size, channels,
-            levels and class conditioning.
+            levels, output, and class and local conditioning.
     """
 
     def __init__(self, models):
         self.models = list(models)
         first = self.models[0]
-        self.params = first.params  # levels and conditioning are shared by every member
+        self.params, self.output = first.params, first.output  # shared by every member
         self.image_size, self.channels = first.image_size, first.channels
         self.sequence_length, self.conditional = first.sequence_length, first.conditional
+        self.condition_shape, self.derive_condition = (first.condition_shape,
+                                                       first.derive_condition)
 
-    def logits(self, pixels, labels=None):
-        """Logits of every pixel given the pixels before it (and the class).
+    def parameters(self, pixels, labels=None, condition=None):
+        """The output parameters [B, T, size] of the mixture of the members (Output.combine)."""
+        return self.output.combine([model.parameters(pixels, labels, condition)
+                                    for model in self.models])
 
-        Args:
-            pixels: int [B, T] levels in raster order.
-            labels: int [B] classes; required by class-conditional members.
-        Returns:
-            float [B, T, quantization_channels]: the one member's logits, or the log of the
-            members' mean distribution.
-        """
-        return mixture_logits([model.logits(pixels, labels) for model in self.models])
+    def logits(self, pixels, labels=None, condition=None):
+        """Level logits [B, T, Q] of the mixture: the one member's, or the log of the
+        members' mean distribution."""
+        return self.output.logits(self.parameters(pixels, labels, condition))
 
-    def nats_per_image(self, pixels, labels=None):
+    def nats_per_image(self, pixels, labels=None, condition=None):
         """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
-        return ops.nats_per_sequence(self.logits(pixels, labels), pixels)
-
-
-def mixture_logits(member_logits):
-    """Logits of one model or of the mixture of several, float [..., Q] each.
-
-    One member's logits are returned as they are; several give the log of their
-    equal-weight mean distribution (ops.mixture_log_probabilities).
-    """
-    if len(member_logits) == 1:
-        return member_logits[0]
-    return ops.mixture_log_probabilities(member_logits)
+        return tf.reduce_sum(self.output.nats(self.parameters(pixels, labels, condition),
+                                              pixels), axis=1)

@@ -246,3 +246,146 @@ def nats_per_sequence(logits, pixels):
 def nats_to_bits(nats):
     """A negative log-likelihood in nats (a tensor or a number) in bits."""
     return nats / math.log(2.0)
+
+
+def _logistic_level_log_probabilities(levels, means, log_scales, num_levels):
+    """log P(level) under single logistics, with PixelCNN++'s edge levels and fall-back.
+
+    Args:
+        levels: float32 levels.
+        means: float32 means, broadcasting against levels.
+        log_scales: float32 log-scales, already floored, broadcasting against levels.
+        num_levels: Python int L.
+    Returns:
+        float32, of the broadcast shape.
+    """
+    inverse_scales = tf.exp(-log_scales)
+    half_bin = 1.0 / (num_levels - 1)
+    centred = ((2 * levels - (num_levels - 1)) * half_bin - means) * inverse_scales
+    upper = centred + half_bin * inverse_scales
+    lower = centred - half_bin * inverse_scales
+    # CDF(upper) - CDF(lower) = sigmoid(upper) sigmoid(-lower) (1 - exp(lower - upper)), in
+    # logs: no cancellation where both CDFs are near 1 or near 0.
+    log_mass = (-tf.nn.softplus(-upper) - tf.nn.softplus(lower)
+                + tf.log(-tf.math.expm1(-2 * half_bin * inverse_scales)))
+    log_centre_density = centred - log_scales - 2 * tf.nn.softplus(centred)
+    log_bins = tf.where_v2(log_mass >= math.log(1e-5), log_mass,
+                           log_centre_density + math.log(2 * half_bin))
+    log_bins = tf.where_v2(tf.equal(levels, 0), -tf.nn.softplus(-upper), log_bins)  # CDF(upper)
+    return tf.where_v2(tf.equal(levels, num_levels - 1), -tf.nn.softplus(lower),  # 1 - CDF
+                       log_bins)
+
+
+def logistic_mixture_log_probabilities(parameters, num_levels, min_log_scale=-7.0):
+    """Log-probabilities of the levels under a mixture of discretized logistics (PixelCNN++).
+
+    Level l sits at x_l = 2 l / (num_levels - 1) - 1 and owns the bin x_l +- d, d = 1 /
+    (num_levels - 1); level 0 owns everything below its upper edge, the last level everything
+    above its lower edge. A bin whose probability under a component is below 1e-5 takes that
+    component's log density at the bin centre plus log(2 d) instead, as PixelCNN++ does.
+
+    Args:
+        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
+        num_levels: Python int L >= 2.
+        min_log_scale: Python float, the floor on the log-scales.
+    Returns:
+        float32 [..., L] normalized log-probabilities (up to the fall-back, which leaves out
+        less than 1e-4), computed in float32 whatever the input dtype.
+    """
+    logits, means, log_scales = tf.split(tf.cast(parameters, tf.float32), 3, axis=-1)
+    levels = tf.range(num_levels, dtype=tf.float32)[:, None]  # [L, 1]
+    log_bins = _logistic_level_log_probabilities(
+        levels, means[..., None, :], tf.maximum(log_scales, min_log_scale)[..., None, :],
+        num_levels)  # [..., L, K]
+    return tf.reduce_logsumexp(log_bins + tf.nn.log_softmax(logits)[..., None, :], axis=-1)
+
+
+def logistic_mixture_log_likelihood(parameters, levels, num_levels, min_log_scale=-7.0):
+    """logistic_mixture_log_probabilities at the given levels only, L times cheaper.
+
+    Args:
+        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
+        levels: int [...] levels.
+        num_levels: Python int L >= 2.
+        min_log_scale: Python float, the floor on the log-scales.
+    Returns:
+        float32 [...]: the log-probability of each level.
+    """
+    logits, means, log_scales = tf.split(tf.cast(parameters, tf.float32), 3, axis=-1)
+    log_bins = _logistic_level_log_probabilities(
+        tf.cast(levels, tf.float32)[..., None], means, tf.maximum(log_scales, min_log_scale),
+        num_levels)  # [..., K]
+    return tf.reduce_logsumexp(log_bins + tf.nn.log_softmax(logits), axis=-1)
+
+
+def sample_logistic_mixture(parameters, num_levels, temperature, min_log_scale=-7.0):
+    """Draws one level per position from a mixture of discretized logistics.
+
+    A component is drawn from softmax(logits / temperature), then a logistic sample of its
+    mean and its scale times the temperature, rounded to the nearest level. At temperature 1
+    the levels follow logistic_mixture_log_probabilities (up to the uniform draws' bounds,
+    1e-5 from 0 and 1). The random ops follow the graph seed.
+
+    Args:
+        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
+        num_levels: Python int >= 2.
+        temperature: positive float (a Python number or a float32 scalar tensor).
+        min_log_scale: Python float, the floor on the log-scales.
+    Returns:
+        int32 [...] levels in [0, num_levels - 1].
+    """
+    parameters = tf.cast(parameters, tf.float32)
+    flat = tf.reshape(parameters, [-1, parameters.shape[-1]])  # [N, 3K]
+    logits, means, log_scales = tf.split(flat, 3, axis=-1)  # each [N, K]
+    component = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)  # [N, 1]
+    mean = tf.gather(means, component, batch_dims=1)[:, 0]  # [N]
+    log_scale = tf.maximum(tf.gather(log_scales, component, batch_dims=1)[:, 0], min_log_scale)
+    uniform = tf.random.uniform(tf.shape(mean), 1e-5, 1 - 1e-5)
+    noise = tf.log(uniform) - tf.log1p(-uniform)  # a standard logistic sample
+    value = mean + tf.exp(log_scale) * temperature * noise
+    level = tf.round((value + 1) * (0.5 * (num_levels - 1)))
+    level = tf.cast(tf.clip_by_value(level, 0, num_levels - 1), tf.int32)
+    return tf.reshape(level, tf.shape(parameters)[:-1])
+
+
+def merge_logistic_mixtures(member_parameters):
+    """One logistic mixture equal to the equal-weight mean of several.
+
+    Args:
+        member_parameters: a non-empty list of float [..., 3K_m], one per member.
+    Returns:
+        float [..., 3 sum K_m]: the members' normalized logits minus log(M), their means and
+        their log-scales, each concatenated in the members' order.
+    """
+    logits, means, log_scales = zip(*[tf.split(parameters, 3, axis=-1)
+                                      for parameters in member_parameters])
+    log_weights = [tf.nn.log_softmax(member) - math.log(len(member_parameters))
+                   for member in logits]
+    return tf.concat(log_weights + list(means) + list(log_scales), axis=-1)
+
+
+def block_average(images, factor):
+    """Images averaged over factor x factor blocks, rounded half up to levels.
+
+    Args:
+        images: int [B, H, W, C] levels.
+        factor: Python int dividing H and W.
+    Returns:
+        int32 [B, H / factor, W / factor, C]: floor(block mean + 0.5).
+    """
+    means = tf.nn.avg_pool2d(tf.cast(images, tf.float64), factor, factor, 'VALID')
+    sums = tf.cast(tf.round(means * factor ** 2), tf.int32)  # exact integer block sums
+    return (2 * sums + factor ** 2) // (2 * factor ** 2)  # floor(sums / factor ** 2 + 1 / 2)
+
+
+def luminance(images):
+    """The ITU-R BT.601 luma of RGB images, rounded half up to levels of the same range.
+
+    Args:
+        images: int [B, H, W, 3] RGB levels.
+    Returns:
+        int32 [B, H, W, 1]: floor(0.299 R + 0.587 G + 0.114 B + 0.5), in exact integers.
+    """
+    weighted = tf.reduce_sum(tf.cast(images, tf.int32) * [299, 587, 114], axis=-1,
+                             keepdims=True)  # [B, H, W, 1], 1000 times the luma
+    return (weighted + 500) // 1000

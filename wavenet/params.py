@@ -1,10 +1,23 @@
 """Typed model hyperparameters, loaded from and written to JSON."""
 import dataclasses
-import json
+import re
 from typing import Tuple
 
+from wavenet import files
+from wavenet.errors import Error
 
-class ParamsError(ValueError):
+OUTPUTS = ('softmax', 'logistic_mixture')
+_LOCAL_CONDITION = re.compile(r'^(|gray|lowres:([1-9][0-9]?))$')
+# Allowed integers: (low, high) of each integer field.
+_RANGES = {'filter_width': (1, 64), 'initial_filter_width': (1, 64),
+           'residual_channels': (1, 4096), 'dilation_channels': (1, 4096),
+           'skip_channels': (1, 4096), 'quantization_channels': (2, 256),
+           'gc_channels': (0, 4096), 'position_channels': (0, 4096), 'level_bumps': (0, 256),
+           'condition_channels': (1, 4096), 'mixture_components': (1, 256)}
+MAX_DILATION, MAX_LAYERS = 1 << 20, 1024
+
+
+class ParamsError(Error):
     """A params file that is missing, malformed, or holds unknown or invalid values."""
 
 
@@ -24,11 +37,17 @@ class WaveNetParams:
         gc_channels: size of the learned class embedding added to every layer (global
             conditioning); 0 for an unconditional model.
         position_channels: size of the learned row and column embeddings of the predicted
-            pixel added to every layer (local conditioning); 0 for none.
+            pixel added to every layer; 0 for none.
         level_bumps: number of smooth functions of the pixel level (Gaussian bumps spread
             evenly over the levels) whose learned combinations are added to the input tables
-            and to the output weights, so that what the network learns about one level
-            carries over to its neighbours; 0 for none, else 2 to quantization_channels.
+            and to the output weights; 0 for none, else 2 to quantization_channels.
+        local_condition: '' (none), 'lowres:F' (each image generated given itself averaged
+            over F x F blocks) or 'gray' (a colour image given its luminance).
+        condition_channels: width of the features the conditioning network computes from
+            the condition image.
+        output: 'softmax' over the levels, or 'logistic_mixture' (PixelCNN++'s discretized
+            mixture of logistics).
+        mixture_components: components of the logistic mixture.
     """
     filter_width: int = 2
     dilations: Tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256,
@@ -42,39 +61,48 @@ class WaveNetParams:
     gc_channels: int = 0
     position_channels: int = 0
     level_bumps: int = 0
+    local_condition: str = ''
+    condition_channels: int = 32
+    output: str = 'softmax'
+    mixture_components: int = 10
 
     def __post_init__(self):
-        for name in ('filter_width', 'residual_channels', 'dilation_channels', 'skip_channels',
-                     'initial_filter_width'):
+        for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParamsError('%s must be a positive integer, got %r' % (name, value))
-        for name in ('gc_channels', 'position_channels', 'level_bumps'):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ParamsError('%s must be an integer >= 0, got %r' % (name, value))
+            if not _is_int(value) or not low <= value <= high:
+                raise ParamsError('%s must be an integer from %d to %d, got %r'
+                                  % (name, low, high, value))
         if not isinstance(self.use_biases, bool):
             raise ParamsError('use_biases must be true or false, got %r' % (self.use_biases,))
-        if (not isinstance(self.quantization_channels, int)
-                or not 2 <= self.quantization_channels <= 256):
-            raise ParamsError('quantization_channels must be an integer from 2 to 256, got %r'
-                              % (self.quantization_channels,))
         if self.level_bumps == 1 or self.level_bumps > self.quantization_channels:
             raise ParamsError('level_bumps must be 0 or from 2 to quantization_channels (%d), '
                               'got %d' % (self.quantization_channels, self.level_bumps))
         dilations = self.dilations
-        if (not isinstance(dilations, (list, tuple)) or not dilations
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
-                           for d in dilations)):
-            raise ParamsError('dilations must be a non-empty list of positive integers, got %r'
-                              % (dilations,))
+        if (not isinstance(dilations, (list, tuple)) or not 1 <= len(dilations) <= MAX_LAYERS
+                or not all(_is_int(d) and 1 <= d <= MAX_DILATION for d in dilations)):
+            raise ParamsError('dilations must be a list of 1 to %d integers from 1 to %d, got '
+                              '%.200r' % (MAX_LAYERS, MAX_DILATION, dilations))
         object.__setattr__(self, 'dilations', tuple(dilations))
+        if not isinstance(self.local_condition, str) or not _LOCAL_CONDITION.match(
+                self.local_condition) or self.local_condition in ('lowres:0', 'lowres:1'):
+            raise ParamsError("local_condition must be '', 'gray' or 'lowres:F' with F from 2 "
+                              'to 99, got %r' % (self.local_condition,))
+        if self.output not in OUTPUTS:
+            raise ParamsError('output must be one of %s, got %r' % (', '.join(OUTPUTS),
+                                                                  self.output))
 
     @property
     def receptive_field(self):
         """Number of pixels, the predicted one's predecessor included, that one prediction sees."""
         return ((self.initial_filter_width - 1)
                 + (self.filter_width - 1) * sum(self.dilations) + 1)
+
+    @property
+    def condition_factor(self):
+        """F of 'lowres:F', 1 for 'gray', None without local conditioning."""
+        if not self.local_condition:
+            return None
+        return int(self.local_condition.split(':')[1]) if ':' in self.local_condition else 1
 
     def to_dict(self):
         """Returns a JSON-ready dict of every field."""
@@ -103,15 +131,15 @@ class WaveNetParams:
         return sorted(name for name in mine if mine[name] != theirs[name])
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def load_params(path):
-    """Reads WaveNetParams from a JSON file, raising ParamsError with the path on any problem."""
+    """Reads WaveNetParams from a JSON file, raising ParamsError naming the path on any
+    problem."""
     try:
-        with open(path) as json_file:
-            fields = json.load(json_file)
-    except FileNotFoundError:
-        raise ParamsError('params file %s does not exist' % path) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ParamsError('cannot read params file %s: %s' % (path, error)) from None
-    except json.JSONDecodeError as error:
-        raise ParamsError('params file %s is not valid JSON (%s)' % (path, error)) from None
+        fields = files.read_json(path, 'params file')
+    except Error as error:
+        raise ParamsError(str(error)) from None
     return WaveNetParams.from_dict(fields, source='params file %s' % path)

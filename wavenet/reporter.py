@@ -2,9 +2,10 @@
 the checkpoint itself, the validation bits/dim and a grid of samples.
 
 Events go to `logdir/train` and `logdir/validation` with the same tags (`bits_per_dim`), so
-TensorBoard draws the two curves on one chart.
+TensorBoard draws the two curves on one chart; the run's settings go to `logdir/train` as
+text and to the logdir's own events as HParams.
 """
-import dataclasses
+import collections
 import json
 import math
 import os
@@ -13,64 +14,60 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from tensorboard.plugins.hparams import summary as hparams_summary
 
-from wavenet import cli, generation, image_grid
+from wavenet import generation, image_grid
 from wavenet.checkpoints import CHECKPOINT_PREFIX, SAMPLES_FOLDER, WriteError
-from wavenet.evaluation import bits_per_dim
+from wavenet.errors import reason
+from wavenet.evaluation import Scorer
 from wavenet.model import Mixture
 from wavenet.ops import nats_to_bits
 
-VALIDATION_BATCH = 100  # images per session.run of validation
 TENSORBOARD_ZOOM = 3  # sample grids in TensorBoard: each pixel as a 3x3 block
 
-
-@dataclasses.dataclass(frozen=True)
-class ReportOptions:
-    """When and where to report.
-
-    Attributes:
-        logdir: the run's folder.
-        num_steps: the run's last step.
-        batch_size: images per step (for pixels/s).
-        print_every: steps between progress lines.
-        summary_every: steps between TensorBoard training summaries.
-        checkpoint_every: steps between checkpoints (with validation and samples).
-        max_checkpoints: checkpoints kept in the logdir.
-        num_samples: images in each sample grid (0: none).
-    """
-    logdir: str
-    num_steps: int
-    batch_size: int
-    print_every: int
-    summary_every: int
-    checkpoint_every: int
-    max_checkpoints: int
-    num_samples: int
+ReportOptions = collections.namedtuple('ReportOptions', [
+    'logdir',            # the run's folder
+    'num_steps',         # the run's last step
+    'batch_size',        # images per step (for pixels/s)
+    'print_every',       # steps between progress lines
+    'summary_every',     # steps between TensorBoard training summaries
+    'checkpoint_every',  # steps between checkpoints (with validation and samples)
+    'max_checkpoints',   # checkpoints kept in the logdir
+    'num_samples',       # images in each sample grid (0: none)
+])
 
 
 class Reporter:
-    """Builds the validation and sampling graphs beside the training graph, and reports.
+    """Prints progress and, on the process that writes the logdir (`writes`), builds the
+    validation and sampling graphs beside the training graph and writes checkpoints, events
+    and sample grids. Another worker of a cluster only prints its progress.
 
     Args:
         model: the WaveNetModel being trained.
         validation: the reader.ImageSet of validation images (possibly empty).
         options: ReportOptions.
+        writes: whether this process writes the logdir (the chief).
+        examples: images whose conditions a locally conditioned model's sample grids show
+            (the validation images, or training images when there are none).
     """
 
-    def __init__(self, model, validation, options):
-        self.options = options
-        self._model, self._validation = model, validation
+    def __init__(self, model, validation, options, writes=True, examples=None):
+        self.options, self.writes = options, writes
+        self._model, self._validation, self._examples = model, validation, examples
+        self._losses, self._seconds = [], 0.0
+        self._session = self._writers = None
+        if not writes:
+            return
         with tf.name_scope('validation'):
-            self._pixels = tf.placeholder(tf.int32, [None, model.sequence_length], name='pixels')
-            self._labels = (tf.placeholder(tf.int32, [None], name='labels')
-                            if model.conditional else None)
-            self._nats = model.nats_per_image(self._pixels, self._labels)
-        self._sampler = (generation.build_sampler(Mixture([model]), options.num_samples, lanes=1)
-                         if options.num_samples else None)
+            self._scorer = Scorer(Mixture([model]))
+        self._sampler = (generation.build_sampler(Mixture([model]), options.num_samples,
+                                                  lanes=1) if options.num_samples else None)
+        if model.condition_shape:
+            with tf.name_scope('generation/'):
+                self._images = tf.placeholder(tf.int32, (None,) + model.image_size
+                                              + (model.channels,), name='condition_sources')
+                self._derived = model.derive_condition(self._images)
         # Relative paths in the `checkpoint` index: a moved or copied logdir still resumes.
         self._saver = tf.train.Saver(tf.global_variables(), max_to_keep=options.max_checkpoints,
                                      save_relative_paths=True)
-        self._session = self._writers = None
-        self._progress = _Progress(options, model.sequence_length)
 
     def open(self, session, step, settings, checkpoints=()):
         """Starts reporting on `session`: opens the event writers and writes the settings.
@@ -84,6 +81,8 @@ class Reporter:
                 then counts (and deletes) as its own when it keeps max_checkpoints.
         """
         self._session = session
+        if not self.writes:
+            return
         self._saver.recover_last_checkpoints(list(checkpoints))
         self._writers = {name: tf.summary.FileWriter(os.path.join(self.options.logdir, name),
                                                      session.graph if name == 'train' else None)
@@ -96,7 +95,7 @@ class Reporter:
 
     def wants_summary(self, step):
         """Whether the step that ends at global step `step` should write its summary."""
-        return step % self.options.summary_every == 0
+        return self.writes and step % self.options.summary_every == 0
 
     def write_summary(self, step, loss, learning_rate, histograms=None):
         """Writes the training scalars of global step `step` (and its histograms)."""
@@ -112,12 +111,23 @@ class Reporter:
             step)
 
     def step_done(self, step, loss, seconds):
-        """Records a training step; prints a progress line every print_every steps."""
-        self._progress.step_done(step, loss, seconds)
+        """Records a training step (the global step after it, its loss in nats per sub-pixel,
+        its wall time); prints the mean loss and the speed every print_every steps."""
+        self._losses.append(loss)
+        self._seconds += seconds
+        if step % self.options.print_every == 0 or step == self.options.num_steps:
+            seconds_per_step = self._seconds / len(self._losses)
+            mean_loss = float(np.mean(self._losses))
+            print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
+                  % (step, self.options.num_steps, mean_loss, nats_to_bits(mean_loss),
+                     seconds_per_step, self.options.batch_size * self._model.sequence_length
+                     / seconds_per_step), flush=True)
+            self._losses, self._seconds = [], 0.0
 
     def checkpoint_due(self, step):
         """Whether a checkpoint is due after global step `step`."""
-        return step % self.options.checkpoint_every == 0 or step == self.options.num_steps
+        return self.writes and (step % self.options.checkpoint_every == 0
+                                or step == self.options.num_steps)
 
     def save(self, step):
         """Saves a checkpoint, validates, writes a sample grid and prints what it did.
@@ -125,40 +135,56 @@ class Reporter:
         Raises:
             checkpoints.WriteError: when a file cannot be written (disk full, read-only, ...).
         """
+        if not self.writes:
+            return
         try:
             path = self._saver.save(self._session,
                                     os.path.join(self.options.logdir, CHECKPOINT_PREFIX),
                                     global_step=step, write_meta_graph=False)
         except tf.errors.OpError as error:
-            raise WriteError('cannot save checkpoint %d (%s)'
-                             % (step, cli.error_reason(error))) from None
+            raise WriteError('cannot save checkpoint %d (%s)' % (step, reason(error))) from None
         report = ['saved %s' % path]
         if len(self._validation.images):
-            validation_bits = bits_per_dim(self._session, self._nats, self._pixels,
-                                           self._validation.images, VALIDATION_BATCH,
-                                           self._labels, self._validation.labels)
-            self._write('validation', step, bits_per_dim=validation_bits)
-            report.append('validation bits/dim %.4f' % validation_bits)
+            bits = self._scorer.bits_per_dim(self._session, self._validation.images,
+                                             self._validation.labels)
+            self._write('validation', step, bits_per_dim=bits)
+            report.append('validation bits/dim %.4f' % bits)
         if self._sampler is not None:
             try:
                 self._write_samples(step)
             except OSError as error:
                 raise WriteError('cannot write the sample grid of step %d (%s)'
-                                 % (step, error)) from None
+                                 % (step, reason(error))) from None
         for writer in self._writers.values():
             writer.flush()
         print('step %d: %s' % (step, ', '.join(report)), flush=True)
 
     def _write_samples(self, step):
-        """Writes samples/samples-STEP.png and its TensorBoard image (scaled up)."""
-        model = self._model
+        """Writes samples/samples-STEP.png and its TensorBoard image (scaled up). A locally
+        conditioned model's grid shows each sample between its condition and the image the
+        condition comes from."""
+        model, count = self._model, self.options.num_samples
         # A conditional model's sample grid cycles through the classes.
-        labels = (np.arange(self.options.num_samples) % model.num_classes
-                  if model.conditional else None)
-        levels = self._sampler.sample(self._session, labels)
-        images = image_grid.to_images(levels, model.image_size, model.channels,
-                                      model.params.quantization_channels)
-        grid = image_grid.tile(images, columns=int(math.ceil(math.sqrt(len(images)))))
+        labels = np.arange(count) % model.num_classes if model.conditional else None
+
+        def to_images(levels):
+            return image_grid.to_images(levels, model.image_size, model.channels,
+                                        model.params.quantization_channels)
+        if model.condition_shape:
+            sources = np.resize(np.asarray(self._examples[:count]),
+                                (count,) + model.image_size + (model.channels,))
+            conditions = self._session.run(self._derived, {self._images: sources})
+            samples = to_images(self._sampler.sample(self._session, count, labels,
+                                                     condition=conditions))
+            shown = image_grid.condition_images(conditions, model.image_size, model.channels,
+                                                model.params.quantization_channels)
+            images = np.stack([image for triple in zip(shown, samples, to_images(
+                sources.reshape(count, -1))) for image in triple])
+            columns = 3 * int(math.ceil(math.sqrt(count)))
+        else:
+            images = to_images(self._sampler.sample(self._session, count, labels))
+            columns = int(math.ceil(math.sqrt(count)))
+        grid = image_grid.tile(images, columns)
         image_grid.save_png(os.path.join(self.options.logdir, SAMPLES_FOLDER,
                                          'samples-%d.png' % step), grid)
         zoomed = image_grid.upscale(grid, TENSORBOARD_ZOOM)
@@ -184,67 +210,3 @@ def settings_text(settings):
         values.append(tf.Summary.Value(tag='settings/' + group, metadata=metadata,
                                        tensor=tf.make_tensor_proto(table)))
     return tf.Summary(value=values)
-
-
-class _Progress:
-    """The progress lines of training: every print_every steps, the mean loss and the speed
-    of the steps since the last line."""
-
-    def __init__(self, options, sequence_length):
-        self._options, self._sequence_length = options, sequence_length
-        self._losses, self._seconds = [], 0.0
-
-    def step_done(self, step, loss, seconds):
-        """Records a training step.
-
-        Args:
-            step: the global step after the step.
-            loss: its loss, nats per sub-pixel.
-            seconds: its wall time.
-        """
-        self._losses.append(loss)
-        self._seconds += seconds
-        if step % self._options.print_every == 0 or step == self._options.num_steps:
-            seconds_per_step = self._seconds / len(self._losses)
-            mean_loss = float(np.mean(self._losses))
-            print('step %d/%d  loss %.4f  bits/dim %.4f  %.3f s/step  %.0f pixels/s'
-                  % (step, self._options.num_steps, mean_loss, nats_to_bits(mean_loss),
-                     seconds_per_step,
-                     self._options.batch_size * self._sequence_length / seconds_per_step),
-                  flush=True)
-            self._losses, self._seconds = [], 0.0
-
-
-class WorkerReporter:
-    """The reporter of a worker that is not the chief of a cluster: it prints its progress
-    and writes nothing (the chief writes the logdir); same interface as Reporter.
-
-    Args:
-        options: the ReportOptions of the run.
-        sequence_length: sub-pixels per image, for pixels/s.
-    """
-
-    def __init__(self, options, sequence_length):
-        self.options = options
-        self._progress = _Progress(options, sequence_length)
-
-    def open(self, session, step, settings, checkpoints=()):
-        """Nothing to open."""
-
-    def wants_summary(self, step):
-        """A worker writes no summaries."""
-        return False
-
-    def step_done(self, step, loss, seconds):
-        """Records a training step; prints a progress line every print_every steps."""
-        self._progress.step_done(step, loss, seconds)
-
-    def checkpoint_due(self, step):
-        """A worker saves no checkpoints."""
-        return False
-
-    def save(self, step):
-        """A worker saves nothing."""
-
-    def close(self):
-        """Nothing to close."""

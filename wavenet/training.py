@@ -4,46 +4,15 @@ Everything random in a step (the batch, the shifts of augmentation, the dropout 
 function of the seed and the global step, so an interrupted run resumes exactly.
 """
 import collections
-import dataclasses
 import os
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from wavenet import ops
+from wavenet.errors import Error
 from wavenet.batches import BatchOrder
 from wavenet.model import Dropout
-
-OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
-
-
-@dataclasses.dataclass(frozen=True)
-class Optimization:
-    """How to train.
-
-    Attributes:
-        batch_size: images per step.
-        num_steps: the global step at which training ends (the cosine schedule reaches 0).
-        learning_rate: the initial learning rate.
-        schedule: 'constant', or 'cosine' decay to zero at num_steps.
-        optimizer: one of OPTIMIZERS.
-        momentum: momentum of sgd and rmsprop.
-        l2_regularization_strength: weight of the L2 penalty on the model's weights.
-        dropout: share of every layer's gated activations dropped, in [0, 1).
-        augment_shift: largest translation of a training image, in pixels, each direction.
-        seed: seed of the data order, the shifts and the dropout masks.
-    """
-    batch_size: int
-    num_steps: int
-    learning_rate: float
-    schedule: str
-    optimizer: str
-    momentum: float
-    l2_regularization_strength: float
-    dropout: float
-    augment_shift: int
-    seed: int
-
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
     'global_step',     # int64 variable
@@ -54,10 +23,11 @@ TrainingGraph = collections.namedtuple('TrainingGraph', [
     'histograms',      # serialized Summary of every trainable variable, or None
     'stop_request',    # placeholder float32 [], default 0: this process asks to stop
     'stop_requested',  # float32 []: > 0 when any process of the run asked, at this step
+    'averages',        # the tf.train.ExponentialMovingAverage of the weights, or None
 ])
 
 
-def build_training_graph(model, images, labels, optimization, strategy=None,
+def build_training_graph(model, images, labels, options, num_steps, strategy=None,
                          histograms=False):
     """Builds one training step of `model`, on one device or data-parallel on several.
 
@@ -72,7 +42,8 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
         images: uint8 [N, height, width] or [N, height, width, channels] levels, an array or
             an array-like that gives one for an index array (a memory-mapped dataset).
         labels: int32 [N] classes (used by a class-conditional model only).
-        optimization: an Optimization; its batch_size is the global batch.
+        options: the run's record.TrainingOptions; its batch_size is the global batch.
+        num_steps: the global step at which training ends (the cosine schedule reaches 0).
         strategy: a tf.distribute strategy, or None for one device.
         histograms: build a summary of every trainable variable's histogram.
     Returns:
@@ -81,20 +52,20 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
     strategy = strategy or tf.distribute.get_strategy()
     global_step = tf.train.get_or_create_global_step()
     with tf.name_scope('optimizer') as optimizer_scope:
-        if optimization.schedule == 'cosine':
-            learning_rate = tf.train.cosine_decay(optimization.learning_rate, global_step,
-                                                  optimization.num_steps)
+        if options.learning_rate_schedule == 'cosine':
+            learning_rate = tf.train.cosine_decay(options.learning_rate, global_step,
+                                                  num_steps)
         else:
-            learning_rate = tf.constant(optimization.learning_rate)
-        optimizer = make_optimizer(optimization, learning_rate)
-    gather = _BatchGather(images, labels, optimization)
+            learning_rate = tf.constant(options.learning_rate)
+        optimizer = tf.train.AdamOptimizer(learning_rate)
+    gather = _BatchGather(images, labels, options)
 
     def replica_step():
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
         with tf.name_scope('train/'):
             replica = tf.get_static_value(context.replica_id_in_sync_group)  # a Python int
-        loss, objective = _replica_loss(model, gather, global_step, optimization, int(replica),
+        loss, objective = _replica_loss(model, gather, global_step, options, int(replica),
                                         replicas)
         # The same scope again (not 'optimizer_1'): checkpoint keys such as
         # optimizer/beta1_power do not depend on the order the graph was built in.
@@ -113,34 +84,44 @@ def build_training_graph(model, images, labels, optimization, strategy=None,
         mean = tf.distribute.ReduceOp.MEAN
         loss, stop_requested = (strategy.reduce(mean, value, axis=None)
                                 for value in (losses, stops))
-        with tf.control_dependencies([loss]):
-            step = tf.identity(global_step.read_value(), name='step')  # after the increment
+    averages, after_step = None, [loss]
+    if options.ema_decay:
+        # Once per step, in cross-replica context, after every replica's update.
+        with tf.name_scope('moving_averages'), tf.control_dependencies([loss]):
+            averages = tf.train.ExponentialMovingAverage(options.ema_decay,
+                                                         num_updates=global_step)
+            after_step.append(averages.apply(model.trainable_variables))
+    with tf.name_scope('train/'), tf.control_dependencies(after_step):
+        step = tf.identity(global_step.read_value(), name='step')  # after the increment
     histograms = (tf.summary.merge([tf.summary.histogram('histograms/' + variable.op.name,
                                                          variable)
                                     for variable in tf.trainable_variables()])
                   if histograms else None)
     return TrainingGraph(global_step, step, loss, learning_rate, histograms, stop_request,
-                         stop_requested)
+                         stop_requested, averages)
 
 
-def _replica_loss(model, gather, global_step, optimization, replica, replicas):
-    """The loss of one replica's slice of the step's batch, in nats per sub-pixel."""
-    batch_size = optimization.batch_size // replicas
+def _replica_loss(model, gather, global_step, options, replica, replicas):
+    """(The loss, the objective) of one replica's slice of the step's batch, in nats per
+    sub-pixel."""
+    batch_size = options.batch_size // replicas
     first = replica * batch_size
     with tf.name_scope('data'):
         batch, batch_labels = gather(global_step, first, batch_size)
-        if optimization.augment_shift:
-            offsets = ops.random_offsets(global_step, optimization.batch_size,
-                                         optimization.augment_shift, optimization.seed)
-            shaped = tf.reshape(batch, [batch_size] + gather.image_shape)
-            batch = tf.reshape(ops.translate_images(shaped, offsets[first:first + batch_size]),
-                               tf.shape(batch))
+        images = tf.reshape(batch, (batch_size,) + model.image_size + (model.channels,))
+        if options.augment_shift:
+            offsets = ops.random_offsets(global_step, options.batch_size,
+                                         options.augment_shift, options.seed)
+            images = ops.translate_images(images, offsets[first:first + batch_size])
+            batch = tf.reshape(images, tf.shape(batch))
+        # The condition image of each (shifted) image, as generation derives it.
+        condition = model.derive_condition(images) if model.condition_shape else None
         # Dropout masks, like the batch, are a function of the seed and the step.
-        dropout = Dropout(optimization.dropout,
-                          ops.stateless_seed(optimization.seed, global_step),
-                          first, optimization.batch_size)
-    return model.loss(batch, batch_labels if model.conditional else None, dropout,
-                      optimization.l2_regularization_strength)
+        dropout = Dropout(options.dropout,
+                          ops.stateless_seed(options.seed, global_step),
+                          first, options.batch_size)
+    return model.loss(batch, batch_labels if model.conditional else None, condition, dropout,
+                      options.l2_regularization_strength)
 
 
 class _BatchGather:
@@ -150,14 +131,13 @@ class _BatchGather:
         images: uint8 [N, height, width(, channels)] levels (an array or a memory-mapped
             array-like).
         labels: int [N].
-        optimization: the Optimization (batch size and seed).
+        options: the TrainingOptions (batch size and seed).
     """
 
-    def __init__(self, images, labels, optimization):
+    def __init__(self, images, labels, options):
         self._images, self._labels = images, np.asarray(labels, np.int32)
-        self.image_shape = list(images.shape[1:3]) + [-1]  # [height, width, channels]
         self._sequence_length = int(np.prod(images.shape[1:]))
-        self._order = BatchOrder(len(images), optimization.batch_size, optimization.seed)
+        self._order = BatchOrder(len(images), options.batch_size, options.seed)
 
     def _rows(self, step, first, count):
         """The images [count, T] and labels [count] of rows first.. of batch `step`."""
@@ -175,32 +155,16 @@ class _BatchGather:
         return tf.cast(pixels, tf.int32), labels
 
 
-def make_optimizer(optimization, learning_rate):
-    """The tf.train optimizer that `optimization` names, at `learning_rate`."""
-    if optimization.optimizer == 'adam':
-        return tf.train.AdamOptimizer(learning_rate)
-    if optimization.optimizer == 'sgd':
-        return tf.train.MomentumOptimizer(learning_rate, optimization.momentum)
-    if optimization.optimizer == 'rmsprop':
-        return tf.train.RMSPropOptimizer(learning_rate, momentum=optimization.momentum,
-                                         epsilon=1e-5)
-    raise ValueError('optimizer must be one of %s, got %r'
-                     % (OPTIMIZERS, optimization.optimizer))
-
-
 BASE_MEMORY = 2 ** 29  # bytes: TensorFlow and the rest of the process before any data
 
 
 def estimate_memory(params, sequence_length, batch_size, num_images):
-    """A rough estimate of the peak memory of training, in bytes.
+    """A rough estimate of the peak memory of training, in bytes (within about a third of the
+    peak measured: benchmarks/README.md).
 
     The process itself (BASE_MEMORY), the training set (read into memory; none for a
     memory-mapped prepared dataset) and one step's activations (float32, 1.5 times the
-    floats the forward pass writes per position, for what the backward pass keeps and
-    adds). Against the measured
-    peak RSS: 1.0 GB for 1.3 GB (default params, batch 16, train.py on the digits); 1.5 GB
-    for 1.1 GB (default params, batch 32) and 1.6 GB for 1.2 GB (benchmarks/params/anchor.json,
-    batch 32), both from benchmarks/run.py.
+    floats the forward pass writes per position, for what the backward pass keeps and adds).
 
     Args:
         params: the WaveNetParams.
@@ -218,6 +182,26 @@ def estimate_memory(params, sequence_length, batch_size, num_images):
     return BASE_MEMORY + num_images * sequence_length + activations
 
 
-def physical_memory():
-    """This machine's physical memory in bytes."""
-    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+def check_fits(run, image_size, num_images, on_gpus=False):
+    """Refuses a run that cannot fit in this machine's memory (errors.Error, saying what to
+    lower).
+
+    The memory is that of the CPU: on GPUs the activations live there, and TensorFlow says
+    when they run out.
+
+    Args:
+        run: the RunRecord (params, channels and batch size).
+        image_size: (height, width) of the images.
+        num_images: the training images held in memory (0 for a memory-mapped dataset).
+        on_gpus: whether the run trains on GPUs.
+    """
+    height, width = image_size
+    batch_size = run.training.batch_size
+    needed = estimate_memory(run.params, height * width * run.channels,
+                             0 if on_gpus else batch_size, num_images)
+    available = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    if needed > available:
+        raise Error('a run of %d images of %dx%d in batches of %d needs about %.1f GiB, and '
+                    'this machine has %.1f GiB: lower the batch size or the image size, or use '
+                    'smaller params' % (num_images, height, width, batch_size,
+                                        needed / 2 ** 30, available / 2 ** 30))

@@ -1,0 +1,218 @@
+"""The record of a training run: what it trains (params, data shape, classes) and how (options).
+
+A run writes its RunRecord once into its logdir, as `run.json`, and once into each checkpoint
+(the string variable `run_spec`), the same JSON both times. Resuming, generating and
+evaluating read it back and check the two agree (checkpoints.read_record). Every value is
+checked as strictly as the command-line flags that set it, whatever file it comes from.
+No TensorFlow here: train.py builds its flags from these definitions before importing it.
+"""
+import dataclasses
+import json
+import math
+
+from wavenet.errors import Error
+from wavenet.params import WaveNetParams
+
+RUN_FILE = 'run.json'
+MAX_IMAGE_SIDE = 4096
+MAX_SEED = 2 ** 32 - 1  # numpy's and TensorFlow's seeds both accept 0 .. 2**32 - 1
+
+
+def _option(default, help_text, kind, low=None, high=None, above=False, below=False,
+            choices=None):
+    """A TrainingOptions field: its default, help text and allowed values (check_option)."""
+    return dataclasses.field(default=default, metadata=dict(
+        help=help_text, kind=kind, low=low, high=high, above=above, below=below,
+        choices=choices))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """How a run trains, kept from its start to its end.
+
+    Chosen when the run starts (these defaults where none is given), stored in its record,
+    and taken from there when it resumes: a resumed run goes on exactly where it stopped.
+    """
+    batch_size: int = _option(8, 'images per training step, split between the replicas',
+                              int, low=1)
+    learning_rate: float = _option(6e-3, 'initial learning rate', float, low=0, above=True)
+    learning_rate_schedule: str = _option('cosine', 'constant, or cosine decay to zero at the '
+                                          'last step', str, choices=('constant', 'cosine'))
+    l2_regularization_strength: float = _option(5e-5, 'weight of the L2 penalty on every '
+                                                'weight (not the biases); 0: none', float,
+                                                low=0)
+    dropout: float = _option(0.0, "share of every layer's gated activations dropped in "
+                             'training (not in validation or generation); 0: none', float,
+                             low=0, high=1, below=True)
+    augment_shift: int = _option(0, 'translate each training image by a random whole number '
+                                 'of pixels, up to this many in each direction (edge pixels '
+                                 'repeated), less than the image side; 0: none', int, low=0)
+    seed: int = _option(0, 'seed of the initialization, the data order, the split, the '
+                        'shifts and the dropout masks', int, low=0, high=MAX_SEED)
+    validation_fraction: float = _option(0.1, 'share of the images held out for validation '
+                                         'when the data has no split folders', float, low=0,
+                                         high=1, below=True)
+    precision: str = _option('fp32', 'fp32, or bf16 mixed precision (matrix products in '
+                             'bfloat16; variables, optimizer state and loss in float32) on a '
+                             'CPU with bf16 units (AVX512-BF16 or AMX)', str,
+                             choices=('fp32', 'bf16'))
+    ema_decay: float = _option(0.999, 'decay of the exponential moving average of every '
+                               'weight (Polyak averaging), updated with each step and used by '
+                               'validation, evaluation and generation; 0: none', float, low=0,
+                               high=1, below=True)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            check_option(field.name, getattr(self, field.name))
+
+    @classmethod
+    def from_dict(cls, values, source):
+        """TrainingOptions from a JSON object; Error naming `source` for unknown, missing or
+        invalid values."""
+        return _from_dict(cls, values, source)
+
+
+OPTIONS = {field.name: field for field in dataclasses.fields(TrainingOptions)}
+
+
+def check_option(name, value):
+    """Returns `value` if it is allowed for the option `name`, else raises Error."""
+    spec = OPTIONS[name].metadata
+    kind, low, high, choices = spec['kind'], spec['low'], spec['high'], spec['choices']
+    if choices is not None:
+        if value not in choices:
+            raise Error('%s must be one of %s, got %r' % (name, ', '.join(choices), value))
+        return value
+    number_types = (int,) if kind is int else (int, float)
+    if isinstance(value, bool) or not isinstance(value, number_types) or not math.isfinite(
+            value) or (low is not None and (value <= low if spec['above'] else value < low)) \
+            or (high is not None and (value >= high if spec['below'] else value > high)):
+        allowed = ' '.join(part for part in (
+            '' if low is None else ('above %g' if spec['above'] else 'from %g') % low,
+            '' if high is None else ('to below %g' if spec['below'] else 'to %g') % high)
+            if part)
+        raise Error('%s must be %s %s, got %r' % (name, 'an integer' if kind is int
+                                                   else 'a number', allowed, value))
+    return kind(value)
+
+
+def parse_option(name, text):
+    """The value of option `name` given as text (a flag); Error when it is not allowed."""
+    kind = OPTIONS[name].metadata['kind']
+    try:
+        return check_option(name, kind(text))
+    except ValueError:
+        raise Error('%r is not %s' % (text, 'an integer' if kind is int else 'a number')
+                    ) from None
+
+
+def parse_image_size(text):
+    """N (square) or HxW as (height, width); Error unless each side is 1 to MAX_IMAGE_SIDE."""
+    try:
+        sides = tuple(int(part) for part in text.lower().split('x'))
+    except ValueError:
+        sides = ()
+    if len(sides) not in (1, 2) or not all(1 <= side <= MAX_IMAGE_SIDE for side in sides):
+        raise Error('expected N or HxW with sides from 1 to %d, got %r' % (MAX_IMAGE_SIDE,
+                                                                          text))
+    return sides[0], sides[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What a run trains and how: everything needed to resume it or rebuild its model.
+
+    Attributes:
+        params: the WaveNetParams.
+        image_size: (height, width) of every image; None until the data is read.
+        channels: 1 (grayscale) or 3 (RGB).
+        classes: tuple of class names (() for none); None until the data is read.
+        training: the TrainingOptions.
+    """
+    params: WaveNetParams
+    image_size: tuple
+    channels: int
+    classes: tuple
+    training: TrainingOptions
+
+    def __post_init__(self):
+        if self.channels not in (1, 3) or isinstance(self.channels, bool):
+            raise Error('channels must be 1 or 3, got %r' % (self.channels,))
+        if self.channels > 1 and not self.params.position_channels:
+            raise Error('a colour model needs position_channels > 0 in its params: the '
+                        'channel of each sub-pixel is fed through the position conditioning')
+        if self.classes is not None:
+            object.__setattr__(self, 'classes', tuple(self.classes))
+            if not all(isinstance(name, str) for name in self.classes) or len(
+                    set(self.classes)) != len(self.classes):
+                raise Error('classes must be distinct names, got %r' % (self.classes,))
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            if len(size) != 2 or not all(isinstance(side, int) and not isinstance(side, bool)
+                                         and 1 <= side <= MAX_IMAGE_SIDE for side in size):
+                raise Error('image_size must be [height, width], integers from 1 to %d, got '
+                            '%r' % (MAX_IMAGE_SIDE, self.image_size))
+            object.__setattr__(self, 'image_size', size)
+            if self.training.augment_shift >= min(size):
+                raise Error('augment_shift=%d must be less than the image side (%dx%d)'
+                            % ((self.training.augment_shift,) + size))
+
+    def to_dict(self):
+        """A JSON-ready dict of every field."""
+        return {'params': self.params.to_dict(), 'image_size': list(self.image_size),
+                'channels': self.channels, 'classes': list(self.classes),
+                'training': dataclasses.asdict(self.training)}
+
+    def to_json(self):
+        """The record as JSON with sorted keys, as run.json and the checkpoints hold it."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + '\n'
+
+    @classmethod
+    def from_dict(cls, values, source):
+        """A RunRecord from a JSON object; Error naming `source` for anything missing,
+        unknown or invalid."""
+        if not isinstance(values, dict):
+            raise Error('%s must hold a JSON object' % source)
+        training = values.get('training')
+        if isinstance(training, dict) and 'optimizer' in training:
+            # Written before the optimizer was fixed to Adam and weight averaging existed.
+            training = dict(training)
+            if training.pop('optimizer') != 'adam':
+                raise Error('%s was trained with another optimizer than Adam, which this '
+                            'version no longer offers: train into a new logdir' % source)
+            training.pop('momentum', None)
+            training.setdefault('ema_decay', 0.0)
+        fields = dict(values, training=TrainingOptions.from_dict(training, source),
+                      params=WaveNetParams.from_dict(values.get('params'), source))
+        return _from_dict(cls, fields, source)
+
+    def differences(self, other):
+        """Sorted names of the values (params, data, options) that differ from `other`'s."""
+        mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
+        return sorted(name for name in set(mine) | set(theirs)
+                      if mine.get(name) != theirs.get(name))
+
+
+def _flat(record_dict):
+    """{name: value} of a record dict, the params and training options by their own names."""
+    flat = {name: value for name, value in record_dict.items()
+            if name not in ('params', 'training')}
+    flat.update(record_dict['params'])
+    flat.update(record_dict['training'])
+    return flat
+
+
+def _from_dict(cls, values, source):
+    """cls(**values) for a dataclass, refusing unknown and missing keys; Error naming source."""
+    if not isinstance(values, dict):
+        raise Error('%s must hold a JSON object for %s' % (source, cls.__name__))
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown, missing = sorted(set(values) - known), sorted(known - set(values))
+    if unknown or missing:
+        raise Error('%s has %s' % (source, '; '.join(
+            part for part in ('unknown keys ' + ', '.join(unknown) if unknown else '',
+                              'no ' + ', '.join(missing) if missing else '') if part)))
+    try:
+        return cls(**values)
+    except Error as error:
+        raise Error('%s: %s' % (source, error)) from None
