@@ -25,8 +25,8 @@ def get_arguments(argv=None):
     parser.add_argument('--batch_size', type=cli.integer_range(1, 10000), default=100,
                         help='images per evaluation batch')
     parser.add_argument('--no_ema', action='store_true',
-                        help="use the raw weights where a checkpoint also holds their moving "
-                             "averages (which are used by default)")
+                        help='use the raw weights, not their moving averages, where a '
+                             'checkpoint holds both')
     parser.add_argument('--verbose', action='store_true',
                         help="show TensorFlow's own log lines and warnings")
     return parser.parse_args(argv)

@@ -49,6 +49,11 @@ def get_arguments(argv=None):
                        help='train a class-conditional model with a class embedding of this '
                             'size (classes are the subfolder names); overrides the params '
                             "file's; 0: unconditional")
+    model.add_argument('--local_condition', default=None,
+                       help="condition every image on an image derived from it: 'lowres:F' (F "
+                            "divides the image sides: averaged over F x F blocks) or 'gray' (its "
+                            "luminance, for --channels=3); 'none' for no condition; overrides "
+                            "the params file's (default: the params file's)")
     kept = parser.add_argument_group(
         'training options', 'chosen when a run starts, kept in its record, and taken from '
         'there when it resumes (a value that differs is refused)')
@@ -134,7 +139,8 @@ def read_data(args, run):
 
 
 def build_graph(args, run, dataset, placement):
-    """The model, its training step, the reporter and the initializer, in the default graph."""
+    """The model, its training step, the reporter, the initializer and the run_spec variable,
+    in the default graph."""
     import tensorflow.compat.v1 as tf
     from wavenet import checkpoints, distribution, training
     from wavenet.model import WaveNetModel
@@ -146,7 +152,7 @@ def build_graph(args, run, dataset, placement):
                                               dataset.train.labels, run.training,
                                               args.num_steps, placement.strategy,
                                               args.histograms)
-    checkpoints.run_spec_variable(run)  # outside the strategy, which mirrors no strings
+    run_spec = checkpoints.run_spec_variable(run)  # outside the strategy: no strings mirrored
     # Validation and samples with the weights' moving averages, where the run keeps them.
     reported = model.averaged(graph.averages) if graph.averages else model
     reporter = Reporter(reported, dataset.validation, ReportOptions(
@@ -156,7 +162,7 @@ def build_graph(args, run, dataset, placement):
         else dataset.train.images)
     with tf.name_scope('train/'):
         initialize = tf.global_variables_initializer()
-    return graph, reporter, initialize
+    return graph, reporter, initialize, run_spec
 
 
 def run_step(session, fetches, feed, timeout, step):
@@ -238,7 +244,10 @@ def main(argv=None):
         checkpoints.check_not_in_use(args.logdir)
     options = {name: getattr(args, name) for name in record.OPTIONS
                if getattr(args, name) is not None}
-    overrides = {} if args.gc_channels is None else {'gc_channels': args.gc_channels}
+    overrides = {name: value for name, value in (
+        ('gc_channels', args.gc_channels),
+        ('local_condition', {'none': ''}.get(args.local_condition, args.local_condition)))
+        if value is not None}
     resolution = runs.resolve(args.logdir, args.data_dir, args.wavenet_params, DEFAULT_PARAMS,
                               overrides, options, args.image_size, args.channels)
     run, resume_from = resolution.record, resolution.resume_from
@@ -262,19 +271,21 @@ def main(argv=None):
                         else len(dataset.train.images), args.num_gpus > 0)
     print('arithmetic: %s, XLA %s%s' % (run.training.precision, 'on' if xla else 'off',
                                         ' (the default here)' if args.xla == 'auto' else ''))
-    graph, reporter, initialize = build_graph(args, run, dataset, placement)
+    graph, reporter, initialize, run_spec = build_graph(args, run, dataset, placement)
     restore = (checkpoints.restorer(resume_from, checkpoints.variables_by_name())
                if resume_from else None)
     print('devices: %s' % placement.description)
     timeout = args.step_timeout if placement.workers > 1 else None
     config = hardware.session_config(placement.config, run.training.precision, xla)
-    with checkpoints.writing_into(args.logdir, resume_from) if placement.is_chief else \
-            contextlib.nullcontext([]) as removed, tf.Session(placement.target, config=config) as session, \
+    writing = (checkpoints.writing_into(args.logdir, resume_from) if placement.is_chief
+               else contextlib.nullcontext([]))  # another worker writes nothing
+    with writing as removed, tf.Session(placement.target, config=config) as session, \
             cli.StopRequest() as stop:
         for name in removed:
             cli.warn('removed %s, left by an interrupted run' % name)
         if resume_from:
             restore(session)
+            session.run(run_spec.initializer)  # this version's record of the run
             print('resumed from %s' % resume_from)
         else:  # in a cluster, a broadcast of the chief's initial values: every worker joins
             run_step(session, initialize, None, timeout, 0)

@@ -1,24 +1,15 @@
-"""Benchmarks of scaling out: replicas, the time to the first step, an ImageNet 32x32 epoch.
+"""Scaling out: CPU replicas, the time to the first step, an ImageNet 32x32 epoch.
 
-Usage: python benchmarks/scaling.py [--out=benchmarks/scaling.md] [--images=60000]
+    python -m benchmarks.scaling [--out=benchmarks/scaling.md] [--images=60000]
 
-1. Training step time and images/s with 1 and 2 logical CPU replicas (train.py
-   --cpu_replicas), the same global batch, on the bundled digits.
-2. Time from starting train.py to its first training step, for a folder of --images 28x28 PNG
-   files (made here from the bundled digits) against the same images prepared
-   (datasets/prepare.py).
-3. Training images/s of 32x32 RGB images on one device, and from it (and from the FLOPs per
-   image of benchmarks/flops.py) an estimate of an ImageNet 32x32 epoch (1,281,167 images)
-   on 1, 8 and 64 devices.
-Every run is a train.py subprocess with the 32-channel params of benchmarks/params/narrow32.json
-(the default params when the stored report was measured) and without dropout or shifts; the
-report names the CPU.
+Every run is a train.py process with benchmarks/params/narrow32.json, batch 32, no dropout or
+shifts: the median s/step with 1 and 2 logical CPU replicas; the seconds to the first step
+from --images PNG files and from the same images prepared; the images/s of 32x32 RGB images,
+and from it the hours of an ImageNet 32x32 epoch (benchmarks/README.md).
 """
-import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,182 +19,124 @@ import time
 import numpy as np
 from PIL import Image
 
+from benchmarks import table
+from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel
+from wavenet import cli, hardware
+from wavenet.params import load_params
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.flops import TRAINING_MULTIPLIER, flops_per_pixel  # noqa: E402
-from wavenet import hardware  # noqa: E402
-from wavenet.params import load_params  # noqa: E402
-
 DIGITS = os.path.join(ROOT, 'datasets', 'digits')
 PARAMS = os.path.join(ROOT, 'benchmarks', 'params', 'narrow32.json')
-IMAGENET_IMAGES = 1281167
-# An assumed sustained training speed of one GPU on this model, for the paper estimate: about
-# 30% of the 67 fp32 TFLOP/s of an H100 SXM (no GPU was measured here).
-GPU_SUSTAINED_FLOPS = 20e12
+IMAGENET_IMAGES, BATCH = 1281167, 32
+GPU_FLOPS = 20e12  # assumed: about 30% of an H100's 67 fp32 TFLOP/s (no GPU was measured)
 STEP_LINE = re.compile(r'^step \d+/\d+  loss \S+  bits/dim \S+  (\S+) s/step', re.M)
 
 
-def train(logdir, *flags):
-    """Runs train.py; returns (stdout, seconds from the start to the 'training from' line
-    and to the end)."""
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py'),
-                                '--logdir=%s' % logdir, '--wavenet_params=%s' % PARAMS,
-                                '--dropout=0', '--augment_shift=0', '--num_samples=0']
-                               + list(flags),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines, first_step = [], None
+def train(work, name, *flags):
+    """Runs train.py into work/name: (its output, seconds from the start to its first step)."""
+    started, first_step, lines = time.perf_counter(), None, []
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train.py'), '--logdir=%s' % os.path.join(work, name),
+         '--wavenet_params=%s' % PARAMS, '--dropout=0', '--augment_shift=0', '--num_samples=0',
+         '--checkpoint_every=1000'] + list(flags), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
         lines.append(line)
         if first_step is None and line.startswith('step '):
             first_step = time.perf_counter() - started
-    errors = process.stderr.read()
-    if process.wait() != 0:
-        raise RuntimeError('train.py %s failed:\n%s' % (' '.join(flags), errors))
-    return ''.join(lines), first_step, time.perf_counter() - started
+    if process.wait():
+        raise RuntimeError('train.py %s failed:\n%s' % (' '.join(flags), process.stderr.read()))
+    return ''.join(lines), first_step
 
 
 def step_seconds(output):
-    """The s/step of every progress line but the first (which holds the warm-up)."""
+    """The s/step of every progress line of train.py's output but the first (the warm-up)."""
     return [float(value) for value in STEP_LINE.findall(output)][1:]
 
 
-def measure_replicas(work, batch, steps):
-    """Median s/step and images/s with 1 and 2 logical CPU replicas."""
-    rows = []
-    for replicas in (1, 2):
-        output, _, _ = train(os.path.join(work, 'replicas%d' % replicas),
-                             '--cpu_replicas=%d' % replicas, '--batch_size=%d' % batch,
-                             '--num_steps=%d' % steps, '--print_every=10',
-                             '--checkpoint_every=%d' % steps)
-        seconds = statistics.median(step_seconds(output))
-        rows.append({'replicas': replicas, 'batch': batch, 's_per_step': seconds,
-                     'images_per_s': batch / seconds})
-    return rows
-
-
-def write_png_folder(folder, count):
-    """`count` 28x28 PNG files in class folders, the bundled digits shifted round by round."""
-    sources = []
-    for split in ('train', 'test'):
-        for name in sorted(os.listdir(os.path.join(DIGITS, split))):
-            path = os.path.join(DIGITS, split, name)
-            sources += [(name, os.path.join(path, file)) for file in sorted(os.listdir(path))]
-    for index in range(count):
-        label, path = sources[index % len(sources)]
-        image = np.roll(np.asarray(Image.open(path)), index // len(sources), axis=1)
-        os.makedirs(os.path.join(folder, label), exist_ok=True)
-        Image.fromarray(image).save(os.path.join(folder, label, '%06d.png' % index))
-
-
-def measure_first_step(work, count):
-    """Seconds to the first step from a PNG folder and from the prepared dataset."""
-    folder, prepared = os.path.join(work, 'pngs'), os.path.join(work, 'prepared')
-    write_png_folder(folder, count)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, os.path.join(ROOT, 'datasets', 'prepare.py'),
-                    '--data_dir=%s' % folder, '--out=%s' % prepared], check=True,
-                   capture_output=True)
-    preparing = time.perf_counter() - started
-    rows = [{'source': 'prepared once (datasets/prepare.py)', 'seconds': preparing}]
-    for name, data_dir in (('PNG folder', folder), ('prepared dataset', prepared)):
-        _, first_step, _ = train(os.path.join(work, 'first_' + name.split()[0]),
-                                 '--data_dir=%s' % data_dir, '--num_steps=1',
-                                 '--checkpoint_every=1', '--print_every=1')
-        rows.append({'source': name, 'seconds': first_step})
-    return rows
-
-
-def write_rgb_folder(folder, count):
-    """`count` random 32x32 RGB PNG files."""
-    os.makedirs(folder)
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(
-            os.path.join(folder, '%03d.png' % index))
-
-
-def measure_imagenet_epoch(work, batch, steps):
-    """Images/s of 32x32 RGB training on one device, and epoch estimates."""
-    folder = os.path.join(work, 'rgb')
-    write_rgb_folder(folder, 64)
-    output, _, _ = train(os.path.join(work, 'rgb_run'), '--data_dir=%s' % folder,
-                         '--channels=3', '--batch_size=%d' % batch,
-                         '--num_steps=%d' % steps, '--print_every=10',
-                         '--checkpoint_every=%d' % steps, '--validation_fraction=0')
-    images_per_s = batch / statistics.median(step_seconds(output))
-    flops = TRAINING_MULTIPLIER * flops_per_pixel(load_params(PARAMS)) * 32 * 32 * 3
-    return {'batch': batch, 'images_per_s': images_per_s, 'training_flops_per_image': flops,
-            'epoch_hours': {devices: IMAGENET_IMAGES / images_per_s / devices / 3600
-                            for devices in (1, 8, 64)},
-            'gpu_epoch_hours': {devices: IMAGENET_IMAGES * flops / GPU_SUSTAINED_FLOPS
-                                / devices / 3600 for devices in (1, 8, 64)}}
+def median_step(work, name, steps, *flags):
+    """The median s/step of a train.py run of `steps` steps of batch BATCH."""
+    output, _ = train(work, name, '--batch_size=%d' % BATCH, '--num_steps=%d' % steps,
+                      '--print_every=10', *flags)
+    return statistics.median(step_seconds(output))
 
 
 def measure(images):
-    """Every measurement, in a temporary folder: the results dict."""
-    work = tempfile.mkdtemp(prefix='scaling-')
-    try:
-        return {'cpu': hardware.cpu_info()[0], 'date': time.strftime('%Y-%m-%d'), 'images': images,
-                'replicas': measure_replicas(work, 32, 40),
-                'first_step': measure_first_step(work, images),
-                'imagenet': measure_imagenet_epoch(work, 32, 30)}
-    finally:
-        shutil.rmtree(work)
+    """The three measurements, in a temporary folder: the results dict."""
+    with tempfile.TemporaryDirectory(prefix='scaling-') as work:
+        seconds = [median_step(work, 'replicas%d' % count, 40, '--cpu_replicas=%d' % count)
+                   for count in (1, 2)]
+        pngs, prepared, rgb = (os.path.join(work, name) for name in ('pngs', 'prepared', 'rgb'))
+        digits = sorted((os.path.basename(root), os.path.join(root, file))
+                        for root, _, files in os.walk(DIGITS) for file in files)
+        for index in range(images):  # the digits, shifted a pixel further each round
+            label, path = digits[index % len(digits)]
+            os.makedirs(os.path.join(pngs, label), exist_ok=True)
+            Image.fromarray(np.roll(np.asarray(Image.open(path)), index // len(digits), axis=1)
+                            ).save(os.path.join(pngs, label, '%06d.png' % index))
+        started = time.perf_counter()
+        subprocess.run([sys.executable, '-m', 'datasets.prepare', '--data_dir=%s' % pngs,
+                        '--out=%s' % prepared], cwd=ROOT, check=True, capture_output=True)
+        first_step = [{'source': 'prepared once (python -m datasets.prepare)',
+                       'seconds': time.perf_counter() - started}] + [
+            {'source': source, 'seconds': train(work, source.split()[0], '--data_dir=%s' % data,
+                                                '--num_steps=1', '--print_every=1')[1]}
+            for source, data in (('PNG folder', pngs), ('prepared dataset', prepared))]
+        os.makedirs(rgb)
+        for index in range(64):
+            Image.fromarray(np.random.default_rng(index).integers(0, 256, (32, 32, 3), np.uint8)
+                            ).save(os.path.join(rgb, '%02d.png' % index))
+        rate = BATCH / median_step(work, 'rgb_run', 30, '--data_dir=%s' % rgb, '--channels=3',
+                                   '--validation_fraction=0')
+    return {'cpu': hardware.cpu_info()[0], 'date': time.strftime('%Y-%m-%d'), 'images': images,
+            'replicas': [{'replicas': count, 'batch': BATCH, 's_per_step': step,
+                          'images_per_s': BATCH / step} for count, step in zip((1, 2), seconds)],
+            'first_step': first_step, 'imagenet': {
+                'batch': BATCH, 'images_per_s': rate, 'training_flops_per_image':
+                TRAINING_MULTIPLIER * flops_per_pixel(load_params(PARAMS)) * 32 * 32 * 3}}
 
 
 def report(results):
     """The markdown report of the three measurements."""
-    lines = ['# Scaling benchmarks', '',
-             '%s, %d cores, `python benchmarks/scaling.py`, %s.'
-             % (results['cpu'], len(os.sched_getaffinity(0)), results['date']), '',
-             '## Replicas (narrow32 params, bundled digits)', '',
-             '| CPU replicas | global batch | s/step (median) | images/s |', '|---|---|---|---|']
-    lines += ['| %d | %d | %.3f | %.1f |'
-              % (row['replicas'], row['batch'], row['s_per_step'], row['images_per_s'])
-              for row in results['replicas']]
-    lines += ['', '## Time to the first training step (%s 28x28 images)' % format(
-        results['images'], ','), '', '| data | seconds |', '|---|---|']
-    lines += ['| %s | %.1f |' % (row['source'], row['seconds'])
-              for row in results['first_step']]
     epoch = results['imagenet']
-    lines += ['', '## ImageNet 32x32: one epoch, estimated', '',
-              'Measured: %.1f images/s training 32x32 RGB images (narrow32 params, batch %d) on '
-              'this CPU; %.2f GFLOPs of training per image (benchmarks/flops.py). For %s '
-              'images, with perfect scaling: devices as fast as this CPU, and GPUs each '
-              'sustaining an assumed %.0f TFLOP/s (no GPU was measured):'
-              % (epoch['images_per_s'], epoch['batch'],
-                 epoch['training_flops_per_image'] / 1e9, format(IMAGENET_IMAGES, ','),
-                 GPU_SUSTAINED_FLOPS / 1e12), '',
-              '| devices | hours per epoch, this CPU | minutes per epoch, GPUs (assumed speed) |',
-              '|---|---|---|']
-    lines += ['| %s | %.1f | %.1f |' % (devices, hours, 60 * epoch['gpu_epoch_hours'][devices])
-              for devices, hours in sorted(epoch['epoch_hours'].items(), key=lambda item:
-                                           int(item[0]))]
-    return '\n'.join(lines) + '\n'
+    return '\n\n'.join([
+        '# Scaling benchmarks', '%s, %d cores, `python -m benchmarks.scaling`, %s.' % (
+            results['cpu'], len(os.sched_getaffinity(0)), results['date']),
+        '## Replicas (narrow32 params, bundled digits)', table(
+            'CPU replicas|global batch|s/step (median)|images/s', [(
+                '%(replicas)d|%(batch)d|%(s_per_step).3f|%(images_per_s).1f' % row).split('|')
+                for row in results['replicas']]),
+        '## Time to the first training step ({:,} 28x28 images)'.format(results['images']),
+        table('data|seconds', [[row['source'], '%.1f' % row['seconds']]
+                               for row in results['first_step']]),
+        '## ImageNet 32x32: one epoch, estimated',
+        'Measured: %.1f images/s training 32x32 RGB images (batch %d) here; %.2f GFLOPs of '
+        'training per image. For {:,} images, with perfect scaling, on devices as fast as this '
+        'CPU and on GPUs each sustaining an assumed %.0f TFLOP/s:'.format(IMAGENET_IMAGES) % (
+            epoch['images_per_s'], epoch['batch'], epoch['training_flops_per_image'] / 1e9,
+            GPU_FLOPS / 1e12),
+        table('devices|hours per epoch, this CPU|minutes per epoch, GPUs (assumed speed)', [
+            ['%d' % devices, '%.1f' % (IMAGENET_IMAGES / epoch['images_per_s'] / devices / 3600),
+             '%.1f' % (IMAGENET_IMAGES * epoch['training_flops_per_image'] / GPU_FLOPS / devices
+                       / 60)] for devices in (1, 8, 64)])]) + '\n'
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'scaling.md'))
-    parser.add_argument('--images', type=int, default=60000,
+def main(argv=None):
+    """Measures, prints and writes the report and the raw numbers."""
+    parser = cli.ArgumentParser(prog='python -m benchmarks.scaling',
+                                description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'scaling.md'),
+                        help='the markdown report; the raw numbers go to the same name .json')
+    parser.add_argument('--images', type=cli.positive_int, default=60000,
                         help='images of the time-to-first-step measurement')
-    parser.add_argument('--report_only', action='store_true',
-                        help='write the report again from the .json beside --out')
-    args = parser.parse_args()
-    if args.report_only:
-        with open(os.path.splitext(args.out)[0] + '.json') as stream:
-            results = json.load(stream)
-    else:
-        results = measure(args.images)
-    markdown = report(results)
-    print(markdown)
-    with open(args.out, 'w') as stream:
-        stream.write(markdown)
+    args = parser.parse_args(argv)
+    results = measure(args.images)
     with open(os.path.splitext(args.out)[0] + '.json', 'w') as stream:
         json.dump(results, stream, indent=2, sort_keys=True)
+    with open(args.out, 'w') as stream:
+        stream.write(report(results))
+    print(report(results))
 
 
 if __name__ == '__main__':
-    main()
+    cli.run_main(main)

@@ -2,12 +2,9 @@
 
     python -m datasets.download mnist|fashion_mnist|cifar10 --out=DIR
 
-The archives go to DIR/.downloads/: a download resumes from its .part file (HTTP Range) and gets
-its name once its MD5 matches. Each mirror is tried in turn until one gives the right file
-(network or HTTP errors, too many bytes, --timeout and checksum mismatches fail a mirror). DIR
-follows prepared.check_output: a complete, valid dataset of this name is left as it is, an
-unfinished or damaged one is converted again from the verified archives, any other is refused.
-Needs only the standard library, numpy and wavenet/ (no TensorFlow). datasets/README.md has more.
+The archives go to DIR/.downloads/, each resumed from its .part file (HTTP Range) and verified
+(MD5), from each mirror in turn. DIR follows prepared.check_output. Needs only the standard
+library, numpy and wavenet/ (no TensorFlow). datasets/README.md has more.
 """
 import collections
 import gzip
@@ -29,29 +26,25 @@ from wavenet.progress import Progress, format_bytes
 
 WRITTEN_BY = 'datasets/download.py'
 DOWNLOAD_FOLDER = '.downloads'
-CONVERT_CHUNK = 10000  # images written at a time
 CHUNK_BYTES = 1 << 16
 SIZE_MARGIN_BYTES = 64 << 10  # plus 1% of the known size: the most a mirror may send
 DEFAULT_TIMEOUT = 600.0  # seconds for each whole file
 STALL_SECONDS = 60.0  # the longest wait for a connection or a read, when --timeout is longer
 IDX_IMAGES, IDX_LABELS = (2051, 3), (2049, 1)  # magic number, dimensions (unsigned bytes)
+IDX_FILES = {'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
+             'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')}
 CIFAR_SIZE = 32
 CIFAR_RECORD_BYTES = 1 + 3 * CIFAR_SIZE * CIFAR_SIZE
 CIFAR_MEMBERS = {'train': tuple('cifar-10-batches-bin/data_batch_%d.bin' % i for i in range(1, 6)),
                  'test': ('cifar-10-batches-bin/test_batch.bin',)}
-IDX_FILES = {'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
-             'test': ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')}
 
 # kind: 'idx' or 'cifar'; mirrors: base URLs tried in order; files: ((name, md5, bytes), ...);
 # image_shape: (height, width) or (height, width, 3).
 Dataset = collections.namedtuple('Dataset', 'name kind mirrors files classes image_shape')
 
-# MD5 checksums. MNIST and Fashion-MNIST: the `resources` lists of torchvision's MNIST and
-# FashionMNIST classes (pytorch/vision, torchvision/datasets/mnist.py), which also give the
-# mirrors. CIFAR-10: torchvision only knows the python (pickle) archive, so the MD5 of the
-# binary archive is the one published on the dataset's page,
-# https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version"). Sizes: the byte
-# counts that the torchvision, Keras and TensorFlow tutorial downloaders report for these files.
+# MD5s and mirrors: MNIST and Fashion-MNIST, the `resources` of torchvision's datasets/mnist.py;
+# CIFAR-10 binary, https://www.cs.toronto.edu/~kriz/cifar.html. Sizes: as the torchvision,
+# Keras and TensorFlow downloaders report them.
 DATASETS = {
     'mnist': Dataset(
         name='mnist', kind='idx',
@@ -86,18 +79,15 @@ class MirrorError(Exception):
 
 def md5_of(path):
     """The hex MD5 digest of a file."""
-    digest = hashlib.md5(usedforsecurity=False)
     with open(path, 'rb') as data_file:
-        for chunk in iter(lambda: data_file.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(data_file, lambda: hashlib.md5(usedforsecurity=False)
+                                   ).hexdigest()
 
 
 def _open_from(url, part_path, wait):
-    """Asks `url` for the bytes after those of `part_path`; returns (response, the offset its
-    body starts at). A 206 answer at the .part file's size resumes it; a 200 answer starts from
-    zero; a 416 answer, or a 206 at another offset (a changed file), deletes the .part file and
-    asks again from zero. `wait` bounds the connection and every read, in seconds."""
+    """(response, offset of its body) for `url` after the bytes of `part_path`, waiting at most
+    `wait` s to connect or read: a 206 there resumes, a 200 starts from zero; a 416, or a 206
+    elsewhere (a changed file), deletes the .part file and asks again from zero."""
     start = os.path.getsize(part_path) if os.path.exists(part_path) else 0
     headers = {'User-Agent': 'image-wavenet-datasets/1.0'}
     if start:
@@ -128,13 +118,9 @@ def _open_from(url, part_path, wait):
 
 
 def download_file(url, part_path, limit, timeout=DEFAULT_TIMEOUT):
-    """Downloads `url` into `part_path`, resuming a partial file with an HTTP Range request.
-
-    The .part file is kept on a network failure or at the deadline (the next try resumes it),
-    and deleted when the file would pass `limit` bytes (a larger Content-Length fails at once).
-    The whole file may take `timeout` seconds, a connection or read min(timeout, STALL_SECONDS).
-    Returns the offset the download resumed from (0: from the start); raises MirrorError.
-    """
+    """Downloads `url` into `part_path`, resuming it; the offset resumed from (0: the start).
+    MirrorError when it fails: the .part file is kept on a network failure or after `timeout`
+    s (to resume), deleted past `limit` bytes; a read may wait min(timeout, STALL_SECONDS)."""
     deadline = time.monotonic() + timeout
     if os.path.lexists(part_path) and (not stat.S_ISREG(os.lstat(part_path).st_mode)
                                        or os.path.getsize(part_path) > limit):
@@ -175,16 +161,11 @@ def download_file(url, part_path, limit, timeout=DEFAULT_TIMEOUT):
 
 
 def fetch(name, md5, limit, base_urls, download_dir, timeout=DEFAULT_TIMEOUT):
-    """The path of the verified file `name` in `download_dir`, downloaded when needed.
-
-    The base URLs are tried in order into NAME.part; the first file with the right MD5 is
-    renamed to NAME. A mismatch after resuming a .part file (perhaps from another mirror)
-    downloads the file again from the start before the mirror counts as failed.
-
-    Raises:
-        errors.Error: naming each mirror and why it failed.
-    """
+    """The path of the verified file `name` in `download_dir`, downloaded when needed into
+    NAME.part from each base URL in turn, renamed once its MD5 is right (a mismatch after
+    resuming downloads it again from the start first); Error naming each mirror's failure."""
     path, md5, failures = os.path.join(download_dir, name), md5.lower(), []
+    part = path + '.part'
     if os.path.isfile(path):
         if md5_of(path) == md5:
             print('%s: already downloaded and verified' % name)
@@ -194,138 +175,114 @@ def fetch(name, md5, limit, base_urls, download_dir, timeout=DEFAULT_TIMEOUT):
         url = base_url.rstrip('/') + '/' + name
         print('downloading %s' % url)
         try:
-            resumed = download_file(url, path + '.part', limit, timeout)
-            if resumed and md5_of(path + '.part') != md5:
+            resumed = download_file(url, part, limit, timeout)
+            if resumed and md5_of(part) != md5:
                 print('  checksum mismatch after resuming at %s: downloading it again from '
                       'the start' % format_bytes(resumed))
-                os.remove(path + '.part')
-                download_file(url, path + '.part', limit, timeout)
-            actual = md5_of(path + '.part')
+                os.remove(part)
+                download_file(url, part, limit, timeout)
+            actual = md5_of(part)
             if actual != md5:
-                os.remove(path + '.part')
+                os.remove(part)
                 raise MirrorError('checksum mismatch for %s: expected MD5 %s, got %s'
                                   % (name, md5, actual))
         except MirrorError as error:
             print('  failed: %s' % error)
             failures.append('%s (%s)' % (url, error))
             continue
-        os.replace(path + '.part', path)
+        os.replace(part, path)
         return path
     raise errors.Error('could not download %s from any mirror: %s' % (name, '; '.join(failures)))
 
 
-def read_idx(data, magic_and_ndim):
+def read_idx(data, magic_and_ndim, name='IDX data'):
     """A uint8 array from uncompressed IDX bytes: a big-endian int32 magic number (IDX_IMAGES
-    or IDX_LABELS) and ndim dimensions, then exactly their product in bytes."""
+    or IDX_LABELS) and ndim dimensions, then exactly their product in bytes; DataError naming
+    `name` otherwise."""
     magic, ndim = magic_and_ndim
-    header_bytes = 4 * (1 + ndim)
-    if len(data) >= 4 and int.from_bytes(data[:4], 'big') != magic:
-        raise errors.DataError('IDX magic number is %d, expected %d'
-                               % (int.from_bytes(data[:4], 'big'), magic))
+    header_bytes, found = 4 * (1 + ndim), int.from_bytes(data[:4], 'big')
+    if len(data) >= 4 and found != magic:
+        raise errors.DataError('%s: IDX magic number is %d, expected %d' % (name, found, magic))
     if len(data) < header_bytes:
-        raise errors.DataError('IDX file too short for its header (%d bytes)' % len(data))
+        raise errors.DataError('%s: too short for an IDX header (%d bytes)' % (name, len(data)))
     shape = tuple(int(size) for size in np.frombuffer(data, '>u4', count=1 + ndim)[1:])
     expected = header_bytes + int(np.prod(shape, dtype=np.int64))
     if len(data) != expected:
-        raise errors.DataError('IDX file of shape %s should have %d bytes, has %d'
-                               % (shape, expected, len(data)))
+        raise errors.DataError('%s: IDX data of shape %s should have %d bytes, has %d'
+                               % (name, shape, expected, len(data)))
     return np.frombuffer(data, dtype=np.uint8, offset=header_bytes).reshape(shape)
 
 
-def read_cifar_binary(data):
+def read_cifar_binary(data, name='CIFAR-10 data'):
     """(images uint8 [N, 32, 32, 3], labels uint8 [N]) of CIFAR-10 binary records: a label
     byte, then the red, green and blue planes, each 32x32 in row-major order."""
     if not data or len(data) % CIFAR_RECORD_BYTES:
-        raise errors.DataError('CIFAR-10 binary data of %d bytes is not a whole number of '
-                               '%d-byte records' % (len(data), CIFAR_RECORD_BYTES))
+        raise errors.DataError('%s: %d bytes are not a whole number of %d-byte CIFAR-10 '
+                               'records' % (name, len(data), CIFAR_RECORD_BYTES))
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     planes = records[:, 1:].reshape(-1, 3, CIFAR_SIZE, CIFAR_SIZE)
     return np.ascontiguousarray(planes.transpose(0, 2, 3, 1)), records[:, 0].copy()
 
 
 def read_cifar_archive(path):
-    """{split: (images, labels)} of the six batch files of cifar-10-binary.tar.gz, read as bytes
-    through extractfile: nothing in the archive is written to disk, so its paths do not matter."""
-    wanted, contents = {name for names in CIFAR_MEMBERS.values() for name in names}, {}
+    """{member name: bytes} of the batch files of cifar-10-binary.tar.gz, read through
+    extractfile: nothing in the archive is written to disk, so its paths do not matter."""
+    wanted = {name for names in CIFAR_MEMBERS.values() for name in names}
+    contents, name = {}, os.path.basename(path)
     try:
         with tarfile.open(path, 'r:gz') as archive:
             for member in archive:
                 if member.name in wanted:
                     if not member.isfile():
                         raise errors.DataError('%s in %s is not a regular file'
-                                               % (member.name, os.path.basename(path)))
+                                               % (member.name, name))
                     contents[member.name] = archive.extractfile(member).read()
     except (tarfile.TarError, OSError, EOFError) as error:
         raise errors.DataError('%s is not a valid tar.gz archive: %s'
-                               % (os.path.basename(path), errors.reason(error))) from None
+                               % (name, errors.reason(error))) from None
     if wanted - set(contents):
-        raise errors.DataError('%s lacks %s' % (os.path.basename(path),
-                                                ', '.join(sorted(wanted - set(contents)))))
-    splits = {}
-    for split, names in CIFAR_MEMBERS.items():
-        parts = [_named(name, read_cifar_binary, contents[name]) for name in names]
-        splits[split] = tuple(np.concatenate(arrays) for arrays in zip(*parts))
-    return splits
+        raise errors.DataError('%s lacks %s' % (name, ', '.join(sorted(wanted - set(contents)))))
+    return contents
 
 
-def _named(name, read, *args):
-    """read(*args), its DataError prefixed with `name`."""
+def _gunzip(download_dir, name):
+    """The uncompressed bytes of the file `name`; DataError naming it."""
     try:
-        return read(*args)
-    except errors.DataError as error:
-        raise errors.DataError('%s: %s' % (name, error)) from None
+        with gzip.open(os.path.join(download_dir, name), 'rb') as gz_file:
+            return gz_file.read()
+    except (OSError, EOFError) as error:
+        raise errors.DataError('%s: not a valid gzip file (%s)' % (name, errors.reason(error))
+                               ) from None
 
 
 def read_dataset(dataset, download_dir):
     """{split: (images uint8 [N, H, W(, 3)], labels uint8 [N])} of the verified archives,
     checked against the dataset's image shape and classes; DataError otherwise."""
-    if dataset.kind == 'cifar':
-        splits = read_cifar_archive(os.path.join(download_dir, dataset.files[0][0]))
-    else:
-        splits = {}
-        for split, names in IDX_FILES.items():
-            splits[split] = tuple(
-                _named(name, _read_idx_file, os.path.join(download_dir, name), kind)
-                for name, kind in zip(names, (IDX_IMAGES, IDX_LABELS)))
-    for split, (images, labels) in splits.items():
-        if len(images) != len(labels) or not len(images):
-            raise errors.DataError('the %s split of %s has %d images and %d labels'
-                                   % (split, dataset.name, len(images), len(labels)))
-        if images.shape[1:] != dataset.image_shape:
-            raise errors.DataError('%s images are %s, expected %s for %s' % (
-                split, 'x'.join(map(str, images.shape[1:])),
-                'x'.join(map(str, dataset.image_shape)), dataset.name))
-        if int(labels.max()) >= len(dataset.classes):
-            raise errors.DataError('%s label %d is out of range (%d classes)'
-                                   % (split, labels.max(), len(dataset.classes)))
+    contents = (read_cifar_archive(os.path.join(download_dir, dataset.files[0][0]))
+                if dataset.kind == 'cifar' else None)
+    splits = {}
+    for split in prepared.SPLITS:
+        if contents is not None:  # (images, labels) of each batch file
+            images, labels = map(np.concatenate, zip(*(
+                read_cifar_binary(contents[name], name) for name in CIFAR_MEMBERS[split])))
+        else:  # a gzipped images file and labels file
+            images, labels = (read_idx(_gunzip(download_dir, name), kind, name)
+                              for name, kind in zip(IDX_FILES[split], (IDX_IMAGES, IDX_LABELS)))
+        if (not len(images) or len(images) != len(labels) or images.shape[1:] != dataset.image_shape
+                or int(labels.max()) >= len(dataset.classes)):
+            raise errors.DataError(
+                'the %s split of %s holds %d images of %s and %d labels up to %d; expected images '
+                'of %s and as many labels below %d' % (
+                    split, dataset.name, len(images), list(images.shape[1:]), len(labels),
+                    labels.max(initial=0), list(dataset.image_shape), len(dataset.classes)))
+        splits[split] = images, labels
     return splits
 
 
-def _read_idx_file(path, kind):
-    """read_idx of a gzipped IDX file."""
-    try:
-        with gzip.open(path, 'rb') as gz_file:
-            data = gz_file.read()
-    except (OSError, EOFError) as error:
-        raise errors.DataError('not a valid gzip file (%s)' % errors.reason(error)) from None
-    return read_idx(data, kind)
-
-
 def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAULT_TIMEOUT):
-    """Downloads, verifies and converts a Dataset into the folder `out_dir`.
-
-    Args:
-        base_urls: mirrors to use instead of the dataset's.
-        md5s: {file name: md5} replacing the official checksums (tests with small files).
-        timeout: seconds for each file from each mirror.
-
-    Returns:
-        {split: count}, or None when `out_dir` already holds the dataset, complete and valid.
-
-    Raises:
-        errors.Error: `out_dir` is not the scripts' (prepared.check_output) or holds another
-            dataset; no mirror gave a file; an archive is not in the expected format.
-    """
+    """Downloads, verifies and converts a Dataset into `out_dir` from `base_urls` (None: its
+    mirrors), `md5s` ({name: md5}, tests) replacing its checksums; {split: count}, None when
+    `out_dir` holds it whole. Error for another `out_dir` or dataset, or a file no mirror gave."""
     existing = prepared.check_output(out_dir)
     if existing and existing[1]:
         name, writer = existing[0].get('dataset'), existing[0].get('written_by')
@@ -359,12 +316,10 @@ def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAUL
         progress = Progress('converting %s' % dataset.name, unit='images',
                             total=sum(len(images) for images, _ in splits.values()))
         try:
-            for split in prepared.SPLITS:
-                images, labels = splits[split]
-                for start in range(0, len(images), CONVERT_CHUNK):
-                    writer.append_images(split, images[start:start + CONVERT_CHUNK])
-                    progress.update(len(images[start:start + CONVERT_CHUNK]))
+            for split, (images, labels) in splits.items():
+                writer.append_images(split, images)
                 writer.append_labels(split, labels)
+                progress.update(len(images))
         finally:
             progress.close()
         counts = writer.close()
@@ -373,18 +328,18 @@ def download_dataset(dataset, out_dir, base_urls=None, md5s=None, timeout=DEFAUL
     return counts
 
 
-def build_parser():
+def main(argv=None, md5s=None):
+    """Runs the command line; raises errors.Error on bad input. `md5s` ({file name: md5})
+    replaces the official checksums, for tests."""
     parser = cli.ArgumentParser(
         prog='python -m datasets.download',
-        description='Download MNIST, Fashion-MNIST or CIFAR-10, verify the MD5 checksums and '
-                    'write the images as a prepared dataset (DIR/dataset.json and uint8 .npy '
-                    'arrays) for train.py --data_dir=DIR.')
+        description='Download MNIST, Fashion-MNIST or CIFAR-10, verify its MD5 checksums and '
+                    'write it as a prepared dataset for train.py --data_dir=DIR.')
     parser.add_argument('dataset', choices=sorted(DATASETS),
                         help='mnist and fashion_mnist (28x28 grayscale), cifar10 (32x32 RGB)')
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='output folder: missing, empty, or a dataset these scripts wrote '
-                             '(required). Archives go to DIR/.downloads/, the dataset to '
-                             'DIR/dataset.json, DIR/train_images.npy, ...')
+                             '(required); the archives go to DIR/.downloads/')
     parser.add_argument('--base_url', action='append', metavar='URL',
                         help='base URL the archive names are appended to; repeat it to give '
                              'mirrors, each tried when the one before fails (default: the '
@@ -393,16 +348,9 @@ def build_parser():
                                  for name, dataset in sorted(DATASETS.items())) + ')')
     parser.add_argument('--timeout', type=cli.positive_float, default=DEFAULT_TIMEOUT,
                         metavar='SECONDS',
-                        help='the longest one file may take from one mirror, in seconds; a '
-                             'connection or read that waits min(SECONDS, %g) s fails too '
-                             '(default: %%(default)s)' % STALL_SECONDS)
-    return parser
-
-
-def main(argv=None, md5s=None):
-    """Runs the command line; raises errors.Error on bad input. `md5s` ({file name: md5})
-    replaces the official checksums, for tests."""
-    args = build_parser().parse_args(argv)
+                        help='the longest one file may take from one mirror; a connection or '
+                             'read that waits min(SECONDS, %g) fails too' % STALL_SECONDS)
+    args = parser.parse_args(argv)
     for url in args.base_url or ():
         if urllib.parse.urlsplit(url).scheme not in ('http', 'https'):
             raise errors.Error('--base_url=%s is not an http:// or https:// URL' % url)

@@ -3,11 +3,10 @@
     python -m datasets.prepare --data_dir=SRC --out=DST [--image_size=N|HxW] [--channels=1|3]
         [--validation_fraction=F] [--seed=S] [--overwrite]
 
-SRC is read as train.py reads it (wavenet/reader.py: the same layouts, size rule, conversions,
-splits and classes); its training images become DST's train split and its validation images
-the test split, as 8-bit intensities (wavenet/prepared.py), decoded and written a chunk at a
-time, so SRC may be larger than memory. DST must be missing, empty, or a dataset these scripts
-wrote (prepared.check_output); replacing a complete one needs --overwrite.
+SRC is read as train.py reads it (wavenet/reader.py: layouts, size rule, conversions, splits and
+classes): its training images become DST's train split and its validation images the test split,
+decoded and written a chunk at a time, so SRC may be larger than memory. DST must be missing,
+empty, or a dataset these scripts wrote (prepared.check_output); a complete one needs --overwrite.
 """
 import os
 
@@ -16,7 +15,7 @@ import numpy as np
 from wavenet import cli, errors, prepared, reader
 from wavenet.progress import Progress, format_bytes
 
-CHUNK_IMAGES = 1024  # images decoded before they are written: bounds the memory used
+CHUNK_IMAGES = 1024  # files decoded before their images are written: bounds the memory
 
 
 def parse_args(argv=None):
@@ -44,32 +43,25 @@ def parse_args(argv=None):
 
 
 def write_dataset(args, plan, source):
-    """Decodes the files of each split a chunk at a time into a PreparedWriter on DST.
-
-    Returns:
-        ({split: count}, classes, skipped): skipped is (path, reason) of each file not read.
-    """
-    total = len(plan.train.files) + len(plan.validation.files)
-    progress = Progress('reading %s' % args.data_dir, total=total, unit='images')
+    """Decodes the files of each split a chunk at a time into a PreparedWriter on args.out;
+    returns ({split: count}, classes, skipped: (path, reason) of each file not read)."""
+    progress = Progress('reading %s' % args.data_dir, unit='images',
+                        total=len(plan.train.files) + len(plan.validation.files))
     names, skipped = {}, []
-    shape = plan.image_size + ((3,) if args.channels == 3 else ())
+    shape = (-1,) + plan.image_size + ((3,) if args.channels == 3 else ())
     with prepared.PreparedWriter(args.out, plan.image_size, args.channels, (), source) as writer:
         try:
             for split, split_files in (('train', plan.train), ('test', plan.validation)):
-                names[split], chunk, split_skipped = [], [], list(split_files.skipped)
-                for path, name, pixels, reason in reader.decode_split(
-                        split_files, plan.image_size, args.channels):
-                    progress.update(1)
-                    if pixels is None:
-                        split_skipped.append((path, reason))
-                        continue
-                    names[split].append(name)
-                    chunk.append(pixels)
-                    if len(chunk) == CHUNK_IMAGES:
-                        writer.append_images(split, np.stack(chunk))
-                        chunk = []
-                writer.append_images(split, np.stack(chunk) if chunk
-                                     else np.zeros((0,) + shape, np.uint8))
+                names[split], split_skipped = [], list(split_files.skipped)
+                # At least one chunk: an empty split exists, with no image.
+                for start in range(0, max(len(split_files.files), 1), CHUNK_IMAGES):
+                    chunk = reader.SplitFiles(split_files.files[start:start + CHUNK_IMAGES], ())
+                    images, chunk_skipped = reader.decode(chunk, plan.image_size, args.channels)
+                    writer.append_images(split, np.array([pixels for _, _, pixels in images],
+                                                         np.uint8).reshape(shape))
+                    names[split] += [name for _, name, _ in images]
+                    split_skipped += chunk_skipped
+                    progress.update(len(chunk.files))
                 skipped += sorted(split_skipped)
         finally:
             progress.close()
@@ -79,9 +71,8 @@ def write_dataset(args, plan, source):
         # classes are known once the images are read, so the labels are written last.
         writer.classes = tuple(sorted({name for split in names.values() for name in split}
                                       - {None}))
-        index = {name: i for i, name in enumerate(writer.classes)}
         for split, split_names in names.items():
-            writer.append_labels(split, [index.get(name, -1) for name in split_names])
+            writer.append_labels(split, reader.class_indices(split_names, writer.classes))
         return writer.close(), writer.classes, skipped
 
 
@@ -99,9 +90,8 @@ def main(argv=None):
                            'replace it' % args.out)
     plan = reader.plan_dataset(args.data_dir, args.image_size, args.validation_fraction,
                                args.seed)
-    if not plan.train.files:
-        raise reader.no_readable_image(args.data_dir, plan.train.skipped,
-                                       'training image')
+    if not plan.train.files:  # before anything is written
+        raise reader.no_readable_image(args.data_dir, plan.train.skipped, 'training image')
     source = {'written_by': 'datasets/prepare.py', 'data_dir': os.path.abspath(args.data_dir),
               'split_source': plan.split_source}
     if plan.split_source == 'fraction':
@@ -113,7 +103,7 @@ def main(argv=None):
                            ) from None
     for path, reason in skipped:
         cli.warn('skipped %s: %s' % (path, reason))
-    names = [name for split in counts for name in prepared.file_names(split)]
+    names = [name for split in counts for name in prepared.ARRAY_FILES[split]]
     size = sum(os.path.getsize(os.path.join(args.out, name)) for name in names)
     print('wrote %s: %s and %s, %dx%d %s, %d class%s (%s in %s and %s)' % (
         args.out, cli.count(counts['train'], 'training image'),

@@ -6,11 +6,14 @@ results are those of a `python SCRIPT` run: every run is seeded). What only a pr
 own shows (exit status, stderr, signals, kill -9, file-size limits) runs a subprocess.
 """
 import collections
+import contextlib
+import faulthandler
 import hashlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -109,6 +112,45 @@ def train_flags(data_dir, logdir, num_steps=2, *extra, params=None):
     flags = ['--data_dir=%s' % data_dir, '--logdir=%s' % logdir,
              '--num_steps=%d' % num_steps] + SMALL_FLAGS + list(extra)
     return flags + (['--wavenet_params=%s' % params] if params is not None else [])
+
+
+class Hang(BaseException):
+    """A time limit ran out (a BaseException: no `except Exception` of the code swallows it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds=10):
+    """Fails the block with Hang after `seconds`: a wait in Python code or in a system call
+    (opening a FIFO, also from TensorFlow's C++ code) is interrupted by SIGALRM. A wait that
+    the alarm cannot end ends the whole test process 30 s later, with the traceback of every
+    thread, instead of stalling the suite."""
+    def expire(signum, frame):
+        raise Hang('still waiting after %d s: a hang' % seconds)
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    faulthandler.dump_traceback_later(seconds + 30, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_cli(main, capsys):
+    """main() under cli.run_main, the scripts' one error path, in this process (the signal
+    handlers it sets are restored after): a Result."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        cli.run_main(main)
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    captured = capsys.readouterr()
+    return Result(status, captured.out, captured.err)
 
 
 def write_file(path, content):

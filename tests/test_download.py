@@ -16,9 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import assert_one_error_line, run_script, snapshot
+from conftest import assert_one_error_line, run_cli, run_script, snapshot, time_limit
 from datasets import download
-from test_prepared import run_cli, time_limit  # helpers for tests/conftest.py
 from wavenet import errors, prepared
 
 
@@ -105,7 +104,7 @@ def check_dataset(out_dir, splits, dataset='mnist'):
     assert info.source['dataset'] == dataset
     assert info.source['written_by'] == 'datasets/download.py'
     for split, (images, labels) in splits.items():
-        images_name, labels_name = prepared.file_names(split)
+        images_name, labels_name = prepared.ARRAY_FILES[split]
         stored = np.load(os.path.join(out_dir, images_name), allow_pickle=False)
         assert stored.dtype == np.uint8 and stored.shape == (len(images),) + size + (channels,)
         np.testing.assert_array_equal(stored.reshape(images.shape), images)

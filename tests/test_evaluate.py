@@ -57,8 +57,9 @@ def test_the_script_scores_what_validation_reported(trained, data_dir, tmp_path)
     assert result.returncode == 0, describe(result)
     assert result.stderr.startswith('evaluating: 1 images') and len(
         result.stderr.splitlines()) == 1, describe(result)
-    assert result.stdout.splitlines()[0] == 'evaluating %s on 1 image of 8x8 from %s' % (
-        trained.logdir / LATEST, folder), describe(result)
+    assert result.stdout.splitlines()[0] == (
+        'evaluating %s with moving averages on 1 image of 8x8 from %s' % (
+            trained.logdir / LATEST, folder)), describe(result)
     reported = float(trained.result.stdout.split('step %d: saved' % STEPS)[1].split(
         'validation bits/dim ')[1].split()[0])
     assert float(result.stdout.split()[-1]) == pytest.approx(reported, abs=1.5e-4)
@@ -82,7 +83,8 @@ def test_an_ensemble_scores_as_the_mixture_of_its_members(trained, data_dir, cap
     pair, out = scored([trained.logdir, earlier], data_dir, capsys)
     assert itself == single and pair not in (single, first) and single != first
     assert pair <= (single + first) / 2 + 1e-4, (pair, single, first)
-    assert 'evaluating the ensemble of %s, %s on 12 images' % (latest, earlier) in out, out
+    assert 'evaluating the ensemble of %s, %s with moving averages on 12 images' % (
+        latest, earlier) in out, out
 
 
 def test_an_ensemble_of_different_image_sizes_is_refused(trained, data_dir, tiny_params,

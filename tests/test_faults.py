@@ -23,43 +23,46 @@ import evaluate
 import generate
 import train
 from conftest import (CHECKPOINTS, EARLIER, LATEST, ROOT, STEPS, assert_one_error_line,
-                      assert_same_values, checkpoint_values, error_of, limit_file_size,
-                      png_pixels, run_main, run_script, snapshot, tf, train_flags, write_file,
-                      write_json)
-from test_files import time_limit
+                      assert_same_values, checkpoint_values, describe, error_of,
+                      limit_file_size, png_pixels, run_main, run_script, snapshot, tf,
+                      time_limit, train_flags, write_file, write_json)
 from wavenet import checkpoints, cli, errors, files, record, runs
 
 RESUMED = STEPS + 2
 # A resume two steps further, saving each step and keeping two checkpoints.
 RESUME_FLAGS = ('--checkpoint_every=1', '--max_checkpoints=2', '--num_samples=0')
-# The keys of a run record written by the previous version of the project (before
-# local_condition, output, ...), whose training options still held the optimizer.
+# A run record as the previous version of the project wrote it: no params added since, and
+# the optimizer among the training options; the options added since hold what that version
+# did (no moving averages of the weights, which its checkpoints do not hold).
 PREVIOUS_PARAMS = ('filter_width', 'dilations', 'residual_channels', 'dilation_channels',
                    'skip_channels', 'quantization_channels', 'use_biases',
                    'initial_filter_width', 'gc_channels', 'position_channels', 'level_bumps')
+PREVIOUS_TRAINING = ('batch_size', 'learning_rate', 'learning_rate_schedule',
+                     'l2_regularization_strength', 'dropout', 'augment_shift', 'seed',
+                     'validation_fraction', 'precision')
+ADDED_TRAINING = {'ema_decay': 0.0}
 
 
 def files_of(prefix):
     return sorted(glob.glob(glob.escape(str(prefix)) + '.*'))
 
 
-def rewrite_checkpoint(prefix, run_spec):
-    """Writes checkpoint `prefix` again, every variable as it was but the run record: the
-    text or bytes `run_spec`, or none at all (None)."""
+def rewrite_checkpoint(prefix, run_spec, keep=lambda name: True):
+    """Writes checkpoint `prefix` again with the variables whose names `keep` accepts, as they
+    were, but the run record: the text or bytes `run_spec`, or none at all (None)."""
     reader = tf.train.load_checkpoint(str(prefix))
     values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-              if name != checkpoints.RUN_SPEC_VARIABLE}
+              if name != checkpoints.RUN_SPEC_VARIABLE and keep(name)}
     if run_spec is not None:
         values[checkpoints.RUN_SPEC_VARIABLE] = (run_spec.encode() if isinstance(run_spec, str)
                                                  else run_spec)
     for path in files_of(prefix):
         os.remove(path)
+    names = sorted(values)
     with tf.Graph().as_default(), tf.Session() as session:
-        variables = {name: tf.Variable(value, name=name.replace(':', '_'))
-                     for name, value in values.items()}
-        session.run(tf.global_variables_initializer())
-        tf.train.Saver(variables).save(session, str(prefix), write_meta_graph=False,
-                                       write_state=False)
+        session.run(tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names,
+                                      shape_and_slices=[''] * len(names),
+                                      tensors=[tf.constant(values[name]) for name in names]))
 
 
 def stored_record(logdir):
@@ -117,7 +120,7 @@ def resumed(trained, data_dir, tmp_path_factory):
     return logdir, printed.getvalue()
 
 
-def assert_resumes_as_the_uninterrupted_run(logdir, resumed):
+def assert_same_as_the_reference_resume(logdir, resumed):
     reference, _ = resumed
     name = 'model.ckpt-%d' % RESUMED
     assert_same_values(checkpoint_values(reference / name), checkpoint_values(logdir / name))
@@ -164,7 +167,7 @@ def test_a_garbled_index_and_a_deleted_run_json_resume_from_the_checkpoint_recor
     out = run_main(train, train_flags(data_dir, logdir_copy, RESUMED, *RESUME_FLAGS),
                    capsys).stdout
     assert 'resumed from %s\n' % (logdir_copy / LATEST) in out, out
-    assert_resumes_as_the_uninterrupted_run(logdir_copy, resumed)  # run.json written again
+    assert_same_as_the_reference_resume(logdir_copy, resumed)  # run.json written again
 
 
 def test_damaged_newer_checkpoints_are_skipped_with_a_warning_by_train_and_generate(
@@ -197,7 +200,7 @@ def test_damaged_newer_checkpoints_are_skipped_with_a_warning_by_train_and_gener
         result = run_main(generate, ['--checkpoint=%s' % logdir_copy, '--out=%s' % out,
                                      '--num_images=1', '--seed=1'], capsys)
     assert_skipped(result.stderr)
-    assert 'from %s (' % (logdir_copy / EARLIER) in result.stdout, result
+    assert 'from %s ' % (logdir_copy / EARLIER) in result.stdout, result
     assert png_pixels(out)[0].shape == (8, 8)
     with time_limit(60):
         result = run_main(train, train_flags(data_dir, logdir_copy, CHECKPOINTS[0] + 1,
@@ -208,13 +211,14 @@ def test_damaged_newer_checkpoints_are_skipped_with_a_warning_by_train_and_gener
     assert global_step(logdir_copy / 'model.ckpt-31') == 31
 
 
-def test_no_readable_checkpoint_is_an_error_not_a_new_run(logdir_copy, data_dir):
+def test_no_readable_checkpoint_is_an_error_not_a_new_run(logdir_copy, data_dir, tmp_path):
     for name in os.listdir(str(logdir_copy)):
         if name.startswith('model.ckpt-'):
             (logdir_copy / name).write_bytes(b'garbage')
     before = snapshot(logdir_copy)
     for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
-                         (generate, ['--checkpoint=%s' % logdir_copy, '--out=x.png'])):
+                         (generate, ['--checkpoint=%s' % logdir_copy,
+                                     '--out=%s' % (tmp_path / 'x.png')])):
         message = error_of(script, argv)
         assert message.startswith('no checkpoint in %s can be read: checkpoint %s cannot be '
                                   'read (' % (logdir_copy, logdir_copy / LATEST)), message
@@ -264,16 +268,19 @@ def test_a_logdir_that_is_a_file_is_refused(data_dir, tmp_path):
 
 def as_previous_version(logdir, optimizer='adam'):
     """Makes `logdir` one that the previous version of the project wrote: params.json,
-    data.json and training.json in place of run.json, and in each checkpoint a run record
-    without the keys added since and with the optimizer among the training options."""
+    data.json and training.json in place of run.json, and checkpoints without the moving
+    averages, whose run record has no key added since and the optimizer among its options."""
     current = stored_record(logdir)
+    assert sorted(current['training']) == sorted(PREVIOUS_TRAINING + tuple(ADDED_TRAINING))
     params = {name: current['params'][name] for name in PREVIOUS_PARAMS}
-    training = dict(current['training'], optimizer=optimizer, momentum=0.9)
+    training = {name: current['training'][name] for name in PREVIOUS_TRAINING}
+    training.update(optimizer=optimizer, momentum=0.9)
     data = {'image_size': current['image_size'], 'classes': current['classes'],
             'channels': current['channels']}
     for prefix in (logdir / EARLIER, logdir / LATEST):
         rewrite_checkpoint(prefix, json.dumps(dict(data, params=params, training=training),
-                                              sort_keys=True))
+                                              sort_keys=True),
+                           keep=lambda name: not name.endswith(checkpoints.AVERAGE_SUFFIX))
     (logdir / 'run.json').unlink()
     for name, content in (('params.json', params), ('data.json', data),
                           ('training.json', training)):
@@ -282,11 +289,21 @@ def as_previous_version(logdir, optimizer='adam'):
 
 def test_a_logdir_of_the_previous_version_resumes_exactly(logdir_copy, data_dir, resumed,
                                                           capsys):
+    """As the run that never stopped (the moving averages aside: the previous version had
+    none, so the resumed run keeps none), with its record in run.json and the checkpoints."""
     as_previous_version(logdir_copy)
     out = run_main(train, train_flags(data_dir, logdir_copy, RESUMED, *RESUME_FLAGS),
                    capsys).stdout
     assert 'resumed from %s\n' % (logdir_copy / LATEST) in out, out
-    assert_resumes_as_the_uninterrupted_run(logdir_copy, resumed)
+    reference, _ = resumed
+    name = 'model.ckpt-%d' % RESUMED
+    assert_same_values({key: value for key, value in checkpoint_values(reference / name).items()
+                        if not key.endswith(checkpoints.AVERAGE_SUFFIX)},
+                       checkpoint_values(logdir_copy / name))
+    expected = stored_record(reference)
+    expected['training'].update(ADDED_TRAINING)
+    assert stored_record(logdir_copy) == expected
+    assert run_spec_of(logdir_copy / name) == expected  # the record as this version writes it
 
 
 def test_a_previous_run_with_another_optimizer_than_adam_is_refused(logdir_copy, data_dir):
@@ -412,31 +429,20 @@ def test_a_hostile_run_json_is_one_error_naming_it(logdir_copy, data_dir, tmp_pa
     assert snapshot(logdir_copy) == before
 
 
-def hostile_run_spec(logdir, case):
-    values = stored_record(logdir)
-    if case == 'not JSON':
-        return b'{"params": {"dilations": [1, 2'
-    if case == 'not UTF-8':
-        return b'{"classes": ["\xff\xfe"]}'
-    if case == 'nested too deeply':
-        return '[' * 200000 + ']' * 200000
-    if case == 'no training options':
-        del values['training']
-    elif case == 'no image_size':
-        del values['image_size']
-    elif case == 'image_size as text':
-        values['image_size'] = ['8', '8']
-    elif case == 'seed as text':
-        values['training']['seed'] = '0'
-    return json.dumps(values)
+HOSTILE_RUN_SPECS = {
+    'not JSON': lambda values: b'{"params": {"dilations": [1, 2',
+    'not UTF-8': lambda values: b'{"classes": ["\xff\xfe"]}',
+    'no training options': lambda values: json.dumps(changed(values, ('training',), DELETE)),
+    'image_size as text': lambda values: json.dumps(changed(values, ('image_size',),
+                                                            ['8', '8'])),
+}
 
 
-@pytest.mark.parametrize('case', ['not JSON', 'not UTF-8', 'nested too deeply',
-                                  'no training options', 'no image_size', 'image_size as text',
-                                  'seed as text'])
+@pytest.mark.parametrize('case', sorted(HOSTILE_RUN_SPECS))
 def test_a_hostile_run_spec_is_one_error_naming_the_checkpoint(logdir_copy, data_dir, tmp_path,
                                                               case):
-    rewrite_checkpoint(logdir_copy / LATEST, hostile_run_spec(logdir_copy, case))
+    rewrite_checkpoint(logdir_copy / LATEST,
+                       HOSTILE_RUN_SPECS[case](stored_record(logdir_copy)))
     before = snapshot(logdir_copy)
     for script, argv in ((train, train_flags(data_dir, logdir_copy, RESUMED)),
                          (generate, ['--checkpoint=%s' % logdir_copy,
@@ -525,7 +531,8 @@ def test_a_symlink_in_place_of_the_samples_folder_is_refused_nothing_written_the
     shutil.rmtree(str(logdir_copy / 'samples'))
     os.symlink(str(elsewhere), str(logdir_copy / 'samples'))
     before = snapshot(logdir_copy)
-    message = error_of(train, train_flags(data_dir, logdir_copy, RESUMED, '--checkpoint_every=1'))
+    message = error_of(train, train_flags(data_dir, logdir_copy, RESUMED,
+                                          '--checkpoint_every=1'))
     assert message.startswith('%s is a symlink' % (logdir_copy / 'samples')), message
     assert os.listdir(str(elsewhere)) == [] and snapshot(logdir_copy) == before
     assert steps_in(logdir_copy) == list(reversed(CHECKPOINTS))
@@ -556,30 +563,7 @@ def test_a_newline_in_a_file_or_class_name_keeps_each_message_one_line(logdir_co
     assert lines[1].startswith('error: %s is a folder' % str(folder).replace('\n', '\\n'))
 
 
-# ------------------------------------------------------------------- full and read-only disks
-
-
-def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(logdir_copy,
-                                                                             data_dir):
-    # A file-size limit below a checkpoint's data file: run.json is written, no checkpoint.
-    limit = os.path.getsize(str(logdir_copy / (LATEST + '.data-00000-of-00001'))) // 2
-    before = {name: open(path, 'rb').read() for name, path in (
-        (os.path.basename(path), path) for prefix in CHECKPOINTS
-        for path in files_of(logdir_copy / ('model.ckpt-%d' % prefix)))}
-    result = run_script('train.py', *train_flags(data_dir, logdir_copy, RESUMED,
-                                                 *RESUME_FLAGS),
-                        preexec_fn=limit_file_size(limit))
-    line = assert_one_error_line(result, 'cannot save checkpoint %d' % (STEPS + 1),
-                                 'File too large', 'newest good checkpoint: %s'
-                                 % (logdir_copy / LATEST))
-    assert 'free disk space' in line
-    assert steps_in(logdir_copy) == list(reversed(CHECKPOINTS))
-    assert checkpoints.newest_readable_checkpoint(str(logdir_copy)) == (
-        str(logdir_copy / LATEST), [])
-    assert {name: open(str(logdir_copy / name), 'rb').read() for name in before} == before
-    leftovers = [name for name in os.listdir(str(logdir_copy))
-                 if 'temp' in name or files.is_temporary(name)]
-    assert not leftovers, leftovers
+# ------------------------------------------------------------------- read-only folders
 
 
 @pytest.fixture
@@ -629,81 +613,80 @@ def test_generate_refuses_an_unwritable_output_before_generating(trained, read_o
     assert os.listdir(str(tmp_path / 'folder.png')) == []
 
 
-# ------------------------------------------------------------------- a second run, kill -9
+# ------------------------------------------------------------------- kill -9, a full disk
 
 
-def test_kill_9_at_chosen_moments_never_loses_the_run(data_dir, tiny_params, trained, tmp_path,
-                                                      capsys):
-    """Killed right after a checkpoint was saved, then right after a resume started training,
-    then a save killed half-way (what it leaves, made by hand): each resume starts from the
-    newest complete checkpoint, a second run is refused while one trains, and the last run
-    completes and generates."""
+def test_kill_9_a_full_disk_and_a_half_written_save_never_lose_the_run(
+        data_dir, tiny_params, trained, tmp_path, capsys):
+    """A new run killed right after it saved a checkpoint (a second run refused while it
+    trained), resumed on a full disk, then a save killed half-way (what it leaves, made by
+    hand): each run starts from the newest complete checkpoint, and the last one completes
+    and generates."""
     logdir = tmp_path / 'logdir'
     # A run.json left by a run killed before its first checkpoint: replaced with a warning.
     write_json(logdir / 'run.json', dict(stored_record(trained.logdir), classes=['x', 'y']))
-    command = [sys.executable, os.path.join(ROOT, 'train.py')] + train_flags(
-        data_dir, logdir, 100000, '--num_samples=0', '--print_every=1000', '--seed=3',
-        params=tiny_params)
+    flags = train_flags(data_dir, logdir, 100000, '--num_samples=0', '--print_every=1000',
+                        '--seed=3', params=tiny_params)
 
-    # 1. kill -9 right after 'step 40: saved' (the next save is 40 steps later).
-    unbuffered = dict(os.environ, PYTHONUNBUFFERED='1')  # each line as soon as it is printed
-    first = subprocess.Popen(command + ['--checkpoint_every=40'], cwd=ROOT, env=unbuffered,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # 1. kill -9 right after 'step 50: saved' (the next save is 50 steps later).
+    first = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, 'train.py')] + flags + ['--checkpoint_every=50'],
+        cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
     try:
-        lines = read_line_starting(first, 'step 40: saved %s' % (logdir / 'model.ckpt-40'))
+        lines = read_line_starting(first, 'training from step ')
+        assert lines[-1] == 'training from step 0 to 100000, batch 4\n', lines
+        message = error_of(train, train_flags(data_dir, logdir, 100000, params=tiny_params))
+        assert message == ('%s is in use by another training run (PID %d): wait for it to end '
+                           'or stop it, or train into another logdir' % (logdir, first.pid))
+        read_line_starting(first, 'step 50: saved %s' % (logdir / 'model.ckpt-50'))
     finally:
         first.kill()
     _, errors_ = first.communicate(timeout=60)
-    assert first.returncode == -signal.SIGKILL and 'Traceback' not in errors_, errors_
-    assert 'training from step 0 to 100000, batch 4\n' in lines, lines
-    assert errors_.splitlines()[0] == ('warning: %s is the record of a run that saved no '
-                                       'checkpoint; this run replaces it' % (logdir / 'run.json'))
-    assert steps_in(logdir) == [40] and global_step(logdir / 'model.ckpt-40') == 40
+    assert first.returncode == -signal.SIGKILL, errors_
+    assert errors_.splitlines() == ['warning: %s is the record of a run that saved no '
+                                    'checkpoint; this run replaces it' % (logdir / 'run.json')]
+    assert steps_in(logdir) == [50] and global_step(logdir / 'model.ckpt-50') == 50
     assert stored_record(logdir)['training']['seed'] == 3
     assert stored_record(logdir)['classes'] == ['bright', 'dark']
 
-    # 2. kill -9 right after a resume printed 'training from step 40' (no save due before
-    # step 1000); while it trains, a second run on the logdir is refused naming its PID.
-    second = subprocess.Popen(command + ['--checkpoint_every=1000'], cwd=ROOT, env=unbuffered,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = read_line_starting(second, 'training from step ')
-        before = snapshot(logdir)
-        message = error_of(train, train_flags(data_dir, logdir, 100000, params=tiny_params))
-        assert message == ('%s is in use by another training run (PID %d): wait for it to end '
-                           'or stop it, or train into another logdir' % (logdir, second.pid))
-    finally:
-        second.kill()
-    _, errors_ = second.communicate(timeout=60)
-    assert lines[-2:] == ['resumed from %s\n' % (logdir / 'model.ckpt-40'),
-                          'training from step 40 to 100000, batch 4\n'], lines
-    assert second.returncode == -signal.SIGKILL and errors_ == '', errors_
-    assert steps_in(logdir) == [40]
-    assert {name: digest for name, (digest, _) in snapshot(logdir).items()
-            if 'tfevents' not in name} == {name: digest for name, (digest, _) in before.items()
-                                           if 'tfevents' not in name}
+    # 2. Resumed on a disk too full for a checkpoint's data (a file-size limit): one line, the
+    # newest checkpoint kept, nothing half-written left.
+    limit = os.path.getsize(str(logdir / 'model.ckpt-50.data-00000-of-00001')) // 2
+    kept = {path: open(path, 'rb').read() for path in files_of(logdir / 'model.ckpt-50')}
+    result = run_script('train.py', *flags, '--checkpoint_every=1',
+                        preexec_fn=limit_file_size(limit))
+    assert 'resumed from %s\ntraining from step 50 to' % (logdir / 'model.ckpt-50') in (
+        result.stdout), describe(result)
+    line = assert_one_error_line(result, 'cannot save checkpoint 51', 'File too large',
+                                 'newest good checkpoint: %s' % (logdir / 'model.ckpt-50'))
+    assert 'free disk space' in line
+    assert steps_in(logdir) == [50] and checkpoints.newest_readable_checkpoint(str(logdir)) == (
+        str(logdir / 'model.ckpt-50'), [])
+    assert {path: open(path, 'rb').read() for path in files_of(logdir / 'model.ckpt-50')} == kept
+    assert not [name for name in os.listdir(str(logdir))
+                if 'temp' in name or files.is_temporary(name)], os.listdir(str(logdir))
 
-    # 3. A save of step 41 killed half-way, and an atomic write of run.json killed before
-    # its rename, leave their temporaries.
-    write_file(logdir / 'model.ckpt-41_temp' / 'part-00000-of-00001.data-00000-of-00001',
+    # 3. A save of step 51 killed half-way, and an atomic write of run.json killed before
+    # its rename, leave their temporaries: removed with a warning each.
+    write_file(logdir / 'model.ckpt-51_temp' / 'part-00000-of-00001.data-00000-of-00001',
                b'half a checkpoint')
-    temporary = '.run.json.tmp-%d-1f2e3d4c' % second.pid
+    temporary = '.run.json.tmp-%d-1f2e3d4c' % first.pid
     write_file(logdir / temporary, '{"params": {"dilat')
-    write_file(logdir / 'samples' / '.samples-41.png.tmp-12-abcdef12', b'\x89PNG')
-    result = run_main(train, train_flags(data_dir, logdir, 42, '--num_samples=0',
+    write_file(logdir / 'samples' / '.samples-51.png.tmp-12-abcdef12', b'\x89PNG')
+    result = run_main(train, train_flags(data_dir, logdir, 52, '--num_samples=0',
                                          params=tiny_params), capsys)
     assert sorted(result.stderr.splitlines()) == sorted(
         'warning: removed %s, left by an interrupted run' % name for name in (
-            'model.ckpt-41_temp', temporary, os.path.join('samples',
-                                                          '.samples-41.png.tmp-12-abcdef12'))
-    ), result.stderr
-    assert 'resumed from %s\ntraining from step 40 to 42' % (logdir / 'model.ckpt-40') in (
+            'model.ckpt-51_temp', temporary,
+            os.path.join('samples', '.samples-51.png.tmp-12-abcdef12'))), result.stderr
+    assert 'resumed from %s\ntraining from step 50 to 52' % (logdir / 'model.ckpt-50') in (
         result.stdout), result.stdout
-    assert steps_in(logdir) == [42, 40] and global_step(logdir / 'model.ckpt-42') == 42
-    assert not (logdir / 'model.ckpt-41_temp').exists() and not (logdir / temporary).exists()
+    assert steps_in(logdir) == [52, 50] and global_step(logdir / 'model.ckpt-52') == 52
+    assert not (logdir / 'model.ckpt-51_temp').exists() and not (logdir / temporary).exists()
     assert os.listdir(str(logdir / 'samples')) == []
     assert stored_record(logdir)['training']['seed'] == 3
     out = run_main(generate, ['--checkpoint=%s' % logdir, '--out=%s' % (tmp_path / 'one.png'),
                               '--num_images=1'], capsys).stdout
-    assert 'from %s (' % (logdir / 'model.ckpt-42') in out, out
+    assert 'from %s ' % (logdir / 'model.ckpt-52') in out, out
     assert png_pixels(tmp_path / 'one.png')[0].shape == (8, 8)

@@ -1,11 +1,7 @@
 """wavenet/files.py (reading settings files, atomic writes, the lock), wavenet/errors.py (one-line
 messages, reasons) and wavenet/progress.py (the one-line progress bar)."""
-import contextlib
-import faulthandler
 import io
-import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -14,27 +10,8 @@ import urllib.error
 
 import pytest
 
-from conftest import ROOT, tf, write_file
+from conftest import ROOT, tf, time_limit, write_file
 from wavenet import errors, files, progress
-
-
-@contextlib.contextmanager
-def time_limit(seconds):
-    """Fails the block with TimeoutError after `seconds`: a wait in Python code or in a system
-    call (opening a FIFO) is interrupted by SIGALRM. A wait that the alarm cannot end (inside
-    TensorFlow's C++ code) ends the whole test process 30 s later, with the traceback of every
-    thread, instead of stalling the suite."""
-    def expire(signum, frame):
-        raise TimeoutError('still waiting after %d s: a hang' % seconds)
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    faulthandler.dump_traceback_later(seconds + 30, exit=True, file=sys.__stderr__)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def lines_of(text):
@@ -160,7 +137,8 @@ def test_write_atomic_creates_missing_folders(tmp_path):
     assert path.read_bytes() == b'x'
 
 
-@pytest.mark.parametrize('mode, expected', [(0o666, 0o644), (0o600, 0o600), (0o640, 0o640)])
+@pytest.mark.parametrize('mode, expected', [(0o666, 0o644), (0o600, 0o600), (0o640, 0o640)],
+                         ids=['default', '0600', '0640'])
 def test_write_atomic_gives_the_mode_less_the_umask(tmp_path, mode, expected):
     previous = os.umask(0o022)
     try:

@@ -1,7 +1,6 @@
 """generate.py: grids, files per image, lanes and stores, ensembles, completion, and the rules
 of what it writes (decided before generating, never over anything but a regular PNG)."""
 import os
-import re
 import signal
 import stat
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 import generate
 from conftest import (EARLIER, LATEST, ROOT, assert_one_error_line, describe, error_of,
                       flag_error, limit_file_size, png_pixels, run_main, run_script, snapshot,
-                      tf, write_file, write_json)
+                      tf, write_file)
 
 
 def tiles(grid, count, size=8, padding=1):
@@ -54,8 +53,8 @@ def test_the_script_prints_its_own_lines_and_a_seed_repeats_its_image(trained, t
                         '--num_images=1', '--seed=7')
     assert result.returncode == 0, describe(result)
     assert result.stdout.splitlines() == [
-        'generating 1 image of 8x8 from %s (fast generation, temperature 1, seed 7)'
-        % (trained.logdir / LATEST), 'wrote %s' % out], describe(result)
+        'generating 1 image of 8x8 from %s with moving averages (fast generation, temperature '
+        '1, seed 7)' % (trained.logdir / LATEST), 'wrote %s' % out], describe(result)
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(
         'generating: 64 pixels'), describe(result)
     assert png_pixels(out)[0].shape == (8, 8)
@@ -92,7 +91,8 @@ def test_out_dir_from_a_checkpoint_prefix_holds_the_grid_images(trained, tmp_pat
     folder = tmp_path / 'images'
     out = run_main(generate, ['--checkpoint=%s' % checkpoint, '--out_dir=%s' % folder,
                               '--num_images=3', '--seed=2'], capsys).stdout
-    assert 'from %s (' % checkpoint in out and out.splitlines()[-1] == 'wrote %s' % folder
+    assert 'from %s with moving averages (' % checkpoint in out, out
+    assert out.splitlines()[-1] == 'wrote %s' % folder
     assert sorted(os.listdir(folder)) == ['image_0000.png', 'image_0001.png', 'image_0002.png']
     _, grid = generate_grid([checkpoint], tmp_path / 'grid.png', capsys, '--num_images=3',
                             '--seed=2')
@@ -113,7 +113,8 @@ def test_an_ensemble_of_a_model_with_itself_generates_as_the_model(trained, data
     members = [trained.logdir, trained.logdir / EARLIER]
     out, grid = generate_grid(members, tmp_path / 'pair.png', capsys, '--num_images=2',
                               '--seed=4')
-    assert 'from the ensemble of %s, %s (' % (members[0] / LATEST, members[1]) in out, out
+    assert 'from the ensemble of %s, %s with moving averages (' % (members[0] / LATEST,
+                                                                  members[1]) in out, out
     assert grid.shape == (8, 17)
     _, alone = argmax_completions(members[:1], data_dir, tmp_path / 'alone.png', capsys)
     _, itself = argmax_completions(members[:1] * 2, data_dir, tmp_path / 'itself.png', capsys)
@@ -174,7 +175,7 @@ def test_nan_weights_are_one_clear_error(logdir_copy, tmp_path):
             session.run(biases.assign(tf.fill(tf.shape(biases), float('nan'))))
             tf.train.Saver(variables).save(session, str(logdir_copy / 'model.ckpt-99'),
                                            write_meta_graph=False)
-    message = error_of(generate, ['--checkpoint=%s' % logdir_copy,
+    message = error_of(generate, ['--checkpoint=%s' % logdir_copy, '--no_ema',
                                   '--out=%s' % (tmp_path / 'out.png'), '--num_images=2'])
     assert 'non-finite probabilities' in message and '\n' not in message, message
     assert not (tmp_path / 'out.png').exists()

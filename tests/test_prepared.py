@@ -1,5 +1,4 @@
 """Prepared datasets: wavenet/prepared.py, reader.py reading them, datasets/prepare.py."""
-import contextlib
 import json
 import os
 import re
@@ -11,41 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (ROOT, Result, assert_one_error_line, limit_file_size, run_script,
-                      snapshot, write_png)
+from conftest import (ROOT, assert_one_error_line, limit_file_size, run_cli,
+                      run_script, snapshot, time_limit, write_png)
 from datasets import prepare
-from wavenet import cli, errors, prepared, reader
-
-
-@contextlib.contextmanager
-def time_limit(seconds=10):
-    """Fails the block with TimeoutError when it runs longer than `seconds`: a hang (on a FIFO,
-    say) fails its test instead of stalling the suite."""
-    def expire(signum, frame):
-        raise TimeoutError('still running after %d s: a hang' % seconds)
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_cli(main, capsys):
-    """main() under cli.run_main, the scripts' one error path, in this process (the signal
-    handlers it sets are restored after): a Result."""
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        cli.run_main(main)
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    captured = capsys.readouterr()
-    return Result(status, captured.out, captured.err)
+from wavenet import errors, prepared, reader
 
 
 def _gray_folder(root):

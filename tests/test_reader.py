@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from test_prepared import time_limit  # a shared helper, for tests/conftest.py
+from conftest import time_limit
 from wavenet import errors, reader
 
 

@@ -12,13 +12,8 @@ import numpy as np
 
 
 class BatchOrder:
-    """The images of every step's batch.
-
-    Args:
-        num_images: N, images per epoch.
-        batch_size: B, images per step (the global batch of a distributed run).
-        seed: the run's seed.
-    """
+    """The images of every step's batch: N = `num_images` per epoch, B = `batch_size` per step
+    (the global batch of a distributed run), in an order chosen by the run's `seed`."""
 
     def __init__(self, num_images, batch_size, seed):
         if num_images < 1 or batch_size < 1:

@@ -39,14 +39,8 @@ class WriteError(Error):
 
 
 def list_checkpoints(logdir):
-    """Every checkpoint with at least one file in `logdir`, newest (highest step) first.
-
-    The files are listed here, not read from TensorFlow's `checkpoint` index, which a crash or
-    a cleanup can leave missing, stale or corrupt.
-
-    Returns:
-        a list of checkpoint prefixes (LOGDIR/model.ckpt-STEP).
-    """
+    """The prefixes LOGDIR/model.ckpt-STEP of every checkpoint with a file in `logdir`, newest
+    first; from the files, not TensorFlow's `checkpoint` index (a crash can leave it stale)."""
     steps = {int(match.group(1)) for match in map(_CHECKPOINT_FILE.match, os.listdir(logdir))
              if match}
     return [os.path.join(logdir, '%s-%d' % (CHECKPOINT_PREFIX, step))
@@ -59,10 +53,8 @@ def step_of(prefix):
 
 
 def verify_checkpoint(prefix):
-    """Raises CheckpointError with the reason unless every tensor of `prefix` can be read.
-
-    Its files must be regular files: TensorFlow would wait for ever on a FIFO.
-    """
+    """Raises CheckpointError with the reason unless every tensor of `prefix` can be read from
+    regular files (TensorFlow would wait for ever on a FIFO)."""
     folder, name = os.path.split(prefix)
     for entry in os.listdir(folder or '.'):
         if entry.startswith(name + '.') and not stat.S_ISREG(os.stat(os.path.join(
@@ -81,22 +73,16 @@ def verify_checkpoint(prefix):
 
 
 def newest_readable_checkpoint(logdir):
-    """The newest checkpoint of `logdir` whose every tensor can be read.
-
-    Returns:
-        (checkpoint prefix, or None when the logdir holds no checkpoint file at all;
-        [(prefix, reason)] of every newer checkpoint that was skipped).
-    Raises:
-        CheckpointError: when checkpoint files exist but none of them can be read.
-    """
+    """(the newest checkpoint of `logdir` whose every tensor can be read, or None when it has no
+    checkpoint file; [(prefix, reason)] of the newer ones skipped). CheckpointError when
+    checkpoint files exist but none can be read."""
     skipped = []
     for prefix in list_checkpoints(logdir):
         try:
             verify_checkpoint(prefix)
+            return prefix, skipped
         except CheckpointError as error:
             skipped.append((prefix, str(error)))
-            continue
-        return prefix, skipped
     if skipped:
         raise CheckpointError('no checkpoint in %s can be read: %s' % (
             logdir, '; '.join(why for _, why in skipped)))
@@ -104,12 +90,8 @@ def newest_readable_checkpoint(logdir):
 
 
 def resolve_checkpoint(path):
-    """The checkpoint meant by `path`: a logdir (its newest readable) or a prefix.
-
-    Returns:
-        (checkpoint prefix, logdir holding it, [(prefix, reason)] of newer checkpoints of the
-        logdir that were skipped because they cannot be read).
-    """
+    """(checkpoint prefix, its logdir, skipped as newest_readable_checkpoint says) of `path`, a
+    logdir (its newest readable checkpoint) or a prefix."""
     if os.path.isdir(path):
         checkpoint, skipped = newest_readable_checkpoint(path)
         if checkpoint is None:
@@ -123,14 +105,8 @@ def resolve_checkpoint(path):
 
 
 def read_record(checkpoint, logdir):
-    """The run record of a checkpoint, checked against its logdir's run.json.
-
-    The checkpoint's copy (run_spec) is the one that counts; the logdir's run.json, where
-    there is one, must say the same.
-
-    Raises:
-        CheckpointError: naming the file and what is wrong, or what differs.
-    """
+    """The RunRecord stored in `checkpoint` (run_spec); the logdir's run.json, where there is
+    one, must say the same. CheckpointError naming the file and what is wrong or differs."""
     reader = tf.train.load_checkpoint(checkpoint)
     if not reader.has_tensor(RUN_SPEC_VARIABLE):
         raise CheckpointError('checkpoint %s holds no run record: it was written by an older '
@@ -157,16 +133,10 @@ def run_spec_variable(run):
 
 
 def restorer(checkpoint, variables):
-    """A function restore(session) that loads `variables` from `checkpoint`; built (and the
-    checkpoint checked) now, before any session runs.
-
-    Args:
-        checkpoint: a checkpoint prefix.
-        variables: {name in the checkpoint: graph variable}; a variable of a tf.distribute
-            strategy (one copy per replica) under its own name gets the value in every copy.
-    Raises:
-        CheckpointError: naming the variables that `checkpoint` lacks or shapes differently.
-    """
+    """A function restore(session) loading `variables`, {name in the checkpoint: variable},
+    from `checkpoint`: checked and built now, before any session runs. A variable of a
+    tf.distribute strategy (one copy per replica) under its own name gets the value in every
+    copy. CheckpointError naming the variables that the checkpoint lacks or shapes otherwise."""
     stored = dict(tf.train.list_variables(checkpoint))
     problems = ['%s missing' % name if name not in stored else
                 '%s has shape %s in the checkpoint, %s in the model'
@@ -192,43 +162,36 @@ def variables_by_name(scope=''):
 InferenceModels = collections.namedtuple('InferenceModels', [
     'mixture',      # the model.Mixture of the members (one member for one checkpoint)
     'record',       # the RunRecord of the first member
-    'checkpoints',  # the checkpoint prefix of each member
     'skipped',      # [(prefix, reason)] of newer checkpoints passed over as unreadable
-    'averaged',     # whether the members use their weights' moving averages
     'restore',      # function(session) loading every member's variables
-    'description',  # the checkpoint, or 'the ensemble of A, B, ...', for messages
+    'description',  # the checkpoint or 'the ensemble of A, B, ...', [' with moving averages']
 ])
 
 
 def open_for_inference(paths, use_averages=True):
-    """Builds the models of one checkpoint, or the ensemble of several, and checks them.
+    """The InferenceModels of the checkpoints of `paths` (logdirs or prefixes; several form an
+    ensemble), each rebuilt from its run record under its own scope (`wavenet`, or
+    `member0/wavenet`, `member1/wavenet`, ...) and loading the moving averages of its weights
+    in their place where `use_averages` and its checkpoint holds them.
 
-    Each member is rebuilt from its checkpoint's run record under its own variable scope
-    (`wavenet` alone; `member0/wavenet`, `member1/wavenet`, ... for several). With
-    `use_averages`, the members whose checkpoints hold moving averages of the weights load
-    those in place of the weights.
-
-    Args:
-        paths: a non-empty list of logdirs or checkpoint prefixes.
-        use_averages: load the weights' moving averages where a checkpoint has them.
-    Returns:
-        an InferenceModels.
     Raises:
         CheckpointError: when a path has no readable checkpoint, a checkpoint does not match
             its run.json, or the members cannot form an ensemble.
     """
     resolved = [resolve_checkpoint(path) for path in paths]
     records = [read_record(checkpoint, logdir) for checkpoint, logdir, _ in resolved]
-    for path, run in zip(paths[1:], records[1:]):
-        if _shared_by_members(run) != _shared_by_members(records[0]):
+    shared = [(run.image_size, run.channels, run.classes, run.params.quantization_channels,
+               run.params.gc_channels > 0, run.params.local_condition, run.params.output)
+              for run in records]
+    for path, members_share in zip(paths[1:], shared[1:]):
+        if members_share != shared[0]:
             raise CheckpointError(
                 'cannot ensemble %s with %s: the members of an ensemble need the same image '
                 'size, channels, classes, levels, class and local conditioning and output'
                 % (path, paths[0]))
-    scopes = ([MODEL_SCOPE] if len(paths) == 1 else
-              ['member%d/%s' % (index, MODEL_SCOPE) for index in range(len(paths))])
     models, restorers, averaged = [], [], True
-    for (checkpoint, _, _), run, scope in zip(resolved, records, scopes):
+    for index, ((checkpoint, _, _), run) in enumerate(zip(resolved, records)):
+        scope = MODEL_SCOPE if len(paths) == 1 else 'member%d/%s' % (index, MODEL_SCOPE)
         models.append(WaveNetModel(run.params, run.image_size, len(run.classes),
                                    run.channels, name=scope))
         stored = dict(tf.train.list_variables(checkpoint))
@@ -239,30 +202,21 @@ def open_for_inference(paths, use_averages=True):
         restorers.append(restorer(checkpoint, {
             name + (AVERAGE_SUFFIX if has_averages else ''): variable
             for name, variable in names.items()}))
-    checkpoints = [checkpoint for checkpoint, _, _ in resolved]
 
     def restore(session):
         for restore_member in restorers:
             restore_member(session)
-    return InferenceModels(Mixture(models), records[0], checkpoints,
-                           [skip for _, _, skipped in resolved for skip in skipped],
-                           averaged, restore,
-                           checkpoints[0] if len(checkpoints) == 1 else
-                           'the ensemble of %s' % ', '.join(checkpoints))
-
-
-def _shared_by_members(run):
-    """What the members of an ensemble must share."""
-    params = run.params
-    return (run.image_size, run.channels, run.classes, params.quantization_channels,
-            params.gc_channels > 0, params.local_condition, params.output)
+    checkpoints = [checkpoint for checkpoint, _, _ in resolved]
+    description = (checkpoints[0] if len(checkpoints) == 1 else
+                   'the ensemble of %s' % ', '.join(checkpoints))
+    return InferenceModels(Mixture(models), records[0],
+                           [skip for _, _, skipped in resolved for skip in skipped], restore,
+                           description + (' with moving averages' if averaged else ''))
 
 
 def check_not_in_use(logdir):
-    """Raises CheckpointError, naming the PID, when a process holds the logdir's lock.
-
-    Writes nothing: a probe before the lock is taken, so that a second run is refused at once.
-    """
+    """Raises CheckpointError, naming the PID, when a process holds the logdir's lock; writes
+    nothing (a probe before the lock is taken, so that a second run is refused at once)."""
     holder = files.lock_holder(os.path.join(logdir, LOCK_FILE))
     if holder is not None:
         raise _in_use(logdir, holder)
@@ -274,12 +228,9 @@ def _in_use(logdir, holder):
 
 
 def remove_stale_temporaries(logdir):
-    """Removes what an interrupted writer of `logdir` left: half-written checkpoints'
-    temporary folders and temporary files of atomic writes. Call it holding the lock.
-
-    Returns:
-        the names removed.
-    """
+    """Removes what an interrupted writer of `logdir` left (half-written checkpoints' temporary
+    folders, temporary files of atomic writes) and returns their names; call it holding the
+    lock."""
     removed = []
     samples = os.path.join(logdir, SAMPLES_FOLDER)
     names = os.listdir(logdir) + ([os.path.join(SAMPLES_FOLDER, name)
@@ -287,11 +238,11 @@ def remove_stale_temporaries(logdir):
                                   if os.path.isdir(samples) else [])
     for name in names:
         path = os.path.join(logdir, name)
-        if _CHECKPOINT_TEMPORARY.match(name) and not os.path.islink(path) and os.path.isdir(
-                path):
+        checkpoint_temporary = _CHECKPOINT_TEMPORARY.match(name)
+        if checkpoint_temporary and os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
-        elif (_CHECKPOINT_TEMPORARY.match(name) or files.is_temporary(os.path.basename(name))
-              ) and not os.path.isdir(path):
+        elif ((checkpoint_temporary or files.is_temporary(os.path.basename(name)))
+              and not os.path.isdir(path)):
             os.remove(path)
         else:
             continue
@@ -301,17 +252,11 @@ def remove_stale_temporaries(logdir):
 
 @contextlib.contextmanager
 def writing_into(logdir, resume_from):
-    """The block in which a run writes into its logdir: holding its lock, with failed writes
-    (disk full, read-only folder) turned into one-line errors naming the newest good
-    checkpoint.
-
-    Under the lock, what an interrupted writer left is removed, a symlink in the place of a
-    folder the run writes into is refused, and the newest readable checkpoint must still be
-    the one the run resumes from.
-
-    Yields:
-        the names of the temporaries removed.
-    """
+    """The block in which a run writes into its logdir, yielding the names of the temporaries
+    removed (remove_stale_temporaries). It holds the logdir's lock, refuses a symlink in the
+    place of a folder the run writes into, checks that the newest readable checkpoint is still
+    `resume_from`, and turns a failed write (disk full, read-only folder) into a WriteError
+    naming the newest good checkpoint."""
     try:
         os.makedirs(logdir, exist_ok=True)
         with files.exclusive_lock(os.path.join(logdir, LOCK_FILE)):

@@ -5,7 +5,6 @@ No module of the package imports this one: the arrows point from the scripts dow
 import argparse
 import contextlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -49,46 +48,15 @@ def checked(check):
 
 def integer_range(minimum, maximum=None):
     """An argparse type: an integer from minimum to maximum (None: no upper bound)."""
-    allowed = ('from %d to %d' % (minimum, maximum) if maximum is not None
-               else 'at least %d' % minimum)
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError('%r is not an integer' % text) from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError('must be an integer %s, got %d' % (allowed, value))
-        return value
-    return parse
+    return checked(lambda text: record.parse_number(text, int, minimum, maximum))
 
 
 positive_int = integer_range(1)
 non_negative_int = integer_range(0)
 seed = integer_range(0, MAX_SEED)
-
-
-def float_range(minimum, maximum=math.inf, include_minimum=True):
-    """An argparse type: a finite number in [minimum, maximum) ((minimum, ...) if not
-    include_minimum); maximum inf: no upper bound."""
-    allowed = '%s %g%s' % ('from' if include_minimum else 'above', minimum,
-                           '' if maximum == math.inf else ' to below %g' % maximum)
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError('%r is not a number' % text) from None
-        if (not math.isfinite(value) or value >= maximum
-                or (value < minimum if include_minimum else value <= minimum)):
-            raise argparse.ArgumentTypeError('must be a number %s, got %s' % (allowed, text))
-        return value
-    return parse
-
-
-positive_float = float_range(0, include_minimum=False)
-non_negative_float = float_range(0)
-fraction = float_range(0, 1)
+positive_float = checked(lambda text: record.parse_number(text, float, 0, above=True))
+fraction = checked(lambda text: record.parse_number(text, float, 0, 1, below=True))
+image_size = checked(record.parse_image_size)
 
 
 def boolean(text):
@@ -110,13 +78,9 @@ class ReplaceDefaultAppend(argparse.Action):
 
 
 def import_tensorflow(verbose):
-    """Imports tensorflow.compat.v1 in graph mode, quiet unless `verbose`.
-
-    Scripts call this after parsing their flags, so that --help does not wait for
-    TensorFlow. Quiet means TensorFlow's own switches (TF_CPP_MIN_LOG_LEVEL for its C++ logs,
-    read when it loads, so a value the user set is kept; its Python logger at ERROR), and
-    what it writes to stderr while it is imported held back.
-    """
+    """Imports tensorflow.compat.v1 in graph mode (after the flags are parsed: --help does not
+    wait for it), quiet unless `verbose`: TF_CPP_MIN_LOG_LEVEL 3 unless the user set it, its
+    Python logger at ERROR, and what it writes to stderr while imported held back."""
     if verbose:
         import tensorflow.compat.v1 as tf
     else:
@@ -130,13 +94,9 @@ def import_tensorflow(verbose):
 
 @contextlib.contextmanager
 def _stderr_held_back():
-    """Holds back what is written to file descriptor 2 in the block, and shows it only if the
-    block raises.
-
-    Where oneDNN is on (by default on CPUs with AVX512_VNNI, AVX512_BF16 or AMX), TensorFlow's
-    C++ code writes lines such as 'oneDNN custom operations are on' while it is imported,
-    before its log level applies: TF_CPP_MIN_LOG_LEVEL cannot silence them.
-    """
+    """Holds back what is written to file descriptor 2 in the block, shown only if it raises:
+    TensorFlow writes lines such as 'oneDNN custom operations are on' while it is imported,
+    before TF_CPP_MIN_LOG_LEVEL applies."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -176,12 +136,9 @@ def _interrupt(signum, _):
 
 
 def run_main(main):
-    """Calls main() and is the scripts' one error path.
-
-    An errors.Error becomes one line on stderr, 'error: MESSAGE', and exit status 2. SIGINT
-    and SIGTERM (where nothing handles them otherwise) raise Interrupted, so that `finally`
-    blocks and context managers clean up; the exit status is then 128 + the signal number.
-    """
+    """Calls main() as the scripts' one error path: an errors.Error becomes one stderr line,
+    'error: MESSAGE', and exit status 2; SIGINT and SIGTERM (unless handled otherwise) raise
+    Interrupted, so that `finally` blocks clean up, and exit with 128 + the signal number."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _interrupt)
     try:
@@ -197,15 +154,20 @@ def run_main(main):
 
 
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step.
+    """Turns the first SIGINT/SIGTERM into a request to stop at the next safe point (the end
+    of a training step, of a run of generated pixels); a second exits at once (status 128 +
+    the signal number). Raising from the signal handler itself could land inside
+    TensorFlow's session.run, which does not survive it.
 
-    A second signal exits at once (exit status 128 + the signal number); checkpoint files
-    are written under temporary names and renamed, so the last good checkpoint stays intact.
+    Args:
+        doing: what the process does on the first signal, for its message.
+        kept: what a second signal leaves, for its message.
     """
 
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
+    def __init__(self, doing='finishing this step and saving',
+                 kept='the last saved checkpoint is kept'):
+        self.requested, self.signum, self._previous = False, None, {}
+        self._doing, self._kept = doing, kept
 
     def __enter__(self):
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -217,44 +179,36 @@ class StopRequest:
             signal.signal(signum, handler)
 
     def _handle(self, signum, _):
+        name = signal.Signals(signum).name
         if self.requested:
-            print('\nsecond %s: exiting now; the last saved checkpoint is kept'
-                  % signal.Signals(signum).name, file=sys.stderr, flush=True)
+            print('\nsecond %s: exiting now; %s' % (name, self._kept), file=sys.stderr,
+                  flush=True)
             os._exit(128 + signum)
-        self.requested = True
-        print('\n%s: finishing this step and saving (again to exit at once)'
-              % signal.Signals(signum).name, file=sys.stderr, flush=True)
+        self.requested, self.signum = True, signum
+        print('\n%s: %s (again to exit at once)' % (name, self._doing), file=sys.stderr,
+              flush=True)
 
-
-# TRANSITION: removed once every caller uses the new names.
-UsageError = errors.Error
-error_reason = errors.reason
-MAX_IMAGE_SIDE = record.MAX_IMAGE_SIDE
-
-
-image_size = checked(record.parse_image_size)
+    def raise_if_requested(self):
+        """Raises Interrupted when a signal came: at a point where stopping is clean."""
+        if self.requested:
+            raise Interrupted(self.signum)
 
 
 def host_list(text):
     """argparse type: HOST:PORT,HOST:PORT,... (a list of at least one)."""
     hosts = [host.strip() for host in text.split(',') if host.strip()]
-    for host in hosts:
+    for host in hosts or [text]:
         name, _, port = host.rpartition(':')
         if not name or not port.isdigit() or not 0 < int(port) < 65536:
-            raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r'
-                                             % host)
-    if not hosts:
-        raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r' % text)
+            raise argparse.ArgumentTypeError('expected HOST:PORT,HOST:PORT,..., got %r' % host)
     return hosts
 
 
 def open_checkpoints(paths, use_averages=True):
     """checkpoints.open_for_inference for a script: warns about every newer checkpoint passed
-    over as unreadable, and says when the weights' moving averages are used."""
+    over as unreadable."""
     from wavenet import checkpoints
     models = checkpoints.open_for_inference(paths, use_averages)
     for _, why in models.skipped:
         warn('%s; skipped it' % why)
-    if models.averaged:
-        print('using the moving averages of the weights (--no_ema: the raw weights)')
     return models

@@ -52,11 +52,8 @@ def cluster_environment(environ, worker_hosts=None, task_index=0):
 
 
 def read_cluster(environ):
-    """The (cluster dict, task dict) of TF_CONFIG in `environ`, or None when it is unset.
-
-    Raises:
-        DistributionError: when TF_CONFIG is not a JSON object with a cluster and a task.
-    """
+    """The (cluster dict, task dict) of TF_CONFIG in `environ`, or None when it is unset;
+    DistributionError when it is not a JSON object with a cluster and a task."""
     text = environ.get('TF_CONFIG', '').strip()
     if not text:
         return None
@@ -85,20 +82,11 @@ def is_chief(cluster):
 
 
 def place(num_gpus=0, cpu_replicas=1, environ=None):
-    """Chooses the devices of a training run and builds its strategy.
-
-    Call it before anything else touches TensorFlow's devices: splitting the CPU into
-    logical devices is only possible then.
-
-    Args:
-        num_gpus: GPUs of this machine to train on (0: none).
-        cpu_replicas: logical CPU devices to train on, without GPUs (1: plain CPU).
-        environ: the environment holding TF_CONFIG (default: os.environ).
-    Returns:
-        a Placement.
-    Raises:
-        DistributionError: for devices this machine lacks, or a bad cluster.
-    """
+    """The Placement of a training run on `num_gpus` GPUs of this machine (0: none), or on
+    `cpu_replicas` logical CPU devices (1: plain CPU), or on the cluster of TF_CONFIG in
+    `environ` (default: os.environ). Call it before anything else touches TensorFlow's devices
+    (the CPU can be split only then). DistributionError for devices this machine lacks, or a
+    bad cluster."""
     cluster = read_cluster(os.environ if environ is None else environ)
     if num_gpus and cpu_replicas > 1:
         raise DistributionError('train on GPUs or on logical CPU devices, not both')
@@ -123,8 +111,12 @@ def _mirrored_placement(num_gpus, cpu_replicas):
         config = tf.ConfigProto(allow_soft_placement=True)
     else:
         cpu = tf.config.list_physical_devices('CPU')[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        except RuntimeError as error:  # the devices of this process are already in use
+            raise DistributionError('cannot split the CPU into %d logical devices (%s)'
+                                    % (cpu_replicas, error)) from None
         devices = ['/cpu:%d' % index for index in range(cpu_replicas)]
         # Without device_count a session sees one CPU device only.
         config = tf.ConfigProto(device_count={'CPU': cpu_replicas})

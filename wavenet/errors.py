@@ -24,12 +24,8 @@ def one_line(text):
 
 
 def reason(error):
-    """A short one-line reason for any exception.
-
-    A TensorFlow OpError's message names the node and the code that built it; the reason (for
-    example '...; File too large') is the last line that is not one of those annotations. A
-    URLError's reason is the exception it wraps.
-    """
+    """A short one-line reason for any exception: of a TensorFlow OpError, the last line that
+    is not an annotation (the node, the code that built it); of a URLError, what it wraps."""
     wrapped = getattr(error, 'reason', None)
     if isinstance(wrapped, BaseException):
         error = wrapped

@@ -12,11 +12,7 @@ from wavenet.ops import nats_to_bits
 
 class Scorer:
     """The scoring graph of a model.Mixture (one model or an ensemble), built in the current
-    graph and name scope.
-
-    Args:
-        mixture: a model.Mixture.
-    """
+    graph and name scope."""
 
     def __init__(self, mixture):
         self._pixels = tf.placeholder(tf.int32, [None, mixture.sequence_length], name='pixels')
@@ -29,20 +25,10 @@ class Scorer:
         self._nats = mixture.nats_per_image(self._pixels, self._labels, condition)  # [B]
 
     def bits_per_dim(self, session, images, labels=None, batch_size=100, on_progress=None):
-        """Average -log2 p over every sub-pixel of every image.
-
-        Args:
-            session: a Session with the model's variables restored.
-            images: uint8 [N, height, width] or [N, height, width, 3] levels (an array, or
-                anything that gives one for a slice of rows, such as a memory-mapped set).
-            labels: int [N] classes, for a class-conditional model.
-            batch_size: images per session.run.
-            on_progress: optional function(images in the batch just scored).
-        Returns:
-            Python float, bits per dimension.
-        Raises:
-            Error: when there is no image to score.
-        """
+        """The average -log2 p over every sub-pixel of images uint8 [N, height, width](, 3)
+        (an array, or a memory-mapped set read a batch at a time) with their labels int [N]
+        for a class-conditional model, batch_size images per run; on_progress(images scored)
+        after each. errors.Error when there is no image."""
         if not len(images):
             raise Error('there is no image to score')
         total_nats, total_pixels = 0.0, 0

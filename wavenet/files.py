@@ -11,6 +11,7 @@
 import contextlib
 import fcntl
 import json
+import math
 import os
 import secrets
 import stat
@@ -22,32 +23,20 @@ JSON_LIMIT = 1 << 20  # bytes: the largest settings file read
 
 
 def read_regular(path, limit, what='file'):
-    """The bytes of the regular file `path`, of at most `limit` bytes.
-
-    Raises:
-        Error: naming the path, when it is missing, not a regular file (a folder, FIFO,
-            device or socket), larger than `limit` or unreadable.
-    """
+    """The bytes of the regular file `path`; Error naming it when it is missing, not a regular
+    file (a folder, FIFO, device or socket), larger than `limit` bytes or unreadable."""
     try:
         # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting.
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            os.close(descriptor)
+            raise Error('%s %s is not a regular file: replace it with one' % (what, path))
+        with os.fdopen(descriptor, 'rb') as stream:
+            content = stream.read(limit + 1)
     except FileNotFoundError:
         raise Error('%s %s does not exist' % (what, path)) from None
     except OSError as error:
         raise Error('cannot read %s %s (%s)' % (what, path, error.strerror)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise Error('%s %s is not a regular file: replace it with one' % (what, path))
-        content = os.read(descriptor, limit + 1)
-        while len(content) <= limit:
-            chunk = os.read(descriptor, limit + 1 - len(content))
-            if not chunk:
-                break
-            content += chunk
-    except OSError as error:
-        raise Error('cannot read %s %s (%s)' % (what, path, error.strerror)) from None
-    finally:
-        os.close(descriptor)
     if len(content) > limit:
         raise Error('%s %s is larger than %d bytes: it is not a file this project wrote'
                     % (what, path, limit))
@@ -55,21 +44,18 @@ def read_regular(path, limit, what='file'):
 
 
 def _finite(text):
+    """float(text) for a JSON number or constant, refusing NaN, Infinity and overflow."""
     value = float(text)
-    if value in (float('inf'), float('-inf')):
-        raise ValueError('number %s out of range' % text)
+    if not math.isfinite(value):
+        raise ValueError('%s is not a finite number' % text)
     return value
-
-
-def _no_constant(name):
-    raise ValueError('%s is not a JSON number' % name)
 
 
 def parse_json(text, source):
     """JSON text (str or bytes) as Python values; Error naming `source` for anything that is
     not plain, finite JSON (NaN, Infinity, numbers out of range, nesting too deep)."""
     try:
-        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        return json.loads(text, parse_float=_finite, parse_constant=_finite)
     except RecursionError:
         raise Error('%s is nested too deeply to be a file this project wrote' % source) from None
     except (ValueError, TypeError) as error:  # UnicodeDecodeError is a ValueError
@@ -101,16 +87,9 @@ def remove_quietly(path):
 
 
 def write_atomic(path, write, mode=0o666):
-    """Writes a file through a temporary file in the same folder and a rename.
-
-    The folder is created when missing. The file gets `mode` less the umask. The temporary
-    file is removed when `write` (or the rename) fails, and `path` keeps what it held before.
-
-    Args:
-        path: the file to write.
-        write: function(binary file object) that writes the content.
-        mode: the permissions of the new file (before the umask).
-    """
+    """Writes `path` (its folder created when missing, `mode` less the umask) by calling
+    write(binary file) on a temporary file beside it, then renaming; when either fails the
+    temporary is removed and `path` keeps what it held."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = temporary_path(path)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -141,14 +120,12 @@ class LockedError(Error):
 
 def _open_lock(path, flags):
     """A descriptor of the lock file, refusing a symlink or anything but a regular file."""
-    try:
-        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
-    except OSError as error:
-        if os.path.islink(path):
-            raise Error('%s is a symlink: remove it (a lock file is never followed)'
-                        % path) from None
-        raise
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    if os.path.islink(path):
+        raise Error('%s is a symlink: remove it (a lock file is never followed)' % path)
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise Error('%s is not a regular file: remove it' % path)
+    descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):  # replaced since the check
         os.close(descriptor)
         raise Error('%s is not a regular file: remove it' % path)
     return descriptor
@@ -156,15 +133,10 @@ def _open_lock(path, flags):
 
 @contextlib.contextmanager
 def exclusive_lock(path):
-    """Holds an exclusive flock on the file `path` (created with its folder when missing)
-    while in the block, with this process's PID written in it.
-
-    The OS releases the lock when the block ends or the process dies, however it dies.
-
-    Raises:
-        LockedError: when another process holds the lock.
-        Error: when `path` is a symlink or not a regular file.
-    """
+    """Holds an exclusive flock on the file `path` (created with its folder when missing), with
+    this process's PID written in it, while in the block; the OS releases it when the block
+    ends or the process dies. LockedError when another process holds it; Error when `path` is
+    a symlink or not a regular file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     descriptor = _open_lock(path, os.O_RDWR | os.O_CREAT)
     try:
@@ -181,10 +153,7 @@ def exclusive_lock(path):
 
 def lock_holder(path):
     """The PID (text) of the process holding the lock on `path`, or None; writes nothing.
-
-    Raises:
-        Error: when `path` is a symlink or not a regular file.
-    """
+    Error when `path` is a symlink or not a regular file."""
     if not os.path.lexists(path):
         return None
     descriptor = _open_lock(path, os.O_RDONLY)

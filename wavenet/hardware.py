@@ -9,18 +9,14 @@
 
 XLA compiles the training step: TensorFlow's auto-clustering (the session's global jit
 level; TF_XLA_FLAGS=--tf_xla_cpu_global_jit lets it reach the CPU). By default it is on where
-it measured faster: training on the CPU of one process, one device, at XLA_MIN_BATCH or more
-images per step (benchmarks/README.md has the measurements); off at smaller batches, and on
-GPUs, logical CPU replicas and clusters (not measured there).
+it measured faster (benchmarks/README.md): see choose_xla.
 
-Nothing here imports TensorFlow at import time (train.py parses its flags with it). The XLA
-switch must be set before TensorFlow touches its devices, which read TF_XLA_FLAGS once.
+Nothing here imports TensorFlow at import time (train.py parses its flags with it).
 """
 import os
 
 from wavenet.errors import Error
 
-PRECISIONS = ('fp32', 'bf16')
 BF16_FLAGS = ('avx512_bf16', 'amx_bf16')  # /proc/cpuinfo flags of CPUs with bf16 units
 
 
@@ -46,13 +42,8 @@ def has_bf16_units(flags):
 
 
 def check_precision(precision, num_gpus, cpu):
-    """Raises errors.Error unless training in `precision` is possible here.
-
-    Args:
-        precision: one of PRECISIONS.
-        num_gpus: GPUs the run trains on (0: the CPU).
-        cpu: (model name, flags) as cpu_info returns them.
-    """
+    """Raises errors.Error unless training in `precision` ('fp32' or 'bf16') is possible on
+    `num_gpus` GPUs (0: the CPU) or the CPU `cpu` ((model name, flags) of cpu_info)."""
     if precision == 'fp32':
         return
     if num_gpus:
@@ -74,7 +65,7 @@ def choose_xla(choice, on_one_cpu, batch_size):
     """Whether a run compiles with XLA: `choice` 'on' or 'off', or 'auto': on when training on
     the one CPU device of one process (`on_one_cpu`: no GPUs, logical CPU replicas or
     cluster) at XLA_MIN_BATCH or more images per step. When on, lets XLA reach the CPU
-    (TF_XLA_FLAGS): call it before anything touches TensorFlow's devices."""
+    (TF_XLA_FLAGS, read once): call it before anything touches TensorFlow's devices."""
     on = choice == 'on' or (choice == 'auto' and on_one_cpu and batch_size >= XLA_MIN_BATCH)
     if on:
         os.environ['TF_XLA_FLAGS'] = xla_environment(os.environ.get('TF_XLA_FLAGS'))

@@ -14,32 +14,16 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
 
 def to_images(sequences, image_size, channels, quantization_channels):
-    """Sequences of levels back to 8-bit images.
-
-    Args:
-        sequences: int [N, height * width * channels] levels in raster order.
-        image_size: (height, width).
-        channels: 1 or 3.
-        quantization_channels: Q, the number of levels.
-    Returns:
-        uint8 [N, height, width] for grayscale, [N, height, width, 3] for RGB.
-    """
+    """uint8 images [N, height, width] (grayscale) or [N, height, width, 3] (RGB) of
+    sequences int [N, height * width * channels] of levels 0..quantization_channels-1."""
     height, width = image_size
     shape = (-1, height, width) + ((channels,) if channels > 1 else ())
     return dequantize(np.asarray(sequences).reshape(shape), quantization_channels)
 
 
 def condition_images(conditions, image_size, channels, quantization_channels):
-    """Condition images shown at the size of the images they condition.
-
-    Args:
-        conditions: int [N, h, w, c] levels (model.derive_condition), h dividing height.
-        image_size: (height, width) of the images.
-        channels: 1 or 3, the images' channels (a gray condition of RGB images is shown RGB).
-        quantization_channels: Q, the number of levels.
-    Returns:
-        uint8 [N, height, width] or [N, height, width, 3].
-    """
+    """Conditions int [N, h, w, c] (model.derive_condition) shown as uint8 images of
+    image_size and `channels` ([N, height, width](, 3)): upscaled, a gray one in RGB."""
     conditions = dequantize(np.asarray(conditions), quantization_channels)
     factor = image_size[0] // conditions.shape[1]
     shown = np.repeat(np.repeat(conditions, factor, axis=1), factor, axis=2)
@@ -48,15 +32,8 @@ def condition_images(conditions, image_size, channels, quantization_channels):
 
 
 def grid(rows, padding=1):
-    """Lays out rows of images of one size, with `padding` pixels of black between them.
-
-    Args:
-        rows: a list of rows, each a list of uint8 [height, width] or [height, width, 3]
-            images (rows may differ in length; missing cells stay black).
-    Returns:
-        uint8 [R * (height + padding) - padding, C * (width + padding) - padding](, 3) for R
-        rows of at most C images.
-    """
+    """One uint8 image of rows (lists, of any length) of uint8 images [height, width](, 3)
+    of one size, `padding` pixels of black between them and in missing cells."""
     first = rows[0][0]
     height, width = first.shape[:2]
     columns = max(len(row) for row in rows)

@@ -1,17 +1,12 @@
 """The WaveNet: causal dilated convolutions over raster-ordered pixels.
 
-One WaveNetModel object owns the variables. Its full path (training, evaluation, naive
-generation) and its incremental path (fast generation, wavenet/fast_generation.py) run the
-same layer code (`_stack`) on the same variables; they differ only in where each layer's
-input taps come from: delayed copies of the whole sequence, or a store of each layer's
-recent inputs. The network's output parameters become a distribution of the next pixel
-through an Output: a softmax over the levels, or PixelCNN++'s discretized logistic mixture.
-A Mixture is one model, or several sampled and scored as the mean of their distributions.
-
-Conditioning, added to every layer's filter and gate: the class of the image (global), the
-row, column and channel of the predicted sub-pixel, and a condition image known in full
-before generation (local: a low-resolution or gray copy of the image, through a small
-non-causal convolutional network, features_of).
+One WaveNetModel owns the variables. Its full path (training, evaluation, naive generation)
+and its incremental path (fast_generation.py) run the same layer code (`_stack`) on the same
+variables; only the source of each layer's input taps differs. An Output turns the network's
+parameters into a distribution of the next sub-pixel; a Mixture is one model, or several
+scored and sampled as the mean of their distributions. Conditioning terms (the class, the
+position of the sub-pixel, a condition image known in full) are added to every layer's filter
+and gate.
 """
 import collections
 import copy
@@ -65,31 +60,46 @@ class Output:
     def sample(self, parameters, temperature, argmax):
         """int32 [B] levels drawn from parameters [B, size] at `temperature`, or the
         likeliest ones where the bool tensor `argmax` is true."""
-        logits = self.logits(parameters)
-        if self.kind == 'softmax':
-            drawn = tf.random.categorical(logits / temperature, 1, dtype=tf.int32)[:, 0]
-        else:
-            drawn = ops.sample_logistic_mixture(parameters, self.levels, temperature)
-        return tf.where_v2(argmax, tf.argmax(logits, axis=-1, output_type=tf.int32), drawn)
+        def likeliest():
+            return tf.argmax(self.logits(parameters), axis=-1, output_type=tf.int32)
+
+        def drawn():
+            if self.kind == 'softmax':
+                return tf.random.categorical(parameters / temperature, 1, dtype=tf.int32)[:, 0]
+            return ops.sample_logistic_mixture(parameters, self.levels, temperature)
+        # Only the branch taken runs: a mixture's table of every level's probability is
+        # computed only for argmax.
+        return tf.cond(argmax, likeliest, drawn)
 
 
-class WaveNetModel:
+class _Scored:
+    """What a model or a mixture gives of images through its `parameters` and `output`."""
+
+    def logits(self, pixels, labels=None, condition=None):
+        """Level logits [B, T, Q] of every sub-pixel given the earlier ones (Output.logits)."""
+        return self.output.logits(self.parameters(pixels, labels, condition))
+
+    def nats_per_image(self, pixels, labels=None, condition=None):
+        """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
+        return tf.reduce_sum(self.output.nats(self.parameters(pixels, labels, condition),
+                                              pixels), axis=1)
+
+
+class WaveNetModel(_Scored):
     """Creates the variables of a WaveNet and builds graphs that use them.
 
-    An image is one sequence of height * width * channels levels in raster order, the
+    An image is one sequence of T = height * width * channels levels in raster order, the
     channels of a pixel (R, G, B) next to each other.
 
     Args:
         params: a WaveNetParams.
         image_size: (height, width) of the images.
-        num_classes: number of classes, needed for class conditioning (gc_channels > 0).
-        channels: 1 for grayscale, 3 for RGB; colour models learn an embedding of the
-            channel of each sub-pixel, added with the position conditioning.
+        num_classes: number of classes (for class conditioning, gc_channels > 0).
+        channels: 1 (grayscale) or 3 (RGB: the channel's embedding joins the position's).
         name: variable scope of every variable.
 
     Attributes:
-        weights: every weight matrix and table (no biases), the targets of L2
-            regularization, recorded as they are created.
+        weights: every weight matrix and table (no biases): the targets of L2.
         output: the Output of the params.
         condition_shape: (h, w, c) of the condition image, or None.
     """
@@ -106,7 +116,7 @@ class WaveNetModel:
         self.num_classes = num_classes if params.gc_channels else 0
         self.start_token = params.quantization_channels
         self.output = Output(params)
-        self.condition_shape = condition_shape(params, self.image_size, channels)
+        self.condition_shape = params.condition_shape(self.image_size, channels)
         self.weights = []
         with tf.variable_scope(name) as scope:
             self._variables = self._create_variables()
@@ -125,8 +135,8 @@ class WaveNetModel:
                 if variable is not None]
 
     def averaged(self, moving_averages):
-        """This model with the moving averages of its trainable variables in their place (a
-        tf.train.ExponentialMovingAverage that tracks them): for validation and samples."""
+        """This model with the averages of a tf.train.ExponentialMovingAverage in place of its
+        trainable variables (for validation and samples)."""
         twin = copy.copy(self)
         twin._variables = tf.nest.map_structure(  # pylint: disable=protected-access
             lambda variable: variable if variable is None or not variable.trainable
@@ -136,10 +146,8 @@ class WaveNetModel:
 
     @property
     def _matrices(self):
-        """The weights in the layout the stack multiplies by (_combine_weights), computed
-        once per graph and replica: the first use builds them, outside any loop, so fast
-        generation does not redo them at every pixel, and every replica of a distributed
-        step computes them from its own copy of the variables."""
+        """The weights in the layout the stack multiplies by, built at their first use in a
+        graph and replica: outside fast generation's loop, from each replica's own copy."""
         context = tf.distribute.get_replica_context()
         with tf.name_scope(self._combined_scope):
             replica = 0 if context is None else int(tf.get_static_value(
@@ -212,8 +220,7 @@ class WaveNetModel:
         return variables
 
     def _create_conditioning(self):
-        """The class, row, column and channel embeddings and the condition network (None
-        where unused)."""
+        """The class, row, column and channel embeddings, the condition network (or None)."""
         (height, width), params = self.image_size, self.params
         size = params.position_channels
         embeddings = {
@@ -261,28 +268,16 @@ class WaveNetModel:
                             if self.params.use_biases else None)}
 
     def derive_condition(self, images):
-        """The condition image of images, as training derives it from each training image.
-
-        Args:
-            images: int [B, height, width, channels] levels.
-        Returns:
-            int32 [B, h, w, c] = [B] + condition_shape: the images averaged over F x F blocks
-            ('lowres:F'), or their luminance ('gray').
-        """
+        """The condition images, int32 [B] + condition_shape, of images int [B, height, width,
+        channels]: averaged over F x F blocks ('lowres:F'), or their luminance ('gray')."""
         if self.params.local_condition == 'gray':
             return ops.luminance(images)
         return ops.block_average(images, self.params.condition_factor)
 
     def features_of(self, condition):
-        """Features of a condition image for every sub-pixel, from a small non-causal network:
-        an embedding of its levels, two 3x3 convolutions at its resolution, upsampling to the
-        image's (nearest neighbour) and a third 3x3 convolution.
-
-        Args:
-            condition: int [B] + condition_shape levels.
-        Returns:
-            float [B, T, condition_channels], T = height * width * channels in raster order.
-        """
+        """Features float [B, T, condition_channels] of each sub-pixel from condition images
+        int [B] + condition_shape, through a small non-causal network: an embedding of the
+        levels, two 3x3 convolutions, nearest-neighbour upsampling, a third 3x3 convolution."""
         network = self._variables['conditioning']['condition']
         factor = self.params.condition_factor
         with tf.name_scope('local_condition'):
@@ -300,10 +295,8 @@ class WaveNetModel:
             return tf.repeat(features, self.channels, axis=1)  # [B, T, C]
 
     def conditioning(self, labels, positions, features=None):
-        """Every layer's conditioning terms, side by side: [..., L * 2D] for L layers.
-
-        Class terms are per image, position terms per sub-pixel, condition terms per image
-        and sub-pixel; the caller broadcasts them into a sum (layer_conditions).
+        """Every layer's conditioning terms, side by side: [..., L * 2D] for L layers, to be
+        broadcast into a sum (layer_conditions).
 
         Args:
             labels: int [B] classes, or None for an unconditional model.
@@ -370,10 +363,9 @@ class WaveNetModel:
         Args:
             inputs: float [..., residual_channels], output of the input convolution.
             layer_taps: function (layer index, dilation, layer input [..., residual_channels])
-                -> list of filter_width taps, oldest first, each [..., residual_channels].
-            layer_conditions: one term (or None) per layer, added to the filter and gate
-                pre-activations (layer_conditions).
-            dropout: optional Dropout, applied to every layer's gated activations.
+                -> the layer's filter_width taps, oldest first, each [..., residual_channels].
+            layer_conditions: one term [..., 2D] (or None) per layer (layer_conditions).
+            dropout: optional Dropout of every layer's gated activations.
         Returns:
             float [..., output.size]: the parameters of the next sub-pixel's distribution.
         """
@@ -410,14 +402,8 @@ class WaveNetModel:
             return ops.dense(hidden, self._matrices['logits'], output['logits_biases'])
 
     def _full_inputs(self, pixels):
-        """The input convolution over a whole sequence.
-
-        Args:
-            pixels: int [B, T] levels.
-        Returns:
-            (the input tokens int32 [B, T]: the start token, then pixels[:, :-1];
-            the convolution's outputs float [B, T, residual_channels]).
-        """
+        """(The input tokens int32 [B, T]: the start token, then pixels[:, :-1]; the input
+        convolution's outputs float [B, T, residual_channels]) of pixels int [B, T]."""
         with tf.name_scope('input'):
             tokens = ops.shift_in_start_token(tf.cast(pixels, tf.int32), self.start_token)
             outputs = ops.causal_embedding_conv(tokens, self._matrices['tables'],
@@ -431,37 +417,17 @@ class WaveNetModel:
         return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation) for i in range(width)]
 
     def parameters(self, pixels, labels=None, condition=None, dropout=None):
-        """The output parameters of every sub-pixel given the ones before it.
-
-        Args:
-            pixels: int [B, T] levels in raster order, T <= height * width * channels.
-            labels: int [B] classes; required by a class-conditional model.
-            condition: int [B] + condition_shape; required by a locally conditioned model.
-            dropout: optional Dropout of the gated activations (training only).
-        Returns:
-            float [B, T, output.size]; position t depends on pixels[:, :t] only (and on all
-            of the condition).
-        """
+        """The output parameters float [B, T, output.size] of every sub-pixel of pixels int
+        [B, T] (T up to height * width * channels): position t depends on pixels[:, :t] only,
+        and on all of the condition int [B] + condition_shape; labels int [B] are the
+        classes; each is required by the model that is conditioned so, and None otherwise."""
         _, inputs = self._full_inputs(pixels)
         return self._stack(inputs, self._delayed_copies,
                            self._full_conditions(labels, pixels, condition), dropout)
 
-    def logits(self, pixels, labels=None, condition=None):
-        """Level logits [B, T, Q] of every sub-pixel (see parameters and Output.logits)."""
-        return self.output.logits(self.parameters(pixels, labels, condition))
-
-    def nats_per_image(self, pixels, labels=None, condition=None):
-        """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
-        return tf.reduce_sum(self.output.nats(self.parameters(pixels, labels, condition),
-                                              pixels), axis=1)
-
     def loss(self, pixels, labels=None, condition=None, dropout=None, l2_strength=0.0):
-        """The mean negative log-likelihood per sub-pixel, in nats, and the training objective.
-
-        Returns:
-            (loss, objective), scalars: the objective adds l2_strength times the L2 penalty
-            of every weight (built under the same name scope, 'loss').
-        """
+        """(The mean negative log-likelihood per sub-pixel in nats, the objective: that plus
+        l2_strength times the weights' L2 penalty), both under the name scope 'loss'."""
         parameters = self.parameters(pixels, labels, condition, dropout)
         with tf.name_scope('loss'):
             loss = tf.reduce_mean(self.output.nats(parameters, pixels))
@@ -471,17 +437,10 @@ class WaveNetModel:
                                                         for weight in self.weights])
 
     def step_parameters(self, token_taps, layer_taps, layer_conditions):
-        """Output parameters of one incremental step, from the taps a generation store gives.
-
-        Args:
-            token_taps: the input convolution's initial_filter_width int taps [B], oldest
-                first, the current token last.
-            layer_taps: function(layer index, layer input [B, residual_channels]) -> that
-                layer's filter_width taps, oldest first, the input itself last.
-            layer_conditions: one conditioning term [B or 1, 2D] (or None) per layer.
-        Returns:
-            float [B, output.size].
-        """
+        """Output parameters float [B, output.size] of one incremental step, from the taps a
+        generation store gives: token_taps, the input convolution's int [B] taps, oldest first;
+        layer_taps(layer index, input [B, residual_channels]), each layer's taps, the input
+        last; layer_conditions, one term [B or 1, 2D] (or None) per layer."""
         with tf.name_scope('input'):
             inputs = ops.embedding_taps(token_taps, self._matrices['tables'])
             biases = self._variables['input']['biases']
@@ -491,17 +450,9 @@ class WaveNetModel:
                            layer_conditions)
 
     def known_layer_inputs(self, prime_pixels, labels, condition):
-        """What each layer saw of the known pixels, from one pass of the full network.
-
-        Args:
-            prime_pixels: int [B, P] known first pixels (P may be 0).
-            labels: int [B] classes, or None.
-            condition: int [B] + condition_shape, or None.
-        Returns:
-            (tokens int [B, P], the input tokens of positions 0..P-1; a list with each
-            layer's inputs float [B, P, residual_channels]). The first generation step
-            (position P) takes the last known pixel as its token.
-        """
+        """What each layer saw of the known first pixels int [B, P] (P may be 0), from one
+        pass of the full network: (the input tokens int [B, P], each layer's inputs float
+        [B, P, residual_channels]). Generation's first step takes the last known pixel."""
         tokens, inputs = self._full_inputs(prime_pixels)
         layer_inputs = []
 
@@ -513,29 +464,10 @@ class WaveNetModel:
         return tokens, layer_inputs
 
 
-def condition_shape(params, image_size, channels):
-    """(h, w, c) of the condition image of a model, or None without local conditioning."""
-    factor = params.condition_factor
-    if factor is None:
-        return None
-    height, width = image_size
-    if params.local_condition == 'gray':
-        if channels != 3:
-            raise ValueError("local_condition 'gray' needs colour images (3 channels)")
-        return height, width, 1
-    if height % factor or width % factor:
-        raise ValueError('local_condition lowres:%d needs a factor that divides the image '
-                         'side (%dx%d)' % (factor, height, width))
-    return height // factor, width // factor, channels
-
-
-class Mixture:
-    """One WaveNetModel, or several scored and sampled as the mean of their distributions.
-
-    Given the same earlier pixels every member gives a normalized distribution of the next
-    pixel, and so does their equal-weight mean: the mixture is itself an autoregressive model
-    with an exact likelihood, -log p(x) = -sum over t of log(mean over the members of
-    p_k(x_t | x_<t)). A mixture of one model is that model unchanged.
+class Mixture(_Scored):
+    """One WaveNetModel, or several scored and sampled as the mean of their distributions:
+    itself an autoregressive model with an exact likelihood, -log p(x) = -sum over t of
+    log(mean over the members of p_k(x_t | x_<t)).
 
     Args:
         models: a non-empty list of WaveNetModels with the same image size, channels,
@@ -555,13 +487,3 @@ class Mixture:
         """The output parameters [B, T, size] of the mixture of the members (Output.combine)."""
         return self.output.combine([model.parameters(pixels, labels, condition)
                                     for model in self.models])
-
-    def logits(self, pixels, labels=None, condition=None):
-        """Level logits [B, T, Q] of the mixture: the one member's, or the log of the
-        members' mean distribution."""
-        return self.output.logits(self.parameters(pixels, labels, condition))
-
-    def nats_per_image(self, pixels, labels=None, condition=None):
-        """Negative log-likelihood of each image, float [B], from pixels int [B, T]."""
-        return tf.reduce_sum(self.output.nats(self.parameters(pixels, labels, condition),
-                                              pixels), axis=1)

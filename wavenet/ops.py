@@ -1,7 +1,7 @@
 """Pure tensor functions: causal (dilated) convolutions, shifts, dropout, losses.
 
-Every function here builds graph ops from its arguments only; none creates variables.
-Shapes use B = batch, T = time (pixels in raster order), C = channels.
+Every function builds graph ops from its arguments only; none creates variables. Shapes use
+B = batch, T = time (pixels in raster order), C = channels, Q = levels.
 """
 import math
 
@@ -9,15 +9,7 @@ import tensorflow.compat.v1 as tf
 
 
 def dense(inputs, weights, biases=None):
-    """A 1x1 convolution: a matrix product over the last axis.
-
-    Args:
-        inputs: float [..., in_channels].
-        weights: float [in_channels, out_channels].
-        biases: optional float [out_channels].
-    Returns:
-        float [..., out_channels].
-    """
+    """A 1x1 convolution: inputs [..., in] x weights [in, out] (+ biases [out]) -> [..., out]."""
     if inputs.shape.ndims == 2:
         outputs = tf.matmul(inputs, weights)
     else:
@@ -35,28 +27,16 @@ def filter_matrix(filters):
 
 
 def conv_taps(taps, matrix, biases=None):
-    """One output step of a convolution from its input taps.
+    """One output step of a convolution: sum over i of taps[i] x filters[i] (+ biases).
 
-    Args:
-        taps: list of filter_width tensors, each float [..., in_channels], oldest first.
-        matrix: float [filter_width * in_channels, out_channels], from filter_matrix.
-        biases: optional float [out_channels].
-    Returns:
-        float [..., out_channels]: sum over i of taps[i] x filters[i].
+    taps: filter_width tensors [..., in], oldest first; matrix: from filter_matrix.
+    Returns [..., out].
     """
-    stacked = tf.concat(taps, axis=-1)  # [..., filter_width * in_channels]
-    return dense(stacked, matrix, biases)
+    return dense(tf.concat(taps, axis=-1), matrix, biases)
 
 
 def causal_shift(inputs, shift):
-    """Delays a sequence by `shift` steps, filling the start with zeros.
-
-    Args:
-        inputs: [B, T, C].
-        shift: non-negative Python int.
-    Returns:
-        [B, T, C] with outputs[:, t] = inputs[:, t - shift], zero where t < shift.
-    """
+    """inputs [B, T, C] delayed by `shift` (a Python int >= 0) steps, zeros at the start."""
     if shift == 0:
         return inputs
     # Slice, then pad: their gradients (pad, slice) cost far less than a strided slice's.
@@ -71,13 +51,8 @@ def causal_shift(inputs, shift):
 def causal_conv(inputs, filters, dilation, biases=None):
     """Causal dilated convolution: output t sees inputs t, t - d, ..., t - (w - 1) d.
 
-    Args:
-        inputs: float [B, T, in_channels].
-        filters: float [filter_width, in_channels, out_channels].
-        dilation: positive Python int.
-        biases: optional float [out_channels].
-    Returns:
-        float [B, T, out_channels]; positions before the start count as zeros.
+    inputs [B, T, in], filters [w, in, out], biases [out] or None -> [B, T, out]; positions
+    before the start count as zeros.
     """
     filter_width = filters.shape.as_list()[0]
     taps = [causal_shift(inputs, (filter_width - 1 - i) * dilation) for i in range(filter_width)]
@@ -85,28 +60,19 @@ def causal_conv(inputs, filters, dilation, biases=None):
 
 
 def embedding_taps(token_taps, tables):
-    """One output step of a convolution over one-hot tokens, as table lookups.
+    """conv_taps over one-hot tokens, as table lookups.
 
-    Equal to conv_taps over the one-hot encodings of the tokens, without the one-hot matmul.
-
-    Args:
-        token_taps: list of filter_width int tensors [...], oldest first.
-        tables: float [filter_width, num_tokens, out_channels].
-    Returns:
-        float [..., out_channels].
+    token_taps: filter_width int tensors [...], oldest first; tables: [filter_width,
+    num_tokens, out]. Returns [..., out].
     """
     return tf.add_n([tf.gather(tables[i], tokens) for i, tokens in enumerate(token_taps)])
 
 
 def causal_embedding_conv(tokens, tables, pad_token):
-    """Causal convolution over one-hot tokens, as table lookups.
+    """Causal convolution over one-hot tokens int [B, T], as table lookups.
 
-    Args:
-        tokens: int [B, T].
-        tables: float [filter_width, num_tokens, out_channels].
-        pad_token: Python int standing for every position before the start.
-    Returns:
-        float [B, T, out_channels]; output t sees tokens t - filter_width + 1 .. t.
+    Output t sees tokens t - filter_width + 1 .. t, pad_token before the start. Returns
+    [B, T, out].
     """
     filter_width = tables.shape.as_list()[0]
     batch_size, length = tf.shape(tokens)[0], tf.shape(tokens)[1]
@@ -116,17 +82,10 @@ def causal_embedding_conv(tokens, tables, pad_token):
 
 
 def level_bumps(num_levels, num_bumps):
-    """Smooth functions of the pixel level: Gaussian bumps spread evenly over the levels.
+    """Gaussian bumps spread evenly over the levels: float32 [num_bumps >= 2, num_levels].
 
-    Bump j is centred on level j * (num_levels - 1) / (num_bumps - 1) and its standard
-    deviation is that spacing, so neighbouring bumps overlap and any combination of them is
-    a smooth curve over the levels.
-
-    Args:
-        num_levels: Python int, the number of pixel levels.
-        num_bumps: Python int >= 2.
-    Returns:
-        float32 [num_bumps, num_levels].
+    Bump j is centred on level j * spacing, spacing = (num_levels - 1) / (num_bumps - 1), with
+    that spacing as its standard deviation, so any combination is a smooth curve.
     """
     spacing = (num_levels - 1) / (num_bumps - 1)
     levels = tf.range(num_levels, dtype=tf.float32)[None, :]
@@ -135,45 +94,22 @@ def level_bumps(num_levels, num_bumps):
 
 
 def shift_in_start_token(pixels, start_token):
-    """The network input for predicting every pixel from the ones before it.
-
-    Args:
-        pixels: int [B, T] pixel levels.
-        start_token: Python int, a token that is not a pixel level.
-    Returns:
-        int [B, T]: start_token followed by pixels[:, :-1].
-    """
+    """The network input for pixels int [B, T]: start_token, then pixels[:, :-1]."""
     start = tf.fill([tf.shape(pixels)[0], 1], tf.cast(start_token, pixels.dtype))
     return tf.concat([start, pixels], axis=1)[:, :tf.shape(pixels)[1]]
 
 
 def stateless_seed(seed, counter):
-    """The seed of a stateless random op drawn from (seed, counter) alone.
-
-    Args:
-        seed: Python int, the run's seed.
-        counter: integer scalar tensor (a step or an epoch).
-    Returns:
-        int64 [2].
-    """
+    """The int64 [2] seed of a stateless random op, from a Python int and an int tensor."""
     return tf.stack([tf.constant(seed, tf.int64), tf.cast(counter, tf.int64)])
 
 
 def dropout_rows(inputs, rate, seed, first=0, total=None):
-    """Stateless dropout of some rows of a batch, as the whole batch would drop them.
+    """Stateless dropout of rows first .. first + B - 1 of a batch of `total` rows (default B).
 
-    The mask is drawn for `total` rows from the seed alone, and rows first .. first + B - 1
-    of it are applied, so a replica holding a slice of a distributed batch drops what one
-    device holding the whole batch drops in those rows.
-
-    Args:
-        inputs: float [B, ...].
-        rate: Python float in [0, 1): the share of values set to zero.
-        seed: int64 [2], the seed of the mask.
-        first: Python int, the first row of `inputs` within the batch.
-        total: Python int, the rows of the batch (None: B, the rows of `inputs`).
-    Returns:
-        float [B, ...]: inputs / (1 - rate) where kept, 0 where dropped.
+    The mask is drawn for the whole batch from `seed` (int64 [2]) alone, so a replica holding
+    a slice of the batch drops what one device holding all of it drops there.
+    Returns inputs [B, ...] / (1 - rate) where kept, 0 where dropped.
     """
     shape = tf.shape(inputs)
     rows = shape[:1] if total is None else [total]
@@ -183,14 +119,9 @@ def dropout_rows(inputs, rate, seed, first=0, total=None):
 
 
 def translate_images(images, offsets):
-    """Shifts each image by whole pixels, repeating its edge rows and columns.
+    """Images [B, H, W, C] shifted by offsets int32 [B, 2] (down, right), edges repeated.
 
-    Args:
-        images: [B, H, W, C].
-        offsets: int32 [B, 2]: rows down and columns right, each may be negative.
-    Returns:
-        [B, H, W, C] with outputs[b, y, x] = images[b, clip(y - down), clip(x - right)],
-        clip keeping the index inside the image.
+    outputs[b, y, x] = images[b, clip(y - down), clip(x - right)], clipped into the image.
     """
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     rows = tf.clip_by_value(tf.range(height)[None] - offsets[:, :1], 0, height - 1)  # [B, H]
@@ -200,16 +131,7 @@ def translate_images(images, offsets):
 
 
 def random_offsets(step, batch_size, max_shift, seed):
-    """Random translations of batch number `step`, a function of (seed, step) alone.
-
-    Args:
-        step: int64 scalar tensor, the global step.
-        batch_size: Python int.
-        max_shift: Python int >= 0, the largest shift in each direction.
-        seed: Python int.
-    Returns:
-        int32 [batch_size, 2] offsets, uniform in [-max_shift, max_shift].
-    """
+    """int32 [batch_size, 2] offsets uniform in [-max_shift, max_shift], from (seed, step)."""
     # A second seed word keeps these draws apart from the dropout masks' (the same seed).
     return tf.random.stateless_uniform([batch_size, 2],
                                        seed=stateless_seed(seed, step) + [0, 1 << 40],
@@ -217,30 +139,12 @@ def random_offsets(step, batch_size, max_shift, seed):
 
 
 def mixture_log_probabilities(member_logits):
-    """Log of the equal-weight mean of several softmax distributions.
+    """Log of the equal-weight mean of softmax(logits) over a list of logits [..., Q].
 
-    Args:
-        member_logits: a non-empty list of float [..., Q] logits, one per mixture member.
-    Returns:
-        float [..., Q]: log((1 / K) * sum over the K members of softmax(logits)), normalized
-        log-probabilities that serve as logits too.
+    Returns [..., Q], normalized log-probabilities that serve as logits too.
     """
     log_probabilities = tf.stack([tf.nn.log_softmax(logits) for logits in member_logits])
     return tf.reduce_logsumexp(log_probabilities, axis=0) - math.log(len(member_logits))
-
-
-def nats_per_sequence(logits, pixels):
-    """Negative log-likelihood of each sequence.
-
-    Args:
-        logits: float [B, T, Q].
-        pixels: int [B, T] levels, the targets.
-    Returns:
-        float [B]: the sum over t of -ln softmax(logits[:, t])[pixels[:, t]].
-    """
-    nats = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(pixels, tf.int32), logits=logits)  # [B, T]
-    return tf.reduce_sum(nats, axis=1)
 
 
 def nats_to_bits(nats):
@@ -248,17 +152,10 @@ def nats_to_bits(nats):
     return nats / math.log(2.0)
 
 
-def _logistic_level_log_probabilities(levels, means, log_scales, num_levels):
-    """log P(level) under single logistics, with PixelCNN++'s edge levels and fall-back.
-
-    Args:
-        levels: float32 levels.
-        means: float32 means, broadcasting against levels.
-        log_scales: float32 log-scales, already floored, broadcasting against levels.
-        num_levels: Python int L.
-    Returns:
-        float32, of the broadcast shape.
-    """
+def _logistic_mixture_log_probabilities(parameters, levels, num_levels, min_log_scale):
+    """log P(levels) under a mixture [..., 3K], levels float32 broadcasting against [..., 1]."""
+    logits, means, log_scales = tf.split(tf.cast(parameters, tf.float32), 3, axis=-1)
+    log_scales = tf.maximum(log_scales, min_log_scale)
     inverse_scales = tf.exp(-log_scales)
     half_bin = 1.0 / (num_levels - 1)
     centred = ((2 * levels - (num_levels - 1)) * half_bin - means) * inverse_scales
@@ -272,67 +169,38 @@ def _logistic_level_log_probabilities(levels, means, log_scales, num_levels):
     log_bins = tf.where_v2(log_mass >= math.log(1e-5), log_mass,
                            log_centre_density + math.log(2 * half_bin))
     log_bins = tf.where_v2(tf.equal(levels, 0), -tf.nn.softplus(-upper), log_bins)  # CDF(upper)
-    return tf.where_v2(tf.equal(levels, num_levels - 1), -tf.nn.softplus(lower),  # 1 - CDF
-                       log_bins)
+    log_bins = tf.where_v2(tf.equal(levels, num_levels - 1), -tf.nn.softplus(lower),  # 1 - CDF
+                           log_bins)
+    return tf.reduce_logsumexp(log_bins + tf.nn.log_softmax(logits), axis=-1)
 
 
 def logistic_mixture_log_probabilities(parameters, num_levels, min_log_scale=-7.0):
     """Log-probabilities of the levels under a mixture of discretized logistics (PixelCNN++).
 
-    Level l sits at x_l = 2 l / (num_levels - 1) - 1 and owns the bin x_l +- d, d = 1 /
-    (num_levels - 1); level 0 owns everything below its upper edge, the last level everything
-    above its lower edge. A bin whose probability under a component is below 1e-5 takes that
-    component's log density at the bin centre plus log(2 d) instead, as PixelCNN++ does.
-
-    Args:
-        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
-        num_levels: Python int L >= 2.
-        min_log_scale: Python float, the floor on the log-scales.
-    Returns:
-        float32 [..., L] normalized log-probabilities (up to the fall-back, which leaves out
-        less than 1e-4), computed in float32 whatever the input dtype.
+    parameters: float [..., 3K]: K mixture logits, K means, K log-scales (floored at
+    min_log_scale). Level l sits at x_l = 2 l / (L - 1) - 1 and owns the bin x_l +- 1 / (L - 1);
+    level 0 owns everything below, level L - 1 everything above. A bin of probability below
+    1e-5 under a component takes its density at the centre times the bin's width instead.
+    Returns float32 [..., L], normalized up to that fall-back (less than 1e-4).
     """
-    logits, means, log_scales = tf.split(tf.cast(parameters, tf.float32), 3, axis=-1)
     levels = tf.range(num_levels, dtype=tf.float32)[:, None]  # [L, 1]
-    log_bins = _logistic_level_log_probabilities(
-        levels, means[..., None, :], tf.maximum(log_scales, min_log_scale)[..., None, :],
-        num_levels)  # [..., L, K]
-    return tf.reduce_logsumexp(log_bins + tf.nn.log_softmax(logits)[..., None, :], axis=-1)
+    return _logistic_mixture_log_probabilities(parameters[..., None, :], levels, num_levels,
+                                               min_log_scale)
 
 
 def logistic_mixture_log_likelihood(parameters, levels, num_levels, min_log_scale=-7.0):
-    """logistic_mixture_log_probabilities at the given levels only, L times cheaper.
-
-    Args:
-        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
-        levels: int [...] levels.
-        num_levels: Python int L >= 2.
-        min_log_scale: Python float, the floor on the log-scales.
-    Returns:
-        float32 [...]: the log-probability of each level.
-    """
-    logits, means, log_scales = tf.split(tf.cast(parameters, tf.float32), 3, axis=-1)
-    log_bins = _logistic_level_log_probabilities(
-        tf.cast(levels, tf.float32)[..., None], means, tf.maximum(log_scales, min_log_scale),
-        num_levels)  # [..., K]
-    return tf.reduce_logsumexp(log_bins + tf.nn.log_softmax(logits), axis=-1)
+    """logistic_mixture_log_probabilities at levels int [...] only: float32 [...]."""
+    return _logistic_mixture_log_probabilities(parameters, tf.cast(levels, tf.float32)[..., None],
+                                               num_levels, min_log_scale)
 
 
 def sample_logistic_mixture(parameters, num_levels, temperature, min_log_scale=-7.0):
-    """Draws one level per position from a mixture of discretized logistics.
+    """Draws int32 [...] levels from mixtures [..., 3K] of discretized logistics.
 
     A component is drawn from softmax(logits / temperature), then a logistic sample of its
-    mean and its scale times the temperature, rounded to the nearest level. At temperature 1
-    the levels follow logistic_mixture_log_probabilities (up to the uniform draws' bounds,
-    1e-5 from 0 and 1). The random ops follow the graph seed.
-
-    Args:
-        parameters: float [..., 3K]: K mixture logits, K means, K log-scales.
-        num_levels: Python int >= 2.
-        temperature: positive float (a Python number or a float32 scalar tensor).
-        min_log_scale: Python float, the floor on the log-scales.
-    Returns:
-        int32 [...] levels in [0, num_levels - 1].
+    mean and its scale times the temperature (a number or a float32 scalar), rounded to the
+    nearest level. At temperature 1 the levels follow logistic_mixture_log_probabilities (the
+    uniform draws stay 1e-5 from 0 and 1). The random ops follow the graph seed.
     """
     parameters = tf.cast(parameters, tf.float32)
     flat = tf.reshape(parameters, [-1, parameters.shape[-1]])  # [N, 3K]
@@ -349,13 +217,10 @@ def sample_logistic_mixture(parameters, num_levels, temperature, min_log_scale=-
 
 
 def merge_logistic_mixtures(member_parameters):
-    """One logistic mixture equal to the equal-weight mean of several.
+    """One logistic mixture [..., 3 sum K_m], the equal-weight mean of a list of [..., 3K_m].
 
-    Args:
-        member_parameters: a non-empty list of float [..., 3K_m], one per member.
-    Returns:
-        float [..., 3 sum K_m]: the members' normalized logits minus log(M), their means and
-        their log-scales, each concatenated in the members' order.
+    Its logits are the members' normalized logits minus log(M); logits, means and log-scales
+    are each concatenated in the members' order.
     """
     logits, means, log_scales = zip(*[tf.split(parameters, 3, axis=-1)
                                       for parameters in member_parameters])
@@ -365,13 +230,9 @@ def merge_logistic_mixtures(member_parameters):
 
 
 def block_average(images, factor):
-    """Images averaged over factor x factor blocks, rounded half up to levels.
+    """Levels int [B, H, W, C] averaged over factor x factor blocks, rounded half up.
 
-    Args:
-        images: int [B, H, W, C] levels.
-        factor: Python int dividing H and W.
-    Returns:
-        int32 [B, H / factor, W / factor, C]: floor(block mean + 0.5).
+    Returns int32 [B, H / factor, W / factor, C]: floor(block mean + 0.5), exactly.
     """
     means = tf.nn.avg_pool2d(tf.cast(images, tf.float64), factor, factor, 'VALID')
     sums = tf.cast(tf.round(means * factor ** 2), tf.int32)  # exact integer block sums
@@ -379,12 +240,9 @@ def block_average(images, factor):
 
 
 def luminance(images):
-    """The ITU-R BT.601 luma of RGB images, rounded half up to levels of the same range.
+    """The BT.601 luma int32 [B, H, W, 1] of RGB levels [B, H, W, 3], rounded half up.
 
-    Args:
-        images: int [B, H, W, 3] RGB levels.
-    Returns:
-        int32 [B, H, W, 1]: floor(0.299 R + 0.587 G + 0.114 B + 0.5), in exact integers.
+    floor(0.299 R + 0.587 G + 0.114 B + 0.5), in exact integers.
     """
     weighted = tf.reduce_sum(tf.cast(images, tf.int32) * [299, 587, 114], axis=-1,
                              keepdims=True)  # [B, H, W, 1], 1000 times the luma

@@ -104,6 +104,23 @@ class WaveNetParams:
             return None
         return int(self.local_condition.split(':')[1]) if ':' in self.local_condition else 1
 
+    def condition_shape(self, image_size, channels):
+        """(h, w, c) of the condition image of images of `image_size` and `channels`, or None
+        without local conditioning; ParamsError when the condition does not fit them."""
+        factor = self.condition_factor
+        if factor is None:
+            return None
+        height, width = image_size
+        if self.local_condition == 'gray':
+            if channels != 3:
+                raise ParamsError("local_condition 'gray' conditions colour images on their "
+                                  'luminance: it needs 3 channels, not %d' % channels)
+            return height, width, 1
+        if height % factor or width % factor:
+            raise ParamsError('local_condition lowres:%d needs a factor that divides the image '
+                              'sides (%dx%d)' % (factor, height, width))
+        return height // factor, width // factor, channels
+
     def to_dict(self):
         """Returns a JSON-ready dict of every field."""
         fields = dataclasses.asdict(self)

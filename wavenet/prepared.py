@@ -1,29 +1,14 @@
 """Prepared datasets: each split's images in one uint8 .npy file, read memory-mapped.
 
-A prepared dataset is a folder holding:
+    dataset.json      {"image_size": [H, W], "channels": C, "classes": [names], "complete": true,
+                       "splits": {"train": N, "test": M}, "format": ..., "source": {...}}
+    train_images.npy  uint8 [N, H, W, C], C = 1 (grayscale) or 3 (RGB), intensities 0..255
+    train_labels.npy  int64 [N]: an index into "classes", -1 for an image without a class
+    test_images.npy, test_labels.npy: the same for the test split, which may be missing
 
-    dataset.json        {"image_size": [H, W], "channels": C, "classes": [names],
-                         "splits": {"train": N, "test": M}, "complete": true,
-                         "format": ..., "source": {"written_by": ..., ...}}
-    train_images.npy    uint8 [N, H, W, C], C = 1 (grayscale) or 3 (RGB), intensities 0..255
-    train_labels.npy    int64 [N]: an index into "classes", -1 for an image without a class
-    test_images.npy     the same for the test split, which may be missing
-    test_labels.npy
-
-"image_size", "channels" and "classes" are required and checked strictly, "splits" when
-present; "complete": false marks a dataset being written (or whose writer was stopped): it is
-refused when read. Reading maps the arrays into memory (regular files only, pickles refused)
-after checking them against dataset.json, and reads only the images indexed (PreparedImages).
-
-Writing (PreparedWriter): the arrays grow under temporary names; close() marks dataset.json
-incomplete, renames the arrays into place and writes dataset.json complete last, so a crash
-leaves the old dataset or one marked incomplete, never a mix that looks whole.
-
-Whose folder it is (check_output, the one rule of datasets/prepare.py and datasets/download.py):
-they write only into a folder that is missing, empty, or holds a dataset.json whose "source"
-says one of WRITERS wrote it; a writer marks a new folder as its own (an incomplete dataset.json)
-before anything else, and writes or removes nothing there but dataset.json, the four arrays and
-their temporaries. One writer a folder at a time. No TensorFlow here.
+Every value and array is checked when read (regular files only, no pickles); "complete": false
+marks a dataset being written, refused. Writing (PreparedWriter) and whose folder it is
+(check_output) are described there. No TensorFlow here.
 """
 import contextlib
 import os
@@ -37,6 +22,8 @@ from wavenet.errors import DataError, Error, reason
 
 INFO_FILE = 'dataset.json'
 SPLITS = ('train', 'test')
+ARRAY_FILES = {split: ('%s_images.npy' % split, '%s_labels.npy' % split) for split in SPLITS}
+FILE_NAMES = (INFO_FILE,) + ARRAY_FILES['train'] + ARRAY_FILES['test']  # all a dataset holds
 FORMAT = 'image-wavenet prepared dataset 1'
 WRITERS = ('datasets/prepare.py', 'datasets/download.py')  # "source": {"written_by": ...}
 REPAIR = 'prepare it again (python -m datasets.prepare or datasets.download)'
@@ -82,21 +69,12 @@ def check_classes(classes):
 
 
 class Info(NamedTuple):
-    """What dataset.json says; `counts` has an entry for each split whose files exist: its
-    count in "splits", or None."""
+    """dataset.json; `counts`: {split whose files exist: its count in "splits", or None}."""
     image_size: tuple  # (height, width)
     channels: int
     classes: tuple
     counts: dict
     source: object  # any JSON value, None when not given
-
-
-def file_names(split):
-    """(images file, labels file) of a split, e.g. ('train_images.npy', 'train_labels.npy')."""
-    return '%s_images.npy' % split, '%s_labels.npy' % split
-
-
-FILE_NAMES = (INFO_FILE,) + tuple(name for split in SPLITS for name in file_names(split))
 
 
 def is_prepared(path):
@@ -105,7 +83,7 @@ def is_prepared(path):
 
 
 def _read_json(path):
-    """(path of dataset.json, its content: a dict); Error naming it for anything else."""
+    """(path of dataset.json in the folder `path`, its content: a dict); Error naming it."""
     info_path = os.path.join(path, INFO_FILE)
     content = files.read_json(info_path, 'prepared dataset file')
     if not isinstance(content, dict):
@@ -114,35 +92,33 @@ def _read_json(path):
 
 
 def read_info(path):
-    """The Info of a prepared dataset; DataError naming the file when dataset.json is missing,
-    not a regular file, not JSON, incomplete, lacking a key or with a bad value, when the train
-    split or one file of a split is missing, or "splits" names other splits."""
+    """The Info of a prepared dataset; DataError naming the file for a bad dataset.json (or
+    "splits" naming other splits), or a missing file of the train split or of a present one."""
     path = os.fspath(path)
     try:
         info_path, content = _read_json(path)
-        if content.get('complete', True) is not True:
-            raise Error('%s marks an unfinished dataset (its writer was stopped)' % info_path)
-        missing = [key for key in ('image_size', 'channels', 'classes') if key not in content]
-        if missing:
-            raise Error('%s lacks "%s"' % (info_path, missing[0]))
-        counts = content.get('splits')
-        try:
-            _require(counts is None or isinstance(counts, dict) and set(counts) <= set(SPLITS)
-                     and all(_is_int(n) and n >= 0 for n in counts.values()), 'splits',
-                     'train and test mapped to image counts', counts)
-            info = Info(check_image_size(content['image_size']),
-                        check_channels(content['channels']), check_classes(content['classes']),
-                        counts, content.get('source'))
-        except Error as error:
-            raise Error('%s: %s' % (info_path, error)) from None
     except Error as error:
         raise DataError('%s; %s' % (error, REPAIR)) from None
+    counts = content.get('splits')
+    try:
+        if content.get('complete', True) is not True:
+            raise Error('marks an unfinished dataset (its writer was stopped)')
+        for key in ('image_size', 'channels', 'classes'):
+            if key not in content:
+                raise Error('lacks "%s"' % key)
+        _require(counts is None or isinstance(counts, dict) and set(counts) <= set(SPLITS)
+                 and all(_is_int(n) and n >= 0 for n in counts.values()), 'splits',
+                 'train and test mapped to image counts', counts)
+        info = Info(check_image_size(content['image_size']), check_channels(content['channels']),
+                    check_classes(content['classes']), counts, content.get('source'))
+    except Error as error:
+        raise DataError('%s: %s; %s' % (info_path, error, REPAIR)) from None
     present = []
     for split in SPLITS:
-        exists = [os.path.lexists(os.path.join(path, name)) for name in file_names(split)]
+        exists = [os.path.lexists(os.path.join(path, name)) for name in ARRAY_FILES[split]]
         if not all(exists) and (any(exists) or split == 'train'):
             raise DataError('%s is missing; %s' % (os.path.join(
-                path, file_names(split)[exists.index(False)]), REPAIR))
+                path, ARRAY_FILES[split][exists.index(False)]), REPAIR))
         present += [split] if all(exists) else []
     if counts is not None and set(counts) != set(present):
         raise DataError('%s lists the splits %s but the folder has files for %s; %s' % (
@@ -151,17 +127,15 @@ def read_info(path):
 
 
 def load_prepared(path, split, levels=None):
-    """(images, labels) of one split, memory-mapped, after checking the files against
-    dataset.json: labels int64 [N] in -1..len(classes)-1 (read a chunk at a time), images a
-    PreparedImages of uint8 [N, H, W(, 3)] mapped by `levels`, a uint8 [256] table from
-    intensity to level (e.g. reader.quantize(np.arange(256), Q)), or None for intensities.
-    DataError as read_info, or when the split has no files or a file does not match."""
+    """(images, labels) of one split, memory-mapped, checked against dataset.json: labels int64
+    [N] in -1..len(classes)-1; images a PreparedImages of uint8 [N, H, W(, 3)] mapped by
+    `levels` (uint8 [256], intensity to level; None: intensities). DataError for a bad file."""
     path = os.fspath(path)
     info = read_info(path)
     if split not in info.counts:
         raise DataError('%s has no %s split (its files %s are missing); it has: %s' % (
-            path, split, ' and '.join(file_names(split)), ', '.join(sorted(info.counts))))
-    images_path, labels_path = (os.path.join(path, name) for name in file_names(split))
+            path, split, ' and '.join(ARRAY_FILES[split]), ', '.join(sorted(info.counts))))
+    images_path, labels_path = (os.path.join(path, name) for name in ARRAY_FILES[split])
     pixels = _open_array(images_path, np.uint8, (None,) + info.image_size + (info.channels,))
     labels = _open_array(labels_path, np.int64, (None,))
     expected = info.counts[split]
@@ -180,10 +154,9 @@ def load_prepared(path, split, levels=None):
 
 
 def _open_array(path, dtype, shape):
-    """np.load(path, mmap_mode='r') of a regular file, checked to have `dtype` and `shape`
-    (None: any size). A FIFO or device is refused before it is opened (np.load would block)."""
+    """np.load(path, mmap_mode='r') of a regular file of `dtype` and `shape` (None: any)."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        if not stat.S_ISREG(os.stat(path).st_mode):  # np.load would block on a FIFO
             raise DataError('%s is not a regular file; %s' % (path, REPAIR))
         array = np.load(path, mmap_mode='r', allow_pickle=False)
     except (OSError, ValueError, EOFError, SyntaxError) as error:
@@ -198,16 +171,13 @@ def _open_array(path, dtype, shape):
 
 
 def check_output(out_dir):
-    """Whether a script may write a prepared dataset into `out_dir`, the one rule (module
-    docstring); writes nothing. Returns None for a missing or empty folder, else (source,
-    complete) of a dataset.json one of WRITERS wrote (its arrays unchecked); DataError for
-    anything else."""
+    """Whether a script may write a prepared dataset into `out_dir` (only FILE_NAMES and their
+    temporaries): None for a missing or empty folder, (source, complete) of a dataset.json one
+    of WRITERS wrote (arrays unchecked); DataError for anything else. Writes nothing."""
     out_dir = os.fspath(out_dir)
-    if not os.path.lexists(out_dir):
-        return None
-    if not os.path.isdir(out_dir):
+    if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
         raise DataError('%s exists and is not a folder' % out_dir)
-    entries = sorted(os.listdir(out_dir))
+    entries = sorted(os.listdir(out_dir)) if os.path.lexists(out_dir) else []
     if not entries:
         return None
     if INFO_FILE not in entries:
@@ -226,13 +196,9 @@ def check_output(out_dir):
 
 
 class PreparedImages:
-    """The images `rows` (int [n] indices, None for all) of `base` (a memmap uint8 [N, H, W, C]
-    of intensities, C = 1 or 3) mapped by `levels` (uint8 [256], or None), read on demand.
-
-    An array-like (len, shape, dtype, ndim): indexing with an integer, a slice, a 1-D integer
-    array (any order, repeats allowed) or a boolean mask reads those images only and gives uint8
-    [k, H, W] (grayscale: the channel axis dropped) or [k, H, W, 3]; np.asarray reads them all.
-    """
+    """The images `rows` (int [n], None: all) of `base` (memmap uint8 [N, H, W, C]) mapped by
+    `levels` (uint8 [256] or None), read on demand. Array-like: an integer, a slice, a 1-D
+    integer array or a boolean mask reads those images only, uint8 [k, H, W] or [k, H, W, 3]."""
 
     dtype = np.dtype(np.uint8)
 
@@ -242,10 +208,7 @@ class PreparedImages:
         self.rows = None if rows is None else np.asarray(rows, np.int64)
         height, width, channels = base.shape[1:]
         self.shape = (len(self), height, width) + ((channels,) if channels > 1 else ())
-
-    @property
-    def ndim(self):
-        return len(self.shape)
+        self.ndim = len(self.shape)
 
     def __len__(self):
         return len(self.base) if self.rows is None else len(self.rows)
@@ -275,64 +238,49 @@ class PreparedImages:
         return np.array(pixels) if self.levels is None else self.levels[pixels]
 
     def __array__(self, dtype=None, copy=None):
-        images = self[:]
-        return images if dtype is None else images.astype(dtype)
+        return self[:] if dtype is None else self[:].astype(dtype)
 
 
 class _GrowingArray:
-    """An .npy file of `dtype` rows of `row_shape`, written a block at a time under a temporary
-    name beside `path`. finish() rewrites the header with the final row count: numpy's version
-    1.0 header leaves room for the first axis to grow, so the data never moves."""
+    """An .npy file of `dtype` rows of `row_shape` growing under a temporary name beside `path`;
+    finish() writes the row count into the version 1.0 header, which leaves room for it."""
 
     def __init__(self, path, dtype, row_shape):
         self.path, self.dtype, self.row_shape = path, np.dtype(dtype), tuple(row_shape)
         self.temporary, self.rows = files.temporary_path(path), 0
-        self._file = open(self.temporary, 'xb')
-        self._header_bytes = self._write_header()
+        self.file = open(self.temporary, 'xb')
+        self.header_bytes = self.write_header()
 
-    def _write_header(self):
-        """Writes the header for the rows so far at the start; returns its length."""
-        self._file.seek(0)
-        np.lib.format.write_array_header_1_0(self._file, {
+    def write_header(self):
+        self.file.seek(0)
+        np.lib.format.write_array_header_1_0(self.file, {
             'descr': np.lib.format.dtype_to_descr(self.dtype), 'fortran_order': False,
             'shape': (self.rows,) + self.row_shape})
-        return self._file.tell()
+        return self.file.tell()
 
     def append(self, block):
-        """Appends rows: `block` is [k] + row_shape."""
-        self._file.seek(0, os.SEEK_END)
-        self._file.write(np.ascontiguousarray(block, self.dtype).data)
+        self.file.seek(0, os.SEEK_END)
+        self.file.write(np.ascontiguousarray(block, self.dtype).data)
         self.rows += len(block)
 
     def finish(self):
         """Writes the final header and closes the file, flushed to the disk."""
-        if self._write_header() != self._header_bytes:
+        if self.write_header() != self.header_bytes:
             raise ValueError('%d rows do not fit in the .npy header of %s' % (self.rows, self.path))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-
-    def discard(self):
-        """Deletes the temporary file, also when closing it fails (on a full disk)."""
-        with contextlib.suppress(OSError):
-            self._file.close()
-        files.remove_quietly(self.temporary)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
 
 
 class PreparedWriter:
-    """Writes a prepared dataset into the folder `out_dir` (created when missing), a chunk at a
-    time; `classes` and `source` (a JSON object, with "written_by") may be set until they are
-    needed (the labels, close()):
+    """Writes a prepared dataset into `out_dir` (created when missing), a chunk at a time, in a
+    `with` block; `classes` and `source` ({"written_by": ...}) may change until used.
 
-        with PreparedWriter(out_dir, (height, width), channels, classes, source) as writer:
-            writer.append_images('train', images)  # as many chunks as needed
-            writer.append_labels('train', labels)  # in any order with the images
-            writer.close()
-
-    A folder without dataset.json gets one marked incomplete at once (the folder is then the
-    writer's: check_output). close() also removes the arrays of a split not written and the
-    temporaries interrupted writers left. Leaving the block without close() (an exception, or
-    SIGINT or SIGTERM under cli.run_main) deletes the temporaries.
+    A folder without dataset.json gets one marked incomplete first (the writer's from then on).
+    close() renames the finished arrays into place between two writes of dataset.json, marked
+    incomplete then complete (never a mix that looks whole), and removes the arrays of a split
+    not written and stale temporaries. Leaving the block without close() (an error, SIGINT or
+    SIGTERM under cli.run_main) deletes the temporaries, even on a full disk.
     """
 
     def __init__(self, out_dir, image_size, channels, classes, source=None):
@@ -340,7 +288,6 @@ class PreparedWriter:
         self.image_size, self.channels = check_image_size(image_size), check_channels(channels)
         self.classes, self.source = check_classes(tuple(classes)), source
         self._arrays = {}  # (split, 0 for images or 1 for labels) -> _GrowingArray
-        self._closed = False
         os.makedirs(self.out_dir, exist_ok=True)
         if not os.path.lexists(os.path.join(self.out_dir, INFO_FILE)):
             self._write_info(None)
@@ -348,9 +295,11 @@ class PreparedWriter:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
-        if not self._closed:
-            self.abort()
+    def __exit__(self, *exc_info):  # the temporaries left (none after close())
+        for array in self._arrays.values():
+            with contextlib.suppress(OSError):
+                array.file.close()
+            files.remove_quietly(array.temporary)
 
     def _write_info(self, counts):
         """dataset.json, complete with `counts` ({split: count}) or incomplete for None."""
@@ -360,24 +309,22 @@ class PreparedWriter:
                            classes=list(self.classes), splits=counts)
         files.write_json_atomic(os.path.join(self.out_dir, INFO_FILE), content)
 
-    def _append(self, split, kind, block, dtype, row_shape):
+    def _append(self, split, kind, block):
         if split not in SPLITS:
             raise ValueError('split must be one of %s, got %r' % (SPLITS, split))
         if (split, kind) not in self._arrays:
             self._arrays[split, kind] = _GrowingArray(
-                os.path.join(self.out_dir, file_names(split)[kind]), dtype, row_shape)
+                os.path.join(self.out_dir, ARRAY_FILES[split][kind]), block.dtype, block.shape[1:])
         self._arrays[split, kind].append(block)
 
     def append_images(self, split, images):
         """Appends uint8 intensities [k, H, W, C] (or [k, H, W] when C is 1)."""
-        images = np.asarray(images)
-        shape = (len(images),) + self.image_size
-        if images.dtype != np.uint8 or images.shape not in (
-                shape + (self.channels,), shape if self.channels == 1 else None):
-            raise ValueError('%s images must be uint8 %s(, %d), got %s %s' % (
-                split, list(shape), self.channels, images.dtype, list(images.shape)))
-        row_shape = self.image_size + (self.channels,)
-        self._append(split, 0, images.reshape((-1,) + row_shape), np.uint8, row_shape)
+        images, row_shape = np.asarray(images), self.image_size + (self.channels,)
+        if images.dtype != np.uint8 or images.shape[1:] not in (
+                row_shape, row_shape[:2] if self.channels == 1 else None):
+            raise ValueError('%s images must be uint8 [k, %d, %d(, %d)], got %s %s' % (
+                split, *row_shape, images.dtype, list(images.shape)))
+        self._append(split, 0, images.reshape((-1,) + row_shape))
 
     def append_labels(self, split, labels):
         """Appends integer labels [k], each -1 (no class) or an index into the classes."""
@@ -387,41 +334,30 @@ class PreparedWriter:
                              % (split, labels.dtype, list(labels.shape)))
         if labels.size and not -1 <= labels.min() <= labels.max() < len(self.classes):
             raise ValueError('%s labels must lie in -1..%d' % (split, len(self.classes) - 1))
-        self._append(split, 1, labels, np.int64, ())
+        self._append(split, 1, labels.astype(np.int64))
 
     def close(self):
-        """Finishes the files, gives them their names, writes dataset.json last; returns
-        {split: number of images}."""
-        counts = {}
+        """Finishes the dataset; returns {split: number of images}."""
+        rows = {key: array.rows for key, array in self._arrays.items()}
         for split in SPLITS:
-            rows = [self._arrays[split, kind].rows if (split, kind) in self._arrays else None
-                    for kind in (0, 1)]
-            if rows[0] != rows[1]:
-                raise ValueError('the %s split has %s images but %s labels' % (split, *rows))
-            if rows[0] is not None:
-                counts[split] = rows[0]
+            if rows.get((split, 0)) != rows.get((split, 1)):
+                raise ValueError('the %s split has %s images but %s labels'
+                                 % (split, rows.get((split, 0)), rows.get((split, 1))))
+        counts = {split: rows[split, 0] for split in SPLITS if (split, 0) in rows}
         if 'train' not in counts:
             raise ValueError('a prepared dataset needs a train split')
         for array in self._arrays.values():
             array.finish()
         self._write_info(None)
         for split in SPLITS:
-            for kind, name in enumerate(file_names(split)):
+            for kind, name in enumerate(ARRAY_FILES[split]):
                 path = os.path.join(self.out_dir, name)
                 if split in counts:
                     os.replace(self._arrays[split, kind].temporary, path)
                 elif os.path.lexists(path):
                     os.remove(path)
         self._write_info(counts)
-        self._closed = True
         for name in os.listdir(self.out_dir):  # of FILE_NAMES, left by interrupted writers
             if files.is_temporary(name) and name[1:name.rfind(files.TEMPORARY_MARK)] in FILE_NAMES:
                 files.remove_quietly(os.path.join(self.out_dir, name))
         return counts
-
-    def abort(self):
-        """Deletes the temporary files; the arrays and dataset.json stay as they were."""
-        for array in self._arrays.values():
-            array.discard()
-        self._arrays.clear()
-        self._closed = True

@@ -16,23 +16,19 @@ from wavenet.params import WaveNetParams
 RUN_FILE = 'run.json'
 MAX_IMAGE_SIDE = 4096
 MAX_SEED = 2 ** 32 - 1  # numpy's and TensorFlow's seeds both accept 0 .. 2**32 - 1
+_NOUNS = {int: 'an integer', float: 'a number'}
 
 
-def _option(default, help_text, kind, low=None, high=None, above=False, below=False,
-            choices=None):
+def _option(default, help_text, kind, choices=None, **bounds):
     """A TrainingOptions field: its default, help text and allowed values (check_option)."""
-    return dataclasses.field(default=default, metadata=dict(
-        help=help_text, kind=kind, low=low, high=high, above=above, below=below,
-        choices=choices))
+    return dataclasses.field(default=default, metadata=dict(help=help_text, kind=kind,
+                                                            choices=choices, bounds=bounds))
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions:
-    """How a run trains, kept from its start to its end.
-
-    Chosen when the run starts (these defaults where none is given), stored in its record,
-    and taken from there when it resumes: a resumed run goes on exactly where it stopped.
-    """
+    """How a run trains: chosen when it starts (these defaults where none is given), stored in
+    its record, and taken from there when it resumes, so that it goes on exactly as it began."""
     batch_size: int = _option(8, 'images per training step, split between the replicas',
                               int, low=1)
     learning_rate: float = _option(6e-3, 'initial learning rate', float, low=0, above=True)
@@ -67,43 +63,56 @@ class TrainingOptions:
 
     @classmethod
     def from_dict(cls, values, source):
-        """TrainingOptions from a JSON object; Error naming `source` for unknown, missing or
-        invalid values."""
+        """TrainingOptions from a JSON object (_from_dict)."""
         return _from_dict(cls, values, source)
 
 
 OPTIONS = {field.name: field for field in dataclasses.fields(TrainingOptions)}
 
 
-def check_option(name, value):
-    """Returns `value` if it is allowed for the option `name`, else raises Error."""
-    spec = OPTIONS[name].metadata
-    kind, low, high, choices = spec['kind'], spec['low'], spec['high'], spec['choices']
-    if choices is not None:
-        if value not in choices:
-            raise Error('%s must be one of %s, got %r' % (name, ', '.join(choices), value))
-        return value
-    number_types = (int,) if kind is int else (int, float)
-    if isinstance(value, bool) or not isinstance(value, number_types) or not math.isfinite(
-            value) or (low is not None and (value <= low if spec['above'] else value < low)) \
-            or (high is not None and (value >= high if spec['below'] else value > high)):
-        allowed = ' '.join(part for part in (
-            '' if low is None else ('above %g' if spec['above'] else 'from %g') % low,
-            '' if high is None else ('to below %g' if spec['below'] else 'to %g') % high)
-            if part)
-        raise Error('%s must be %s %s, got %r' % (name, 'an integer' if kind is int
-                                                   else 'a number', allowed, value))
+def check_number(value, kind, low, high=None, above=False, below=False):
+    """`value` as `kind` (int or float) when it is one from `low` (above it if `above`) to `high`
+    (below it if `below`; None: no bound); else Error saying what is allowed."""
+    if (isinstance(value, bool) or not isinstance(value, (int,) if kind is int else (int, float))
+            or not math.isfinite(value) or (value <= low if above else value < low)
+            or (high is not None and (value >= high if below else value > high))):
+        number = '%d' if kind is int else '%g'
+        allowed = ('above ' if above else 'at least ' if high is None else 'from ') + number % low
+        if high is not None:
+            allowed += (' to below ' if below else ' to ') + number % high
+        raise Error('must be %s %s, got %r' % (_NOUNS[kind], allowed, value))
     return kind(value)
+
+
+def _read_number(text, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise Error('%r is not %s' % (text, _NOUNS[kind])) from None
+
+
+def parse_number(text, kind, low, high=None, above=False, below=False):
+    """check_number of `text` read as `kind`; Error when it is not a number."""
+    return check_number(_read_number(text, kind), kind, low, high, above, below)
+
+
+def check_option(name, value):
+    """`value` when it is allowed for the option `name`, else Error naming the option."""
+    spec = OPTIONS[name].metadata
+    if spec['choices'] is None:
+        try:
+            return check_number(value, spec['kind'], **spec['bounds'])
+        except Error as error:
+            raise Error('%s %s' % (name, error)) from None
+    if value not in spec['choices']:
+        raise Error('%s must be one of %s, got %r' % (name, ', '.join(spec['choices']), value))
+    return value
 
 
 def parse_option(name, text):
     """The value of option `name` given as text (a flag); Error when it is not allowed."""
     kind = OPTIONS[name].metadata['kind']
-    try:
-        return check_option(name, kind(text))
-    except ValueError:
-        raise Error('%r is not %s' % (text, 'an integer' if kind is int else 'a number')
-                    ) from None
+    return check_option(name, text if kind is str else _read_number(text, kind))
 
 
 def parse_image_size(text):
@@ -142,6 +151,8 @@ class RunRecord:
             raise Error('a colour model needs position_channels > 0 in its params: the '
                         'channel of each sub-pixel is fed through the position conditioning')
         if self.classes is not None:
+            if not isinstance(self.classes, (list, tuple)):
+                raise Error('classes must be a list of names, got %r' % (self.classes,))
             object.__setattr__(self, 'classes', tuple(self.classes))
             if not all(isinstance(name, str) for name in self.classes) or len(
                     set(self.classes)) != len(self.classes):
@@ -156,6 +167,7 @@ class RunRecord:
             if self.training.augment_shift >= min(size):
                 raise Error('augment_shift=%d must be less than the image side (%dx%d)'
                             % ((self.training.augment_shift,) + size))
+            self.params.condition_shape(size, self.channels)
 
     def to_dict(self):
         """A JSON-ready dict of every field."""
@@ -169,8 +181,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, values, source):
-        """A RunRecord from a JSON object; Error naming `source` for anything missing,
-        unknown or invalid."""
+        """A RunRecord from a JSON object (_from_dict)."""
         if not isinstance(values, dict):
             raise Error('%s must hold a JSON object' % source)
         training = values.get('training')

@@ -36,18 +36,10 @@ ReportOptions = collections.namedtuple('ReportOptions', [
 
 
 class Reporter:
-    """Prints progress and, on the process that writes the logdir (`writes`), builds the
-    validation and sampling graphs beside the training graph and writes checkpoints, events
-    and sample grids. Another worker of a cluster only prints its progress.
-
-    Args:
-        model: the WaveNetModel being trained.
-        validation: the reader.ImageSet of validation images (possibly empty).
-        options: ReportOptions.
-        writes: whether this process writes the logdir (the chief).
-        examples: images whose conditions a locally conditioned model's sample grids show
-            (the validation images, or training images when there are none).
-    """
+    """Prints progress of the WaveNetModel trained and, on the process that `writes` the
+    logdir (the chief), builds the validation (a reader.ImageSet, possibly empty) and
+    sampling graphs and writes checkpoints, events and sample grids per the ReportOptions.
+    A locally conditioned model's grids show the conditions of the first `examples`."""
 
     def __init__(self, model, validation, options, writes=True, examples=None):
         self.options, self.writes = options, writes
@@ -70,16 +62,9 @@ class Reporter:
                                      save_relative_paths=True)
 
     def open(self, session, step, settings, checkpoints=()):
-        """Starts reporting on `session`: opens the event writers and writes the settings.
-
-        Args:
-            session: the training session.
-            step: the global step the session starts from.
-            settings: {group: {name: value}} describing the run (params, training options,
-                data), written as TensorBoard text and HParams.
-            checkpoints: the logdir's earlier checkpoints, oldest first, which the saver
-                then counts (and deletes) as its own when it keeps max_checkpoints.
-        """
+        """Starts reporting on the training `session` from global step `step`: opens the
+        event writers, writes the run's `settings` ({group: {name: value}}) as text and HParams,
+        and counts the logdir's earlier `checkpoints` (oldest first) as the saver's own."""
         self._session = session
         if not self.writes:
             return
@@ -130,11 +115,8 @@ class Reporter:
                                 or step == self.options.num_steps)
 
     def save(self, step):
-        """Saves a checkpoint, validates, writes a sample grid and prints what it did.
-
-        Raises:
-            checkpoints.WriteError: when a file cannot be written (disk full, read-only, ...).
-        """
+        """Saves a checkpoint, validates, writes a sample grid and prints what it did;
+        checkpoints.WriteError when a file cannot be written."""
         if not self.writes:
             return
         try:

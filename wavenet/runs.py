@@ -27,19 +27,15 @@ Resolution = collections.namedtuple('Resolution', [
 
 def resolve(logdir, data_dir, params_path, default_params_path, param_overrides, options,
             image_size=None, channels=None):
-    """The run to train in `logdir`.
+    """The Resolution of the run to train in `logdir`.
 
     Args:
-        logdir: the run's folder.
-        data_dir: the data folder (a prepared dataset decides a new run's channels).
-        params_path: a params JSON file, or None for the run's when resuming and
-            default_params_path for a new run.
+        params_path: a params JSON file, or None: the run's when resuming, else
+            default_params_path.
         param_overrides: {params field: value} that replace those of the params file.
         options: {training option: value} given; the others are the defaults or the run's.
-        image_size: (height, width) asked for, or None.
-        channels: 1 or 3 asked for, or None.
-    Returns:
-        a Resolution.
+        image_size, channels: (height, width) and 1 or 3 asked for, or None; a new run's
+            channels are else those of a prepared dataset at `data_dir`, or 1.
     Raises:
         Error: for bad params or options, a logdir whose checkpoints or record cannot be
             used, or a value that differs from what the resumed run keeps.
@@ -84,13 +80,9 @@ def _prepared_channels(data_dir):
 
 
 def with_data(run, dataset, data_dir):
-    """The record of a run completed with the image size and classes of its data.
-
-    Raises:
-        Error: when the data's classes differ from those the resumed run was trained on, a
-            class-conditional run has images without a class, or the record does not fit the
-            data (shifts, local conditioning).
-    """
+    """The record of a run completed with the image size and classes of its data; Error when
+    the data's classes differ from those the resumed run was trained on, a class-conditional
+    run has images without a class, or the record does not fit the data."""
     if run.classes is not None and tuple(dataset.classes) != run.classes:
         raise Error('%s has classes %s but the run was trained on %s: train into a new logdir'
                     % (data_dir, list(dataset.classes), list(run.classes)))

@@ -125,14 +125,9 @@ def _replica_loss(model, gather, global_step, options, replica, replicas):
 
 
 class _BatchGather:
-    """Gathers rows of a step's batch from the training set with one tf.numpy_function.
-
-    Args:
-        images: uint8 [N, height, width(, channels)] levels (an array or a memory-mapped
-            array-like).
-        labels: int [N].
-        options: the TrainingOptions (batch size and seed).
-    """
+    """Gathers rows of a step's batch from images uint8 [N, height, width(, channels)] (an
+    array, or a memory-mapped array-like) and labels int [N], with one tf.numpy_function; the
+    order is a BatchOrder of options.batch_size and options.seed."""
 
     def __init__(self, images, labels, options):
         self._images, self._labels = images, np.asarray(labels, np.int32)
@@ -159,19 +154,10 @@ BASE_MEMORY = 2 ** 29  # bytes: TensorFlow and the rest of the process before an
 
 
 def estimate_memory(params, sequence_length, batch_size, num_images):
-    """A rough estimate of the peak memory of training, in bytes (within about a third of the
-    peak measured: benchmarks/README.md).
-
-    The process itself (BASE_MEMORY), the training set (read into memory; none for a
-    memory-mapped prepared dataset) and one step's activations (float32, 1.5 times the
-    floats the forward pass writes per position, for what the backward pass keeps and adds).
-
-    Args:
-        params: the WaveNetParams.
-        sequence_length: sub-pixels per image, T.
-        batch_size: images per step.
-        num_images: training images held in memory.
-    """
+    """A rough estimate of the peak memory of training, in bytes: the process (BASE_MEMORY),
+    `num_images` of `sequence_length` sub-pixels held in memory, and one step's float32
+    activations for `batch_size` images (1.5 times what the forward pass writes, for what the
+    backward pass keeps and adds)."""
     residual, dilation = params.residual_channels, params.dilation_channels
     layers = len(params.dilations)
     # Floats written per position: each layer's taps, filter and gate, gated output and
@@ -183,18 +169,10 @@ def estimate_memory(params, sequence_length, batch_size, num_images):
 
 
 def check_fits(run, image_size, num_images, on_gpus=False):
-    """Refuses a run that cannot fit in this machine's memory (errors.Error, saying what to
-    lower).
-
-    The memory is that of the CPU: on GPUs the activations live there, and TensorFlow says
-    when they run out.
-
-    Args:
-        run: the RunRecord (params, channels and batch size).
-        image_size: (height, width) of the images.
-        num_images: the training images held in memory (0 for a memory-mapped dataset).
-        on_gpus: whether the run trains on GPUs.
-    """
+    """Refuses (errors.Error, saying what to lower) a run (a RunRecord) of images of
+    image_size that cannot fit in this CPU's memory with num_images held in it (0 for a
+    memory-mapped dataset); on GPUs, where TensorFlow reports their memory, without the
+    activations."""
     height, width = image_size
     batch_size = run.training.batch_size
     needed = estimate_memory(run.params, height * width * run.channels,
