@@ -21,17 +21,16 @@ def get_arguments(argv=None):
     parser = cli.ArgumentParser(description='Generate images with a trained WaveNet model.')
     add = parser.add_argument
     add('--checkpoint', action=cli.ReplaceDefaultAppend, default=[os.path.join(ROOT, 'logdir')],
-        help='a training logdir (its newest readable checkpoint) or a checkpoint prefix such '
-             'as LOGDIR/model.ckpt-1000; repeat it to sample from the ensemble of several '
-             'models (at every pixel, the mean of their distributions)')
+        help='a training logdir (its newest readable checkpoint) or a checkpoint prefix; repeat '
+             'it for an ensemble (at every pixel, the mean of the distributions)')
     add('--out', default='samples.png',
         help='PNG file: one image, or a grid of all of them (folders are created); an existing '
              'file is replaced only if it is a regular PNG file, atomically, keeping its mode')
     add('--out_dir', default=None, help='write one PNG per image into this folder: '
         'image_0000.png, ... (NAME_0.png, ... for condition image NAME.png)')
     add('--overwrite', action='store_true', help='let --out_dir replace its PNG files')
-    add('--num_images', type=cli.integer_range(1, MAX_IMAGES), default=16,
-        help='images per class, seed and condition image; %d at most in all' % MAX_IMAGES)
+    add('--num_images', type=cli.integer_range(1, MAX_IMAGES), default=16, help='images per '
+        'class, seed and condition image; %d at most in all' % MAX_IMAGES)
     add('--columns', type=cli.positive_int, default=None,
         help='images per row of the grid (default: about the square root; one row per class, '
              'seed or condition image)')
@@ -39,8 +38,8 @@ def get_arguments(argv=None):
         help='class to generate, for a class-conditional model; repeat it, or give "all"')
     add('--seed_image', action='append', default=None, metavar='PATH',
         help='image to complete from its first --seed_rows rows; repeatable')
-    add('--seed_rows', type=cli.positive_int, default=None,
-        help='rows of --seed_image to keep (default: half the image)')
+    add('--seed_rows', type=cli.positive_int, default=None, help='rows of --seed_image to keep '
+        '(default: half the image)')
     add('--condition_images', default=None, metavar='PATH',
         help='for a locally conditioned model: an image file or a folder of them, each of the '
              "model's size (made into its condition as in training) or of the condition's")
@@ -57,9 +56,8 @@ def get_arguments(argv=None):
         help='one step through the layers per pixel; false: the whole network per pixel')
     add('--generation_state', choices=('ring', 'queues'), default='ring',
         help="the store of each layer's recent inputs in fast generation")
-    add('--lanes', type=cli.positive_int, default=None,
-        help='independent groups of the batch, one thread each (default: one per CPU core if '
-             'each gets at least 16 images)')
+    add('--lanes', type=cli.positive_int, default=None, help='independent groups of the batch, '
+        'one thread each (default: one per CPU core if each gets at least 16 images)')
     add('--save_every', type=cli.non_negative_int, default=0,
         help='every N pixels, write the grid so far to OUT.partial.png beside --out (removed '
              'at the end; --out itself is written once, at the end)')
@@ -95,8 +93,7 @@ Row = collections.namedtuple('Row', 'label seed condition')
 
 
 def plan_rows(args, run, condition_shape):
-    """What to generate: every requested class with every seed and condition image, as Rows;
-    the image rows kept from each seed (0: not completing); the generation.Conditions."""
+    """(Rows: every class with every seed and condition image; seed rows kept; Conditions)."""
     from wavenet import generation, reader
     labels = requested_labels(args.classes, run.classes, run.params.gc_channels > 0)
     seeds, seed_rows, conditions = [None], 0, []
@@ -109,9 +106,8 @@ def plan_rows(args, run, condition_shape):
                                  run.params.quantization_channels).reshape(-1)
                  for path in args.seed_image]
     if bool(args.condition_images) != bool(condition_shape):
-        raise errors.Error('this model is locally conditioned: give --condition_images'
-                           if condition_shape else 'this model is not locally conditioned: '
-                           'drop --condition_images')
+        raise errors.Error('this model is %slocally conditioned: %s --condition_images' % (
+            ('', 'give') if condition_shape else ('not ', 'drop')))
     if condition_shape:
         conditions = generation.read_condition_images(
             args.condition_images, run.image_size, run.channels, condition_shape,
@@ -131,8 +127,10 @@ def output_paths(args, rows, conditions):
     if args.columns is not None and args.columns > total:
         raise errors.Error('--columns=%d is more than the %s'
                            % (args.columns, cli.count(total, 'image')))
-    # --save_every's grid so far goes beside --out: OUT.partial.png.
+    # --save_every's grid so far goes beside --out: OUT.partial.png, a new file.
     paths = [args.out] + ([args.out[:-len('.png')] + '.partial.png'] if args.save_every else [])
+    if args.save_every and os.path.lexists(paths[-1]):
+        raise errors.Error('%s exists: move it away, or drop --save_every' % paths[-1])
     if args.out_dir:
         if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
             raise errors.Error('--out_dir=%s is a file: give a folder' % args.out_dir)
@@ -143,6 +141,8 @@ def output_paths(args, rows, conditions):
                              '%s_%d' % (conditions[row.condition].name, counts[row.condition]))
                 counts[row.condition] += 1
         paths = [os.path.join(args.out_dir, name + '.png') for name in names]
+        if len(set(paths)) < len(paths):
+            raise errors.Error('two condition images in %s have one name' % args.out_dir)
         existing = [path for path in paths if os.path.lexists(path)]
         if existing and not args.overwrite:
             raise errors.Error('%s exists (and %d more of the files to write): add --overwrite '

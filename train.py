@@ -64,8 +64,6 @@ def get_arguments(argv=None):
                           help="%s (default: %s; when resuming, the run's)"
                                % (field.metadata['help'], field.default))
     output = parser.add_argument_group('steps and output')
-    output.add_argument('--num_steps', type=cli.positive_int, default=4200,
-                        help='global step at which training stops')
     output.add_argument('--checkpoint_every', type=cli.positive_int, default=1000,
                         help='steps between checkpoints (also validation and sample grids)')
     output.add_argument('--max_checkpoints', type=cli.positive_int, default=5,
@@ -150,13 +148,13 @@ def build_graph(args, run, dataset, placement):
         model = WaveNetModel(run.params, run.image_size, len(run.classes), run.channels)
         graph = training.build_training_graph(model, dataset.train.images,
                                               dataset.train.labels, run.training,
-                                              args.num_steps, placement.strategy,
+                                              run.training.num_steps, placement.strategy,
                                               args.histograms)
     run_spec = checkpoints.run_spec_variable(run)  # outside the strategy: no strings mirrored
     # Validation and samples with the weights' moving averages, where the run keeps them.
     reported = model.averaged(graph.averages) if graph.averages else model
     reporter = Reporter(reported, dataset.validation, ReportOptions(
-        args.logdir, args.num_steps, run.training.batch_size, args.print_every,
+        args.logdir, run.training.num_steps, run.training.batch_size, args.print_every,
         args.summary_every, args.checkpoint_every, args.max_checkpoints, args.num_samples),
         placement.is_chief, dataset.validation.images if len(dataset.validation.images)
         else dataset.train.images)
@@ -191,7 +189,7 @@ def train(session, graph, reporter, step, stop, timeout, args):
     """
     from wavenet import checkpoints
     last_saved = step if step > 0 else None  # a new run saves even when stopped at once
-    while step < args.num_steps and not (timeout is None and stop.requested):
+    while step < reporter.options.num_steps and not (timeout is None and stop.requested):
         fetches = [graph.step, graph.loss, graph.stop_requested]
         if reporter.wants_summary(step + 1):
             fetches += [graph.learning_rate] + ([graph.histograms] if args.histograms else [])
@@ -224,12 +222,9 @@ def train(session, graph, reporter, step, stop, timeout, args):
 
 def run_settings(args, run):
     """What TensorBoard shows of the run: {group: {name: value}}."""
-    height, width = run.image_size
-    return {'params': run.params.to_dict(),
-            'training': dict(run.to_dict()['training'], num_steps=args.num_steps),
-            'data': {'data_dir': os.path.abspath(args.data_dir),
-                     'image_size': '%dx%d' % (height, width), 'channels': run.channels,
-                     'classes': ' '.join(run.classes)}}
+    data = {'data_dir': os.path.abspath(args.data_dir), 'image_size': '%dx%d' % run.image_size,
+            'channels': run.channels, 'classes': ' '.join(run.classes)}
+    return {'params': run.params.to_dict(), 'training': run.to_dict()['training'], 'data': data}
 
 
 def main(argv=None):
@@ -290,9 +285,9 @@ def main(argv=None):
         else:  # in a cluster, a broadcast of the chief's initial values: every worker joins
             run_step(session, initialize, None, timeout, 0)
         step = session.run(graph.global_step)
-        if step >= args.num_steps:
+        if step >= run.training.num_steps:
             print('step %d already reached --num_steps=%d; nothing to train'
-                  % (step, args.num_steps))
+                  % (step, run.training.num_steps))
             return
         if placement.is_chief:
             files.write_atomic(os.path.join(args.logdir, record.RUN_FILE),
@@ -300,14 +295,13 @@ def main(argv=None):
         reporter.open(session, step, run_settings(args, run),
                       [prefix for prefix in reversed(checkpoints.list_checkpoints(args.logdir))
                        if checkpoints.step_of(prefix) <= step])
-        print('training from step %d to %d, batch %d' % (step, args.num_steps,
+        print('training from step %d to %d, batch %d' % (step, run.training.num_steps,
                                                          run.training.batch_size))
         step = train(session, graph, reporter, step, stop, timeout, args)
         reporter.close()
         if stop.requested:
             print('interrupted at step %d; %s' % (step, 'checkpoint saved in %s' % args.logdir
-                                                  if placement.is_chief
-                                                  else 'the chief saved it'))
+                                                  if placement.is_chief else 'the chief saved it'))
 
 
 if __name__ == '__main__':

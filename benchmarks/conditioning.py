@@ -5,7 +5,9 @@
 Each test image gives a condition as in training (model.derive_condition: F x F block averages
 rounded to levels for 'lowres:F', the luminance for 'gray'); samples are drawn given it. The
 figure: the mean absolute difference, in levels, between what is derived so from a sample and
-its condition, and, as a baseline, image i + 1's condition (the last image: the first's).
+its condition, and, as a baseline, another image's: the images are taken evenly spaced over the
+folder (a class-sorted folder gives each class its share) and image i is compared with image
+i + N // 2's condition, N images in all (of another class in a class-sorted folder).
 """
 import shlex
 import sys
@@ -21,11 +23,11 @@ GRID_ROWS, GRID_SAMPLES, MAX_BATCH = 8, 4, 256
 def mean_differences(sample_conditions, conditions):
     """(own, other): the mean |sample condition - condition| of sample_conditions int
     [N, S, h, w, c] (of S samples each) against the conditions int [N, h, w, c] they were
-    drawn given, and against the next image's (N >= 2)."""
+    drawn given, and against the conditions of the images N // 2 further (N >= 2)."""
     samples = np.asarray(sample_conditions, np.int64)
     conditions = np.asarray(conditions, np.int64)[:, None]  # [N, 1, h, w, c]
     return tuple(float(np.mean(np.abs(samples - given)))
-                 for given in (conditions, np.roll(conditions, -1, axis=0)))
+                 for given in (conditions, np.roll(conditions, -(len(conditions) // 2), axis=0)))
 
 
 def main(argv=None):
@@ -37,7 +39,8 @@ def main(argv=None):
                              'of a model trained with --local_condition (required)')
     parser.add_argument('--data_dir', required=True, help='folder of test images (required)')
     parser.add_argument('--num_images', type=cli.integer_range(2), default=100,
-                        help='test images (the first), each giving a condition')
+                        help='test images, evenly spaced over the folder, each giving a '
+                             'condition')
     parser.add_argument('--samples', type=cli.positive_int, default=4,
                         help='samples drawn given each condition')
     parser.add_argument('--temperature', type=cli.positive_float, default=1.0,
@@ -60,11 +63,12 @@ def main(argv=None):
     test, _ = reader.load_folder(args.data_dir, run.image_size, levels, run.classes,
                                  run.channels)
     count = min(args.num_images, len(test.images))
-    if count < 2 or (mixture.conditional and (test.labels[:count] < 0).any()):
+    if count < 2 or (mixture.conditional and (test.labels < 0).any()):
         raise errors.Error('%s needs at least 2 images, in the class folders of training for a '
                            'class-conditional model' % args.data_dir)
-    images = np.asarray(test.images[np.arange(count)]).reshape((count,) + shape)
-    labels = np.repeat(test.labels[:count], args.samples) if mixture.conditional else None
+    chosen = np.linspace(0, len(test.images) - 1, count).astype(int)
+    images = np.asarray(test.images[chosen]).reshape((count,) + shape)
+    labels = np.repeat(test.labels[chosen], args.samples) if mixture.conditional else None
     total = count * args.samples
     batch = -(-total // -(-total // MAX_BATCH))  # equal batches, as generate.py's
     sources = tf.placeholder(tf.int32, (None,) + shape)
@@ -90,13 +94,14 @@ def main(argv=None):
         % ('luminance' if condition == 'gray' else 'block averages'), '%.2f' % own,
         '%.2f' % other]]))
     if args.grid:
-        rows, shown = min(GRID_ROWS, count), min(args.samples, GRID_SAMPLES)
+        rows = np.linspace(0, count - 1, min(GRID_ROWS, count)).astype(int)  # spread out
+        shown = min(args.samples, GRID_SAMPLES)
         pictures, originals = (image_grid.to_images(values, run.image_size, run.channels,
                                                     levels) for values in (samples, images))
         image_grid.save_png(args.grid, image_grid.grid([
             [condition_image] + list(pictures[row * args.samples:row * args.samples + shown])
-            + [originals[row]] for row, condition_image in enumerate(image_grid.condition_images(
-                conditions[:rows], run.image_size, run.channels, levels))]))
+            + [originals[row]] for row, condition_image in zip(rows, image_grid.condition_images(
+                conditions[rows], run.image_size, run.channels, levels))]))
         print('\nwrote %s' % args.grid)
 
 

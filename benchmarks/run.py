@@ -217,7 +217,7 @@ TABLES = (
      'GFLOP/s:{gflops:.3g}|% of peak:{share:.1f}|peak RSS (MiB):{peak_rss_mib:,.0f}'),
     ('Naive generation', ('naive',), '{naive_pixels} pixels timed, **extrapolated** to the '
      'image; the speed-up of fast generation (ring).', 'config:{config}|batch:{batch}|'
-     'pixels/s:{pixels_per_s:,.1f}|s/batch (extrapolated):{s_per_batch:,.1f}|'
+     'pixels/s:{pixels_per_s:,.1f}|s/batch (extrapolated):{s_per_batch:,.3g}|'
      's/image (extrapolated):{s_per_image:.3g}|peak RSS (MiB):{peak_rss_mib:,.0f}|'
      'fast pixels/s:{fast:,.0f}|speed-up:{speedup:.0f}x'),
     ('Priming for image completion', ('prime',), '{prime_rows} seed rows at once, against '

@@ -23,8 +23,8 @@ def main(argv=None):
                         help='the grayscale digits (default: datasets/digits)')
     parser.add_argument('--seed', type=cli.seed, default=0, help='seed of the colours')
     args = parser.parse_args(argv)
-    if os.path.exists(args.out) and os.listdir(args.out):
-        raise errors.Error('--out=%s is not empty: choose a new folder' % args.out)
+    if os.path.exists(args.out) and not (os.path.isdir(args.out) and not os.listdir(args.out)):
+        raise errors.Error('--out=%s is not an empty folder: choose a new one' % args.out)
     paths = reader.list_image_files(args.digits, required=True)
     colours = np.random.default_rng(args.seed).integers(0, 256, (len(paths), 2, 3))
     try:

@@ -10,7 +10,10 @@ from conftest import ROOT, run_script
 
 SCRIPTS = {'train.py': 'train.py', 'generate.py': 'generate.py', 'evaluate.py': 'evaluate.py',
            'datasets.prepare': '-m datasets.prepare', 'datasets.download': '-m datasets.download',
-           'datasets.make_digits': '-m datasets.make_digits'}
+           'datasets.make_digits': '-m datasets.make_digits',
+           'datasets.colour_digits': '-m datasets.colour_digits'}
+SCRIPTS.update({'benchmarks.' + name: '-m benchmarks.' + name
+                for name in ('run', 'scaling', 'plot_curves', 'conditioning')})
 
 
 def read(name):

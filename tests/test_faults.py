@@ -40,7 +40,7 @@ PREVIOUS_PARAMS = ('filter_width', 'dilations', 'residual_channels', 'dilation_c
 PREVIOUS_TRAINING = ('batch_size', 'learning_rate', 'learning_rate_schedule',
                      'l2_regularization_strength', 'dropout', 'augment_shift', 'seed',
                      'validation_fraction', 'precision')
-ADDED_TRAINING = {'ema_decay': 0.0}
+ADDED_TRAINING = {'ema_decay': 0.0, 'num_steps': 4200}  # the options added since, at their defaults
 
 
 def files_of(prefix):
@@ -301,7 +301,7 @@ def test_a_logdir_of_the_previous_version_resumes_exactly(logdir_copy, data_dir,
                         if not key.endswith(checkpoints.AVERAGE_SUFFIX)},
                        checkpoint_values(logdir_copy / name))
     expected = stored_record(reference)
-    expected['training'].update(ADDED_TRAINING)
+    expected['training'].update(ADDED_TRAINING, num_steps=RESUMED)
     assert stored_record(logdir_copy) == expected
     assert run_spec_of(logdir_copy / name) == expected  # the record as this version writes it
 
@@ -344,6 +344,10 @@ BAD_RECORDS = {  # name: (the keys to the value, the value or DELETE)
     'image_size text': (('image_size',), '88'),
     'channels 2': (('channels',), 2),
     'channels a boolean': (('channels',), True),
+    'channels a float': (('channels',), 1.0),
+    'classes null': (('classes',), None),
+    'image_size null': (('image_size',), None),
+    'image_size a number': (('image_size',), 8),
     'seed negative': (('training', 'seed'), -1),
     'seed too large': (('training', 'seed'), 2 ** 32),
     'seed text': (('training', 'seed'), '0'),
@@ -395,6 +399,12 @@ def test_a_run_record_is_checked_as_strictly_as_the_flags(trained, name):
     assert message.startswith('run file /x/run.json') and '\n' not in message, message
     if name.startswith('seed'):  # the range, exactly
         assert 'from 0 to 4294967295' in message, message
+
+
+def test_a_class_conditional_record_needs_classes():
+    from wavenet.params import WaveNetParams
+    with pytest.raises(errors.Error, match='class-conditional model .* needs classes'):
+        record.RunRecord(WaveNetParams(gc_channels=4), (8, 8), 1, (), record.TrainingOptions())
 
 
 def original_text(logdir):
@@ -524,18 +534,37 @@ def test_a_symlinked_lock_is_refused_and_its_target_untouched(logdir_copy, data_
     assert os.readlink(str(lock)) == str(victim) and snapshot(folder) == before
 
 
-def test_a_symlink_in_place_of_the_samples_folder_is_refused_nothing_written_there(
-        logdir_copy, data_dir, tmp_path):
+@pytest.mark.parametrize('planted', ['samples symlink', 'train file'])
+def test_a_symlink_or_a_file_in_place_of_a_folder_it_writes_is_refused(logdir_copy, data_dir,
+                                                                      tmp_path, planted):
     elsewhere = tmp_path / 'elsewhere'
     elsewhere.mkdir()
-    shutil.rmtree(str(logdir_copy / 'samples'))
-    os.symlink(str(elsewhere), str(logdir_copy / 'samples'))
+    name = planted.split()[0]
+    shutil.rmtree(str(logdir_copy / name))
+    if planted == 'samples symlink':
+        os.symlink(str(elsewhere), str(logdir_copy / name))
+    else:
+        write_file(logdir_copy / name, 'notes')
     before = snapshot(logdir_copy)
     message = error_of(train, train_flags(data_dir, logdir_copy, RESUMED,
                                           '--checkpoint_every=1'))
-    assert message.startswith('%s is a symlink' % (logdir_copy / 'samples')), message
+    assert message.startswith('%s is a symlink or not a folder' % (logdir_copy / name)), message
     assert os.listdir(str(elsewhere)) == [] and snapshot(logdir_copy) == before
     assert steps_in(logdir_copy) == list(reversed(CHECKPOINTS))
+
+
+def test_a_planted_checkpoint_temporary_is_removed_never_written_through(logdir_copy, data_dir,
+                                                                         tmp_path):
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    os.symlink(str(victim), str(logdir_copy / ('model.ckpt-%d_temp' % (STEPS + 1))))
+    os.symlink(str(tmp_path / 'missing'), str(logdir_copy / ('model.ckpt-%d.index' % 99)))
+    run_main(train, train_flags(data_dir, logdir_copy, STEPS + 1, '--checkpoint_every=1'))
+    assert os.listdir(str(victim)) == []
+    # A dangling link as a checkpoint's index: skipped as unreadable, never a traceback.
+    newest, skipped = checkpoints.newest_readable_checkpoint(str(logdir_copy))
+    assert newest == str(logdir_copy / ('model.ckpt-%d' % (STEPS + 1)))
+    assert [prefix for prefix, _ in skipped] == [str(logdir_copy / 'model.ckpt-99')]
 
 
 def test_a_newline_in_a_file_or_class_name_keeps_each_message_one_line(logdir_copy, data_dir,

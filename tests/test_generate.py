@@ -245,6 +245,15 @@ def test_save_every_writes_partial_grids_beside_the_output_only(trained, tmp_pat
     assert os.listdir(tmp_path) == ['grid.png'] and png_pixels(out)[0].shape == (8, 17)
 
 
+def test_a_file_of_the_partial_grid_s_name_or_two_conditions_of_one_name_are_refused(
+        trained, tmp_path):
+    write_file(tmp_path / 'grid.partial.png', b'\x89PNG\r\n\x1a\nmine')
+    message = error_of(generate, ['--checkpoint=%s' % trained.logdir, '--save_every=8',
+                                  '--out=%s' % (tmp_path / 'grid.png')])
+    assert '%s exists' % (tmp_path / 'grid.partial.png') in message, message
+    assert sorted(os.listdir(tmp_path)) == ['grid.partial.png']
+
+
 def test_save_every_on_a_full_disk_is_one_line_and_keeps_the_old_output(trained, tmp_path):
     out = tmp_path / 'grid.png'
     write_file(out, b'\x89PNG\r\n\x1a\n' + bytes(60))

@@ -12,7 +12,8 @@ import generate
 import train
 from conftest import (TINY_PARAMS, checkpoint_values, error_of, png_pixels, run_main,
                       snapshot, train_flags, write_json, write_png)
-from wavenet import reader
+from datasets import colour_digits
+from wavenet import errors, reader
 
 
 @pytest.fixture(scope='module')
@@ -25,16 +26,30 @@ def lowres(data_dir, tiny_params, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def colour_dir(tmp_path_factory):
-    """Eight 8x8 RGB images: coloured strokes on a background of another colour."""
-    folder = tmp_path_factory.mktemp('colour')
-    rng = np.random.default_rng(3)
-    for index in range(8):
-        image = np.empty((8, 8, 3), np.uint8)
-        image[:] = rng.integers(0, 256, 3)
-        image[2:6, 3:5] = rng.integers(0, 256, 3)
-        write_png(folder / ('%d.png' % index), image)
+def colour_dir(data_dir, tmp_path_factory):
+    """The 8x8 data in colour (datasets/colour_digits.py): strokes and backgrounds of two
+    random colours."""
+    folder = tmp_path_factory.mktemp('colour') / 'colour'
+    colour_digits.main(['--out=%s' % folder, '--digits=%s' % data_dir])
     return folder
+
+
+def test_colour_digits_blend_two_colours_per_image(data_dir, colour_dir):
+    gray_paths = reader.list_image_files(str(data_dir))
+    assert len(reader.list_image_files(str(colour_dir))) == len(gray_paths) == 12
+    for path in gray_paths[:3]:
+        gray = reader.load_image(path).astype(float) / 255
+        colour = reader.load_image(str(colour_dir / os.path.relpath(path, str(data_dir))),
+                                   channels=3).astype(float)
+        # Each channel is background + (stroke - background) * gray: affine in the gray level,
+        # so its darkest and brightest pixels give every other (up to rounding).
+        darkest, brightest = (np.unravel_index(index, gray.shape)
+                              for index in (gray.argmin(), gray.argmax()))
+        expected = colour[darkest] + (colour[brightest] - colour[darkest]) * (
+            (gray - gray.min()) / (gray.max() - gray.min()))[..., None]
+        np.testing.assert_allclose(colour, expected, atol=1.5)
+    with pytest.raises(errors.Error, match='not an empty folder'):
+        colour_digits.main(['--out=%s' % colour_dir, '--digits=%s' % data_dir])
 
 
 def test_a_lowres_run_keeps_its_condition_and_shows_it_in_the_sample_grids(lowres, data_dir):
@@ -106,6 +121,10 @@ def test_generation_given_condition_images_of_either_size(lowres, data_dir, tmp_
     run_main(generate, ['--checkpoint=%s' % lowres, '--out_dir=%s' % out_dir,
                         '--num_images=2', '--condition_images=%s' % (folder / 'small.png')])
     assert sorted(os.listdir(out_dir)) == ['small_0.png', 'small_1.png']
+    write_png(folder / 'sub' / 'small.png', source[::2, ::2])  # two images named small
+    message = error_of(generate, ['--checkpoint=%s' % lowres, '--out_dir=%s' % out_dir,
+                                  '--overwrite', '--condition_images=%s' % folder])
+    assert 'two condition images in %s have one name' % out_dir in message, message
 
 
 def test_generation_refuses_conditions_it_cannot_use(lowres, trained, data_dir, tmp_path):
@@ -137,12 +156,12 @@ def test_a_gray_model_of_colour_images(colour_dir, tiny_params, tmp_path, capsys
     out = tmp_path / 'coloured.png'
     before = snapshot(logdir)
     run_main(generate, ['--checkpoint=%s' % logdir, '--out=%s' % out, '--num_images=2',
-                        '--condition_images=%s' % (colour_dir / '0.png')], capsys)
+                        '--condition_images=%s' % (colour_dir / 'dark' / 'dark_00.png')], capsys)
     grid, mode = png_pixels(out)
     assert mode == 'RGB' and grid.shape == (8, 4 * 8 + 3, 3)
     condition = grid[:, :8]
     assert (condition == condition[..., :1]).all()  # shown gray
-    source = reader.load_image(str(colour_dir / '0.png'), channels=3).astype(int)
+    source = reader.load_image(str(colour_dir / 'dark' / 'dark_00.png'), channels=3).astype(int)
     luma = (299 * source[..., 0] + 587 * source[..., 1] + 114 * source[..., 2] + 500) // 1000
     np.testing.assert_array_equal(condition[..., 0], luma)
     assert snapshot(logdir) == before

@@ -216,8 +216,9 @@ def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tiny_params, tmp_pa
     stopped = int(re.search(r'interrupted at step (\d+);', output).group(1))
     assert 5 <= stopped < 40, output
     assert 'saved %s' % (tmp_path / 'stopped' / ('model.ckpt-%d' % stopped)) in output
+    # Resumed with the logdir alone: the steps, the schedule and the options are the run's.
     run_main(train, ['--data_dir=%s' % data_dir, '--logdir=%s' % (tmp_path / 'stopped'),
-                     '--num_steps=40', '--xla=off'])
+                     '--xla=off'])
     straight, resumed = (checkpoint_values(tmp_path / name / 'model.ckpt-40')
                          for name in ('straight', 'stopped'))
     assert any(name.endswith('/Adam') for name in straight)

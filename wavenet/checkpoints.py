@@ -56,9 +56,13 @@ def verify_checkpoint(prefix):
     """Raises CheckpointError with the reason unless every tensor of `prefix` can be read from
     regular files (TensorFlow would wait for ever on a FIFO)."""
     folder, name = os.path.split(prefix)
-    for entry in os.listdir(folder or '.'):
-        if entry.startswith(name + '.') and not stat.S_ISREG(os.stat(os.path.join(
-                folder, entry)).st_mode):
+    for entry in [entry for entry in os.listdir(folder or '.') if entry.startswith(name + '.')]:
+        try:
+            regular = stat.S_ISREG(os.stat(os.path.join(folder, entry)).st_mode)
+        except OSError as error:  # a dangling link, say
+            raise CheckpointError('checkpoint %s cannot be read (%s: %s)' % (
+                prefix, entry, reason(error))) from None
+        if not regular:
             raise CheckpointError('checkpoint %s cannot be read (%s is not a regular file)'
                                   % (prefix, entry))
     # A damaged file makes the reader raise many types (DataLossError, OutOfRangeError,
@@ -239,10 +243,11 @@ def remove_stale_temporaries(logdir):
     for name in names:
         path = os.path.join(logdir, name)
         checkpoint_temporary = _CHECKPOINT_TEMPORARY.match(name)
-        if checkpoint_temporary and os.path.isdir(path) and not os.path.islink(path):
+        # A symlink is removed, never followed.
+        folder = os.path.isdir(path) and not os.path.islink(path)
+        if checkpoint_temporary and folder:
             shutil.rmtree(path)
-        elif ((checkpoint_temporary or files.is_temporary(os.path.basename(name)))
-              and not os.path.isdir(path)):
+        elif (checkpoint_temporary or files.is_temporary(os.path.basename(name))) and not folder:
             os.remove(path)
         else:
             continue
@@ -261,9 +266,10 @@ def writing_into(logdir, resume_from):
         os.makedirs(logdir, exist_ok=True)
         with files.exclusive_lock(os.path.join(logdir, LOCK_FILE)):
             for name in (SAMPLES_FOLDER,) + EVENT_FOLDERS:
-                if os.path.islink(os.path.join(logdir, name)):
-                    raise CheckpointError('%s is a symlink: remove it (a run writes only into '
-                                          'its logdir)' % os.path.join(logdir, name))
+                path = os.path.join(logdir, name)
+                if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+                    raise CheckpointError('%s is a symlink or not a folder: remove it (a run '
+                                          'writes only into its logdir)' % path)
             removed = remove_stale_temporaries(logdir)
             if newest_readable_checkpoint(logdir)[0] != resume_from:
                 raise CheckpointError('another run wrote into %s while this one started: run '

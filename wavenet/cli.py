@@ -12,8 +12,6 @@ import tempfile
 
 from wavenet import errors, record
 
-MAX_SEED = record.MAX_SEED
-
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Adds '(default: ...)' to the help of every flag whose help does not name it already."""
@@ -53,7 +51,7 @@ def integer_range(minimum, maximum=None):
 
 positive_int = integer_range(1)
 non_negative_int = integer_range(0)
-seed = integer_range(0, MAX_SEED)
+seed = integer_range(0, record.MAX_SEED)
 positive_float = checked(lambda text: record.parse_number(text, float, 0, above=True))
 fraction = checked(lambda text: record.parse_number(text, float, 0, 1, below=True))
 image_size = checked(record.parse_image_size)
@@ -155,14 +153,9 @@ def run_main(main):
 
 class StopRequest:
     """Turns the first SIGINT/SIGTERM into a request to stop at the next safe point (the end
-    of a training step, of a run of generated pixels); a second exits at once (status 128 +
-    the signal number). Raising from the signal handler itself could land inside
-    TensorFlow's session.run, which does not survive it.
-
-    Args:
-        doing: what the process does on the first signal, for its message.
-        kept: what a second signal leaves, for its message.
-    """
+    of a training step, of a run of pixels), saying what the process is `doing`; a second
+    exits at once (128 + the signal), saying what is `kept`. (Raising in the signal handler
+    could land inside TensorFlow's session.run, which does not survive it.)"""
 
     def __init__(self, doing='finishing this step and saving',
                  kept='the last saved checkpoint is kept'):
@@ -181,12 +174,10 @@ class StopRequest:
     def _handle(self, signum, _):
         name = signal.Signals(signum).name
         if self.requested:
-            print('\nsecond %s: exiting now; %s' % (name, self._kept), file=sys.stderr,
-                  flush=True)
+            print('\nsecond %s: exiting now; %s' % (name, self._kept), file=sys.stderr)
             os._exit(128 + signum)
         self.requested, self.signum = True, signum
-        print('\n%s: %s (again to exit at once)' % (name, self._doing), file=sys.stderr,
-              flush=True)
+        print('\n%s: %s (again to exit at once)' % (name, self._doing), file=sys.stderr)
 
     def raise_if_requested(self):
         """Raises Interrupted when a signal came: at a point where stopping is clean."""

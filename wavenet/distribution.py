@@ -18,7 +18,7 @@ import os
 import tensorflow.compat.v1 as tf
 
 from wavenet import files
-from wavenet.errors import Error
+from wavenet.errors import Error, reason
 
 Placement = collections.namedtuple('Placement', [
     'strategy',     # a tf.distribute strategy, or None for one device
@@ -60,6 +60,9 @@ def read_cluster(environ):
     value = files.parse_json(text, 'TF_CONFIG')
     try:
         cluster, task = value['cluster'], value['task']
+        if not all(isinstance(hosts, list) and all(isinstance(host, str) for host in hosts)
+                   for hosts in cluster.values()):
+            raise TypeError('every job must list its hosts as strings')
         task_type, index = str(task['type']), int(task['index'])
         if not 0 <= index < len(cluster[task_type]):
             raise IndexError('task index %d of %d %s tasks' % (index, len(cluster[task_type]),
@@ -132,8 +135,12 @@ def _cluster_placement(cluster, task):
         cluster_resolver=tf.distribute.cluster_resolver.SimpleClusterResolver(
             spec, task_type=task['type'], task_id=task['index'], rpc_layer='grpc'))
     config = strategy.update_config_proto(tf.ConfigProto(allow_soft_placement=True))
-    server = tf.distribute.Server(spec, job_name=task['type'], task_index=task['index'],
-                                  config=config, protocol='grpc')
+    try:
+        server = tf.distribute.Server(spec, job_name=task['type'], task_index=task['index'],
+                                      config=config, protocol='grpc')
+    except (tf.errors.OpError, ValueError) as error:  # the port is taken, say
+        raise DistributionError('cannot start the server of %s %d (%s)' % (
+            task['type'], task['index'], reason(error))) from None
     workers = sum(len(cluster.get(job, ())) for job in ('chief', 'worker'))
     chief = is_chief((cluster, task))
     return Placement(strategy, server.target, config, strategy.num_replicas_in_sync, workers,

@@ -156,7 +156,11 @@ def lock_holder(path):
     Error when `path` is a symlink or not a regular file."""
     if not os.path.lexists(path):
         return None
-    descriptor = _open_lock(path, os.O_RDONLY)
+    try:
+        descriptor = _open_lock(path, os.O_RDONLY)
+    except OSError as error:  # another user's lock, say
+        raise Error('cannot read the lock %s (%s): remove it, or train into another logdir'
+                    % (path, error.strerror)) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None

@@ -94,15 +94,20 @@ def check_png_path(path):
 
 
 def _starts_as_png(path):
-    with open(path, 'rb') as stream:
-        return stream.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    try:
+        with open(path, 'rb') as stream:
+            return stream.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError as error:
+        raise Error('%s exists and cannot be read (%s): choose another name'
+                    % (path, error.strerror)) from None
 
 
 def save_png(path, image):
     """Writes uint8 [height, width] (or [height, width, 3]) as a PNG file, atomically: an
     existing file is replaced by the new one, which keeps its permissions."""
     data = encode_png(image)
-    mode = stat.S_IMODE(os.stat(path).st_mode) if os.path.isfile(path) else 0o666
+    existed = os.path.isfile(path)
+    mode = stat.S_IMODE(os.stat(path).st_mode) if existed else 0o666
     write_atomic(path, lambda stream: stream.write(data), mode)
-    if mode != 0o666:
+    if existed:  # past the umask
         os.chmod(path, mode)

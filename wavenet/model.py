@@ -412,9 +412,8 @@ class WaveNetModel(_Scored):
             return tokens, outputs if biases is None else outputs + biases
 
     def _delayed_copies(self, _, dilation, layer_inputs):
-        """Full-path taps of a layer: its inputs [B, T, C] delayed by each tap's offset."""
-        width = self.params.filter_width
-        return [ops.causal_shift(layer_inputs, (width - 1 - i) * dilation) for i in range(width)]
+        """Full-path taps of a layer: its inputs [B, T, C] delayed (ops.causal_taps)."""
+        return ops.causal_taps(layer_inputs, self.params.filter_width, dilation)
 
     def parameters(self, pixels, labels=None, condition=None, dropout=None):
         """The output parameters float [B, T, output.size] of every sub-pixel of pixels int

@@ -48,14 +48,16 @@ def causal_shift(inputs, shift):
     return shifted
 
 
-def causal_conv(inputs, filters, dilation, biases=None):
-    """Causal dilated convolution: output t sees inputs t, t - d, ..., t - (w - 1) d.
+def causal_taps(inputs, filter_width, dilation):
+    """The taps of a causal dilated convolution over inputs [B, T, C]: filter_width delayed
+    copies, oldest first (delays (w - 1) d, ..., d, 0; zeros before the start)."""
+    return [causal_shift(inputs, (filter_width - 1 - i) * dilation) for i in range(filter_width)]
 
-    inputs [B, T, in], filters [w, in, out], biases [out] or None -> [B, T, out]; positions
-    before the start count as zeros.
-    """
-    filter_width = filters.shape.as_list()[0]
-    taps = [causal_shift(inputs, (filter_width - 1 - i) * dilation) for i in range(filter_width)]
+
+def causal_conv(inputs, filters, dilation, biases=None):
+    """Causal dilated convolution: inputs [B, T, in], filters [w, in, out], biases [out] or
+    None -> [B, T, out], output t seeing inputs t, t - d, ..., t - (w - 1) d."""
+    taps = causal_taps(inputs, filters.shape.as_list()[0], dilation)
     return conv_taps(taps, filter_matrix(filters), biases)
 
 

@@ -23,48 +23,24 @@ class ParamsError(Error):
 
 @dataclasses.dataclass(frozen=True)
 class WaveNetParams:
-    """Architecture of the network; everything generation needs to rebuild it.
-
-    Attributes:
-        filter_width: taps of every dilated causal convolution.
-        dilations: dilation of each residual layer, in order.
-        residual_channels: width of the residual stream.
-        dilation_channels: width of the gated (tanh x sigmoid) activations.
-        skip_channels: width of the skip connections and the post-processing.
-        quantization_channels: number of pixel levels (256 for 8-bit images).
-        use_biases: add a bias to every convolution.
-        initial_filter_width: taps of the first causal convolution over the pixels.
-        gc_channels: size of the learned class embedding added to every layer (global
-            conditioning); 0 for an unconditional model.
-        position_channels: size of the learned row and column embeddings of the predicted
-            pixel added to every layer; 0 for none.
-        level_bumps: number of smooth functions of the pixel level (Gaussian bumps spread
-            evenly over the levels) whose learned combinations are added to the input tables
-            and to the output weights; 0 for none, else 2 to quantization_channels.
-        local_condition: '' (none), 'lowres:F' (each image generated given itself averaged
-            over F x F blocks) or 'gray' (a colour image given its luminance).
-        condition_channels: width of the features the conditioning network computes from
-            the condition image.
-        output: 'softmax' over the levels, or 'logistic_mixture' (PixelCNN++'s discretized
-            mixture of logistics).
-        mixture_components: components of the logistic mixture.
-    """
-    filter_width: int = 2
+    """Architecture of the network; everything generation needs to rebuild it
+    (docs/training.md describes each field)."""
+    filter_width: int = 2  # taps of every dilated causal convolution
     dilations: Tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256,
-                                  1, 2, 4, 8, 16, 32, 64, 128, 256)
-    residual_channels: int = 32
-    dilation_channels: int = 32
-    skip_channels: int = 128
-    quantization_channels: int = 256
+                                  1, 2, 4, 8, 16, 32, 64, 128, 256)  # one per residual layer
+    residual_channels: int = 32  # width of the residual stream
+    dilation_channels: int = 32  # width of the gated activations
+    skip_channels: int = 128  # width of the skips and the output stack
+    quantization_channels: int = 256  # pixel levels
     use_biases: bool = True
-    initial_filter_width: int = 2
-    gc_channels: int = 0
-    position_channels: int = 0
-    level_bumps: int = 0
-    local_condition: str = ''
-    condition_channels: int = 32
-    output: str = 'softmax'
-    mixture_components: int = 10
+    initial_filter_width: int = 2  # taps of the first causal convolution
+    gc_channels: int = 0  # size of the class embedding; 0: unconditional
+    position_channels: int = 0  # size of the row, column (and channel) embeddings; 0: none
+    level_bumps: int = 0  # smooth functions of the level in the input and softmax weights
+    local_condition: str = ''  # '', 'lowres:F' or 'gray'
+    condition_channels: int = 32  # width of the condition's features
+    output: str = 'softmax'  # or 'logistic_mixture'
+    mixture_components: int = 10  # of the logistic mixture
 
     def __post_init__(self):
         for name, (low, high) in _RANGES.items():

@@ -11,6 +11,7 @@ import json
 import math
 
 from wavenet.errors import Error
+from wavenet.prepared import check_channels, check_classes, check_image_size
 from wavenet.params import WaveNetParams
 
 RUN_FILE = 'run.json'
@@ -31,6 +32,9 @@ class TrainingOptions:
     its record, and taken from there when it resumes, so that it goes on exactly as it began."""
     batch_size: int = _option(8, 'images per training step, split between the replicas',
                               int, low=1)
+    num_steps: int = _option(4200, 'global step at which training stops; unlike the other '
+                             'options it may change when resuming (the cosine schedule then '
+                             'stretches to the new end)', int, low=1)
     learning_rate: float = _option(6e-3, 'initial learning rate', float, low=0, above=True)
     learning_rate_schedule: str = _option('cosine', 'constant, or cosine decay to zero at the '
                                           'last step', str, choices=('constant', 'cosine'))
@@ -145,24 +149,20 @@ class RunRecord:
     training: TrainingOptions
 
     def __post_init__(self):
-        if self.channels not in (1, 3) or isinstance(self.channels, bool):
-            raise Error('channels must be 1 or 3, got %r' % (self.channels,))
+        check_channels(self.channels)
         if self.channels > 1 and not self.params.position_channels:
             raise Error('a colour model needs position_channels > 0 in its params: the '
                         'channel of each sub-pixel is fed through the position conditioning')
         if self.classes is not None:
-            if not isinstance(self.classes, (list, tuple)):
-                raise Error('classes must be a list of names, got %r' % (self.classes,))
-            object.__setattr__(self, 'classes', tuple(self.classes))
-            if not all(isinstance(name, str) for name in self.classes) or len(
-                    set(self.classes)) != len(self.classes):
-                raise Error('classes must be distinct names, got %r' % (self.classes,))
+            object.__setattr__(self, 'classes', check_classes(self.classes))
+            if self.params.gc_channels and not self.classes:
+                raise Error('a class-conditional model (gc_channels %d) needs classes'
+                            % self.params.gc_channels)
         if self.image_size is not None:
-            size = tuple(self.image_size)
-            if len(size) != 2 or not all(isinstance(side, int) and not isinstance(side, bool)
-                                         and 1 <= side <= MAX_IMAGE_SIDE for side in size):
-                raise Error('image_size must be [height, width], integers from 1 to %d, got '
-                            '%r' % (MAX_IMAGE_SIDE, self.image_size))
+            size = check_image_size(self.image_size)
+            if max(size) > MAX_IMAGE_SIDE:
+                raise Error('image_size sides must be at most %d, got %r' % (MAX_IMAGE_SIDE,
+                                                                             size))
             object.__setattr__(self, 'image_size', size)
             if self.training.augment_shift >= min(size):
                 raise Error('augment_shift=%d must be less than the image side (%dx%d)'
@@ -193,15 +193,19 @@ class RunRecord:
                             'version no longer offers: train into a new logdir' % source)
             training.pop('momentum', None)
             training.setdefault('ema_decay', 0.0)
+            training.setdefault('num_steps', 4200)  # the default of that version
         fields = dict(values, training=TrainingOptions.from_dict(training, source),
                       params=WaveNetParams.from_dict(values.get('params'), source))
+        for name in ('image_size', 'classes'):  # None only before a new run reads its data
+            if fields.get(name, ()) is None:
+                raise Error('%s: %s must not be null' % (source, name))
         return _from_dict(cls, fields, source)
 
     def differences(self, other):
         """Sorted names of the values (params, data, options) that differ from `other`'s."""
         mine, theirs = _flat(self.to_dict()), _flat(other.to_dict())
         return sorted(name for name in set(mine) | set(theirs)
-                      if mine.get(name) != theirs.get(name))
+                      if mine.get(name) != theirs.get(name) and name != 'num_steps')
 
 
 def _flat(record_dict):

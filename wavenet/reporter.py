@@ -15,7 +15,8 @@ import tensorflow.compat.v1 as tf
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from wavenet import generation, image_grid
-from wavenet.checkpoints import CHECKPOINT_PREFIX, SAMPLES_FOLDER, WriteError
+from wavenet.checkpoints import (CHECKPOINT_PREFIX, SAMPLES_FOLDER, WriteError,
+                                 remove_stale_temporaries)
 from wavenet.errors import reason
 from wavenet.evaluation import Scorer
 from wavenet.model import Mixture
@@ -119,6 +120,8 @@ class Reporter:
         checkpoints.WriteError when a file cannot be written."""
         if not self.writes:
             return
+        # What another process may have planted under the names the save uses goes first.
+        remove_stale_temporaries(self.options.logdir)
         try:
             path = self._saver.save(self._session,
                                     os.path.join(self.options.logdir, CHECKPOINT_PREFIX),

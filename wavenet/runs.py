@@ -53,6 +53,9 @@ def resolve(logdir, data_dir, params_path, default_params_path, param_overrides,
             run_file if os.path.lexists(run_file) else None)
     checkpoint, skipped = checkpoints.newest_readable_checkpoint(logdir)
     stored = checkpoints.read_record(checkpoint, logdir)
+    if 'num_steps' in options:  # the one option a resumed run may change
+        stored = dataclasses.replace(stored, training=dataclasses.replace(
+            stored.training, num_steps=options.pop('num_steps')))
     given = dict(options, image_size=image_size and tuple(image_size), channels=channels)
     kept = dict(dataclasses.asdict(stored.training), image_size=stored.image_size,
                 channels=stored.channels)
