@@ -75,7 +75,7 @@ def get_arguments(argv=None):
     output.add_argument('--num_samples', type=cli.integer_range(0, 1024), default=16,
                         help='images in the sample grid written at each checkpoint (0: none)')
     output.add_argument('--histograms', action='store_true',
-                        help='also write histograms of every variable to TensorBoard')
+                        help='also write histograms of every trainable variable to TensorBoard')
     devices = parser.add_argument_group('devices and machines')
     devices.add_argument('--num_gpus', type=cli.integer_range(0, 64), default=0,
                          help='train data-parallel on this many GPUs of this machine '
@@ -270,6 +270,8 @@ def main(argv=None):
     restore = (checkpoints.restorer(resume_from, checkpoints.variables_by_name())
                if resume_from else None)
     print('devices: %s' % placement.description)
+    print('moving averages: %s' % ('decay %g, used by validation and samples'
+                                    % run.training.ema_decay if graph.averages else 'off'))
     timeout = args.step_timeout if placement.workers > 1 else None
     config = hardware.session_config(placement.config, run.training.precision, xla)
     writing = (checkpoints.writing_into(args.logdir, resume_from) if placement.is_chief

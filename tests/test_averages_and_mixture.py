@@ -64,7 +64,9 @@ def test_evaluate_and_generate_use_the_averages_and_say_so(trained, data_dir, tm
 def test_a_run_without_averages_generates_from_its_weights(data_dir, tiny_params, tmp_path,
                                                            capsys):
     logdir = tmp_path / 'plain'
-    run_main(train, train_flags(data_dir, logdir, 2, '--ema_decay=0', params=tiny_params))
+    trained = run_main(train, train_flags(data_dir, logdir, 2, '--ema_decay=0',
+                                          params=tiny_params), capsys).stdout
+    assert 'moving averages: off\n' in trained, trained
     names = [name for name, _ in tf.train.list_variables(str(logdir))]
     assert names and not [name for name in names if 'ExponentialMovingAverage' in name]
     out = run_main(generate, ['--checkpoint=%s' % logdir, '--num_images=1',

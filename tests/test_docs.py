@@ -81,3 +81,7 @@ def test_the_readme_is_a_short_guide_and_ci_runs_its_test_command():
     command = 'pip install -r requirements-test.txt && python -m pytest -q'
     assert '```bash\n%s\n```' % command in readme
     assert command in read('.ci/run').splitlines()
+    layout = readme.split('## Layout', 1)[1]
+    modules = [os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, 'wavenet',
+                                                                            '[!_]*.py'))]
+    assert modules and [name for name in modules if '`%s`' % name not in layout] == []

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 import tensorflow.compat.v1 as tf
 
 from wavenet import ops
@@ -278,7 +279,6 @@ SAMPLED_MIXTURE = [0.5, 0.0, -1.0,  # logits
 
 @pytest.mark.parametrize('num_levels', [256, 7])
 def test_sample_logistic_mixture_follows_the_probabilities(num_levels):
-    from scipy import stats
     num_draws = 50000
     with tf.Graph().as_default(), tf.Session() as session:
         tf.set_random_seed(1)

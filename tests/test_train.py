@@ -83,6 +83,7 @@ def test_a_run_writes_its_record_checkpoints_samples_and_quiet_progress(trained,
         'data: %s: 11 training and 1 validation images (10%% held out), 8x8 grayscale, 2 '
         'classes' % data_dir], out
     assert re.search(r'^training from step 0 to %d, batch 4$' % STEPS, out, re.M), out
+    assert 'moving averages: decay 0.999, used by validation and samples\n' in out, out
     assert sorted(printed(out, TRAIN_BITS_LINE)) == list(range(1, STEPS + 1)), out
     assert re.search(r'^step %d/%d .*\d pixels/s$' % (STEPS, STEPS), out, re.M), out
     assert sorted(printed(out, VALIDATION_LINE)) == list(CHECKPOINTS), out
