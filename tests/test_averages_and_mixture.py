@@ -62,16 +62,19 @@ def test_evaluate_and_generate_use_the_averages_and_say_so(trained, data_dir, tm
 
 
 def test_a_run_without_averages_generates_from_its_weights(data_dir, tiny_params, tmp_path,
-                                                           capsys):
+                                                           capsys, trained):
     logdir = tmp_path / 'plain'
-    trained = run_main(train, train_flags(data_dir, logdir, 2, '--ema_decay=0',
+    printed = run_main(train, train_flags(data_dir, logdir, 2, '--ema_decay=0',
                                           params=tiny_params), capsys).stdout
-    assert 'moving averages: off\n' in trained, trained
+    assert 'moving averages: off\n' in printed, printed
     names = [name for name, _ in tf.train.list_variables(str(logdir))]
     assert names and not [name for name in names if 'ExponentialMovingAverage' in name]
     out = run_main(generate, ['--checkpoint=%s' % logdir, '--num_images=1',
                               '--out=%s' % (tmp_path / 'one.png')], capsys).stdout
     assert 'moving averages' not in out and (tmp_path / 'one.png').exists()
+    mixed = run_main(evaluate, ['--checkpoint=%s' % trained.logdir, '--checkpoint=%s' % logdir,
+                                '--data_dir=%s' % data_dir], capsys).stdout
+    assert ' with the moving averages of 1 of its 2 members on 12 images' in mixed, mixed
 
 
 @pytest.fixture(scope='module')

@@ -168,7 +168,7 @@ InferenceModels = collections.namedtuple('InferenceModels', [
     'record',       # the RunRecord of the first member
     'skipped',      # [(prefix, reason)] of newer checkpoints passed over as unreadable
     'restore',      # function(session) loading every member's variables
-    'description',  # the checkpoint or 'the ensemble of A, B, ...', [' with moving averages']
+    'description',  # the checkpoint or 'the ensemble of A, B, ...', and which averages it uses
 ])
 
 
@@ -193,7 +193,7 @@ def open_for_inference(paths, use_averages=True):
                 'cannot ensemble %s with %s: the members of an ensemble need the same image '
                 'size, channels, classes, levels, class and local conditioning and output'
                 % (path, paths[0]))
-    models, restorers, averaged = [], [], True
+    models, restorers, averaged = [], [], 0
     for index, ((checkpoint, _, _), run) in enumerate(zip(resolved, records)):
         scope = MODEL_SCOPE if len(paths) == 1 else 'member%d/%s' % (index, MODEL_SCOPE)
         models.append(WaveNetModel(run.params, run.image_size, len(run.classes),
@@ -202,7 +202,7 @@ def open_for_inference(paths, use_averages=True):
         names = {MODEL_SCOPE + name[len(scope):]: variable
                  for name, variable in variables_by_name(scope + '/').items()}
         has_averages = use_averages and all(name + AVERAGE_SUFFIX in stored for name in names)
-        averaged = averaged and has_averages
+        averaged += has_averages
         restorers.append(restorer(checkpoint, {
             name + (AVERAGE_SUFFIX if has_averages else ''): variable
             for name, variable in names.items()}))
@@ -213,9 +213,13 @@ def open_for_inference(paths, use_averages=True):
     checkpoints = [checkpoint for checkpoint, _, _ in resolved]
     description = (checkpoints[0] if len(checkpoints) == 1 else
                    'the ensemble of %s' % ', '.join(checkpoints))
+    if averaged:
+        description += (' with moving averages' if averaged == len(models) else
+                        ' with the moving averages of %d of its %d members'
+                        % (averaged, len(models)))
     return InferenceModels(Mixture(models), records[0],
                            [skip for _, _, skipped in resolved for skip in skipped], restore,
-                           description + (' with moving averages' if averaged else ''))
+                           description)
 
 
 def check_not_in_use(logdir):
