@@ -28,6 +28,9 @@ from wavenet import checkpoints, distribution, prepared, reader
 RUN_FLAGS = ('--learning_rate_schedule=constant', '--learning_rate=0.01', '--seed=3',
              '--checkpoint_every=3', '--num_samples=0')
 CLASSES = ('--gc_channels=3', '--dropout=0.2', '--augment_shift=1')
+# A model given a 4x4 copy of each image, with the logistic-mixture output.
+CONDITIONED = dict(TINY_PARAMS, dilations=[1, 2], position_channels=2, local_condition='lowres:2',
+                   condition_channels=2, output='logistic_mixture', mixture_components=2)
 # train.main for each list of flags, in one process: logical CPU devices are set once, before
 # TensorFlow touches its devices, and kept. Prints, as JSON, each run's stdout, its
 # errors.Error message (or None) and the process's peak memory (MiB) after it.
@@ -103,10 +106,13 @@ def write_sparse_prepared(folder, num_images, side):
 
 @pytest.fixture(scope='module')
 def one_device(data_dir, params, tmp_path_factory):
-    """Six steps on one device, with and without class conditioning, dropout and shifts."""
+    """Six steps on one device, with and without class conditioning, dropout and shifts,
+    and of the CONDITIONED model (its params in conditioned.json)."""
     root = tmp_path_factory.mktemp('one_device')
+    write_json(root / 'conditioned.json', CONDITIONED)
     for name, extra in (('plain', ()), ('classes', CLASSES)):
         run_main(train, flags(data_dir, params, root / name, 6, *extra))
+    run_main(train, flags(data_dir, root / 'conditioned.json', root / 'conditioned', 6))
     return root
 
 
@@ -115,18 +121,20 @@ def fresh_process(data_dir, params, one_device, tmp_path_factory):
     """The runs that need a process of their own, run in one: {name: (logdir, RUNNER
     result)}. Two replicas (first: once TensorFlow's devices are set, they stay): with class
     conditioning, dropout and shifts from the start; resuming the plain one-device run from
-    step 3; given a batch of 5. Then one device, on a prepared dataset of 64 images and on
-    one of 1.7 million."""
+    step 3; given a batch of 5; the CONDITIONED model. Then one device, on a prepared dataset
+    of 64 images and on one of 1.7 million."""
     root = tmp_path_factory.mktemp('fresh_process')
     write_sparse_prepared(root / 'small', 64, 25)
     write_sparse_prepared(root / 'big', 1_700_000, 25)  # 1.06 GB of pixels
-    two = ('--cpu_replicas=2',)
-    runs = {'classes': (data_dir, 6) + two + CLASSES, 'one_device_first': (data_dir, 6) + two,
-            'unshared_batch': (data_dir, 6, '--batch_size=5') + two,
-            'small': (root / 'small', 2), 'big': (root / 'big', 2)}
+    two, conditioned = ('--cpu_replicas=2',), one_device / 'conditioned.json'
+    runs = {'classes': (data_dir, params, 6) + two + CLASSES,
+            'one_device_first': (data_dir, params, 6) + two,
+            'unshared_batch': (data_dir, params, 6, '--batch_size=5') + two,
+            'conditioned': (data_dir, conditioned, 6) + two,
+            'small': (root / 'small', params, 2), 'big': (root / 'big', params, 2)}
     logdirs = {name: root / (name + '_run') for name in runs}
     up_to(one_device / 'plain', 3, logdirs['one_device_first'])
-    results = run_in_one_process(*(flags(run[0], params, logdirs[name], *run[1:])
+    results = run_in_one_process(*(flags(run[0], run[1], logdirs[name], *run[2:])
                                    for name, run in runs.items()))
     return {name: (logdirs[name], result) for name, result in zip(runs, results)}
 
@@ -138,6 +146,15 @@ def test_two_cpu_replicas_follow_one_device(one_device, fresh_process):
     assert result['error'] is None, result
     assert 'devices: 2 replicas: /cpu:0, /cpu:1' in result['stdout']
     assert_same_run(one_device / 'classes' / 'model.ckpt-6', logdir / 'model.ckpt-6')
+
+
+def test_replicas_of_a_locally_conditioned_mixture_model_follow_one_device(one_device,
+                                                                          fresh_process):
+    """Each replica derives the condition of its rows and scores them with the mixture."""
+    logdir, result = fresh_process['conditioned']
+    assert result['error'] is None, result
+    assert 'devices: 2 replicas' in result['stdout']
+    assert_same_run(one_device / 'conditioned' / 'model.ckpt-6', logdir / 'model.ckpt-6')
 
 
 def test_checkpoints_move_between_one_device_and_replicas(data_dir, params, one_device,

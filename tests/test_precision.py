@@ -246,18 +246,23 @@ def test_xla_reaches_the_cpu_in_a_fresh_process_resuming_a_run(data_dir, fp32, t
 
 
 @BF16_SKIP
-@pytest.mark.parametrize('output', ['softmax', 'logistic_mixture'])
-def test_bf16_keeps_the_likelihood_in_float32(output):
-    """In the graph the bf16 rewrite runs, the matrix products are bfloat16 and no op of the
-    loss (the softmax cross-entropy, or the mixture's CDFs and logs) is."""
+@pytest.mark.parametrize('output, local_condition', [('softmax', ''),
+                                                    ('logistic_mixture', 'lowres:2')])
+def test_bf16_keeps_the_likelihood_in_float32(output, local_condition):
+    """In the graph the bf16 rewrite runs, the matrix products are bfloat16 (the condition
+    network's too) and no op of the loss (the softmax cross-entropy, or the mixture's CDFs
+    and logs) is."""
     from wavenet.model import WaveNetModel
     from wavenet.params import WaveNetParams
     params = WaveNetParams(dilations=(1, 2), residual_channels=8, dilation_channels=8,
-                           skip_channels=8, output=output, mixture_components=3)
+                           skip_channels=8, output=output, mixture_components=3,
+                           local_condition=local_condition, condition_channels=4)
     with tf.Graph().as_default():
         model = WaveNetModel(params, (4, 4))
         pixels = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 16)), tf.int32)
-        loss, objective = model.loss(pixels, l2_strength=1e-4)
+        condition = (model.derive_condition(tf.reshape(pixels, [2, 4, 4, 1]))
+                     if local_condition else None)
+        loss, objective = model.loss(pixels, condition=condition, l2_strength=1e-4)
         step = tf.train.AdamOptimizer(1e-3).minimize(objective)
         config = hardware.session_config(tf.ConfigProto(), 'bf16')
         with tf.Session(config=config) as session:
@@ -268,4 +273,5 @@ def test_bf16_keeps_the_likelihood_in_float32(output):
     in_bf16 = [node for graph in metadata.partition_graphs for node in graph.node
                if 'T' in node.attr and node.attr['T'].type == tf.bfloat16.as_datatype_enum]
     assert any('MatMul' in node.op for node in in_bf16)
+    assert bool(local_condition) == any(node.name.startswith('conditioning/') for node in in_bf16)
     assert not [node.name for node in in_bf16 if node.name.startswith('loss/')]
