@@ -214,12 +214,10 @@ def open_for_inference(paths, use_averages=True):
     description = (checkpoints[0] if len(checkpoints) == 1 else
                    'the ensemble of %s' % ', '.join(checkpoints))
     if averaged:
-        description += (' with moving averages' if averaged == len(models) else
-                        ' with the moving averages of %d of its %d members'
-                        % (averaged, len(models)))
-    return InferenceModels(Mixture(models), records[0],
-                           [skip for _, _, skipped in resolved for skip in skipped], restore,
-                           description)
+        description += (' with moving averages' if averaged == len(models) else ' with the '
+                        'moving averages of %d of its %d members' % (averaged, len(models)))
+    skipped = [skip for _, _, skipped_here in resolved for skip in skipped_here]
+    return InferenceModels(Mixture(models), records[0], skipped, restore, description)
 
 
 def check_not_in_use(logdir):
