@@ -145,7 +145,8 @@ def build_graph(args, run, dataset, placement):
     from wavenet.reporter import Reporter, ReportOptions
     tf.set_random_seed(run.training.seed)
     with distribution.scope(placement):
-        model = WaveNetModel(run.params, run.image_size, len(run.classes), run.channels)
+        model = WaveNetModel(run.params, run.image_size, len(run.classes), run.channels,
+                             symmetries=run.training.augment_symmetries > 0)
         graph = training.build_training_graph(model, dataset.train.images,
                                               dataset.train.labels, run.training,
                                               run.training.num_steps, placement.strategy,

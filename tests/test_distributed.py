@@ -27,7 +27,8 @@ from wavenet import checkpoints, distribution, prepared, reader
 # checkpoint every 3 steps, no sample grids.
 RUN_FLAGS = ('--learning_rate_schedule=constant', '--learning_rate=0.01', '--seed=3',
              '--checkpoint_every=3', '--num_samples=0')
-CLASSES = ('--gc_channels=3', '--dropout=0.2', '--augment_shift=1')
+CLASSES = ('--gc_channels=3', '--dropout=0.2', '--augment_shift=1',
+           '--augment_symmetries=0.5')
 # A model given a 4x4 copy of each image, with the logistic-mixture output.
 CONDITIONED = dict(TINY_PARAMS, dilations=[1, 2], position_channels=2, local_condition='lowres:2',
                    condition_channels=2, output='logistic_mixture', mixture_components=2)
@@ -106,8 +107,8 @@ def write_sparse_prepared(folder, num_images, side):
 
 @pytest.fixture(scope='module')
 def one_device(data_dir, params, tmp_path_factory):
-    """Six steps on one device, with and without class conditioning, dropout and shifts,
-    and of the CONDITIONED model (its params in conditioned.json)."""
+    """Six steps on one device, with and without class conditioning, dropout, shifts and
+    symmetries, and of the CONDITIONED model (its params in conditioned.json)."""
     root = tmp_path_factory.mktemp('one_device')
     write_json(root / 'conditioned.json', CONDITIONED)
     for name, extra in (('plain', ()), ('classes', CLASSES)):
@@ -120,9 +121,9 @@ def one_device(data_dir, params, tmp_path_factory):
 def fresh_process(data_dir, params, one_device, tmp_path_factory):
     """The runs that need a process of their own, run in one: {name: (logdir, RUNNER
     result)}. Two replicas (first: once TensorFlow's devices are set, they stay): with class
-    conditioning, dropout and shifts from the start; resuming the plain one-device run from
-    step 3; given a batch of 5; the CONDITIONED model. Then one device, on a prepared dataset
-    of 64 images and on one of 1.7 million."""
+    conditioning, dropout, shifts and symmetries from the start; resuming the plain one-device
+    run from step 3; given a batch of 5; the CONDITIONED model. Then one device, on a prepared
+    dataset of 64 images and on one of 1.7 million."""
     root = tmp_path_factory.mktemp('fresh_process')
     write_sparse_prepared(root / 'small', 64, 25)
     write_sparse_prepared(root / 'big', 1_700_000, 25)  # 1.06 GB of pixels

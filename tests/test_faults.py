@@ -40,7 +40,8 @@ PREVIOUS_PARAMS = ('filter_width', 'dilations', 'residual_channels', 'dilation_c
 PREVIOUS_TRAINING = ('batch_size', 'learning_rate', 'learning_rate_schedule',
                      'l2_regularization_strength', 'dropout', 'augment_shift', 'seed',
                      'validation_fraction', 'precision')
-ADDED_TRAINING = {'ema_decay': 0.0, 'num_steps': 4200}  # the options added since, at their defaults
+# The options added since, as that version trained.
+ADDED_TRAINING = {'ema_decay': 0.0, 'num_steps': 4200, 'augment_symmetries': 0.0}
 
 
 def files_of(prefix):
@@ -355,6 +356,7 @@ BAD_RECORDS = {  # name: (the keys to the value, the value or DELETE)
     'batch_size a float': (('training', 'batch_size'), 4.0),
     'learning_rate zero': (('training', 'learning_rate'), 0),
     'dropout one': (('training', 'dropout'), 1.0),
+    'symmetries above one': (('training', 'augment_symmetries'), 1.5),
     'precision unknown': (('training', 'precision'), 'fp16'),
     'training unknown key': (('training', 'momentum2'), 0.9),
     'training missing key': (('training', 'seed'), DELETE),
@@ -388,6 +390,14 @@ def test_a_run_record_round_trips(trained):
     parsed = record.RunRecord.from_dict(json.loads(text), 'run file')
     assert parsed.to_json() == text
     assert parsed.image_size == (8, 8) and parsed.classes == ('bright', 'dark')
+
+
+def test_a_run_record_from_before_the_symmetries_reads_as_none(trained):
+    values = stored_record(trained.logdir)
+    del values['training']['augment_symmetries']
+    parsed = record.RunRecord.from_dict(values, 'run file')
+    assert parsed.training.augment_symmetries == 0
+    assert parsed.to_json() == (trained.logdir / 'run.json').read_text()
 
 
 @pytest.mark.parametrize('name', sorted(BAD_RECORDS))

@@ -345,3 +345,28 @@ def test_dropout_changes_only_the_training_loss_and_follows_its_seed():
             assert session.run(no_rate, {seed: [1, 2]}) == base
     assert first == again
     assert first != base and first != other
+
+
+def test_symmetry_terms_change_only_the_turned_images_and_start_at_zero():
+    """Symmetry 0 (the image as it is) has no term, so evaluation and generation, which give
+    none, see the model that training shaped; the other symmetries' terms start at zero."""
+    params = WaveNetParams(**dict(TINY, position_channels=2))
+    images = np.random.default_rng(6).integers(0, 16, size=(3, 48))
+    with tf.Graph().as_default():
+        model = WaveNetModel(params, IMAGE_SIZE, symmetries=True)
+        pixels = tf.constant(images, tf.int32)
+        symmetries = tf.constant([0, 3, 7], tf.int32)
+        told, untold = model.parameters(pixels, symmetries=symmetries), model.parameters(pixels)
+        terms, = [variable for variable in model.trainable_variables
+                  if 'symmetry_terms' in variable.name]
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            initial, plain = session.run([told, untold])
+            terms.load(np.random.default_rng(7).normal(size=terms.shape.as_list()), session)
+            trained, still_plain = session.run([told, untold])
+    assert terms.shape.as_list() == [7, 2 * 6 * 5]
+    np.testing.assert_array_equal(initial, plain)
+    np.testing.assert_array_equal(still_plain, plain)
+    np.testing.assert_allclose(trained[0], plain[0], rtol=1e-6, atol=1e-6)
+    assert np.abs(trained[1:] - plain[1:]).min(axis=(1, 2)).min() > 0
+    assert not np.allclose(trained[1], trained[2])

@@ -175,6 +175,32 @@ def test_random_offsets_are_bounded_repeatable_and_vary_with_the_step():
     assert set(np.unique(first)) == {-2, -1, 0, 1, 2}
 
 
+def test_apply_symmetries_gives_the_eight_symmetries_of_the_square():
+    images = np.random.default_rng(4).integers(0, 256, size=(8, 5, 5, 2)).astype(np.uint8)
+    with tf.Graph().as_default():
+        result = run(ops.apply_symmetries(tf.constant(images), tf.range(8)))
+    for symmetry in range(8):
+        image = images[symmetry] if symmetry < 4 else images[symmetry].transpose(1, 0, 2)
+        np.testing.assert_array_equal(result[symmetry], np.rot90(image, symmetry % 4))
+    with tf.Graph().as_default():
+        turned = run(ops.apply_symmetries(tf.constant(np.repeat(images[:1], 8, 0)), tf.range(8)))
+    assert len({image.tobytes() for image in turned}) == 8
+
+
+def test_random_symmetries_turn_their_share_evenly_and_follow_seed_and_step():
+    with tf.Graph().as_default():
+        step = tf.placeholder(tf.int64, [])
+        draws = [ops.random_symmetries(step, 70000, share, seed=7) for share in (0.5, 0, 1)]
+        with tf.Session() as session:
+            (first, none, every), again, later = (session.run(draws, {step: value})
+                                                  for value in (3, 3, 4))
+    np.testing.assert_array_equal(first, again[0])
+    assert not np.array_equal(first, later[0])
+    assert first.dtype == np.int32 and not none.any() and every.all()
+    shares = np.bincount(first, minlength=8) / len(first)
+    np.testing.assert_allclose(shares, [0.5] + [0.5 / 7] * 7, atol=0.01)
+
+
 def test_dropout_rows_of_a_slice_are_those_of_the_whole_batch():
     inputs = np.random.default_rng(3).normal(size=(6, 40, 5)).astype(np.float32)
     with tf.Graph().as_default():

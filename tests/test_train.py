@@ -199,11 +199,11 @@ def test_resume_with_other_params_is_refused(logdir_copy, data_dir, tmp_path):
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tiny_params, tmp_path):
-    """SIGINT to a real process saves and exits 0; the batches, dropout masks and shifts are
-    functions of the seed and the step, so the resumed run ends where one that never stopped
-    does (every variable, Adam's slots included)."""
-    flags = ('--dropout=0.3', '--augment_shift=2', '--checkpoint_every=100', '--print_every=5',
-             '--num_samples=0')
+    """SIGINT to a real process saves and exits 0; the batches, dropout masks, shifts and
+    symmetries are functions of the seed and the step, so the resumed run ends where one that
+    never stopped does (every variable, Adam's slots included)."""
+    flags = ('--dropout=0.3', '--augment_shift=2', '--augment_symmetries=0.5',
+             '--checkpoint_every=100', '--print_every=5', '--num_samples=0')
     run_main(train, train_flags(data_dir, tmp_path / 'straight', 40, *flags,
                                 params=tiny_params))
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'train.py')] + train_flags(
@@ -231,11 +231,12 @@ def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tiny_params, tmp_pa
 def test_dropout_and_shifts_change_what_training_learns(data_dir, tiny_params, tmp_path):
     weights = {}
     for name, flags in (('plain', ()), ('dropout', ('--dropout=0.3',)),
-                        ('shifts', ('--augment_shift=2',))):
+                        ('shifts', ('--augment_shift=2',)),
+                        ('symmetries', ('--augment_symmetries=1',))):
         run_main(train, train_flags(data_dir, tmp_path / name, 3, '--num_samples=0', *flags,
                                     params=tiny_params))
         weights[name] = checkpoint_values(tmp_path / name / 'model.ckpt-3')
-    for name in ('dropout', 'shifts'):
+    for name in ('dropout', 'shifts', 'symmetries'):
         assert any(not np.array_equal(weights[name][key], weights['plain'][key])
                    for key in weights['plain']), name
 
@@ -338,6 +339,9 @@ def test_runs_that_cannot_fit_are_refused_before_reading_data(data_dir, tiny_par
     message = error_of(train, train_flags(data_dir, tmp_path / 'big', 2, '--augment_shift=8',
                                           params=tiny_params))
     assert 'augment_shift=8 must be less than the image side (8x8)' in message, message
+    message = error_of(train, train_flags(data_dir, tmp_path / 'big', 2, '--image_size=6x8',
+                                          '--augment_symmetries=0.5', params=tiny_params))
+    assert 'augment_symmetries needs square images, got 6x8' in message, message
     assert not (tmp_path / 'big').exists()
 
 

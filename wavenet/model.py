@@ -97,6 +97,9 @@ class WaveNetModel(_Scored):
         num_classes: number of classes (for class conditioning, gc_channels > 0).
         channels: 1 (grayscale) or 3 (RGB: the channel's embedding joins the position's).
         name: variable scope of every variable.
+        symmetries: whether training turns images (ops.apply_symmetries) and tells the model
+            which symmetry each has, by a learned term per symmetry and layer (none for the
+            image as it is, so that evaluation and generation need no symmetry).
 
     Attributes:
         weights: every weight matrix and table (no biases): the targets of L2.
@@ -104,7 +107,8 @@ class WaveNetModel(_Scored):
         condition_shape: (h, w, c) of the condition image, or None.
     """
 
-    def __init__(self, params, image_size, num_classes=0, channels=1, name='wavenet'):
+    def __init__(self, params, image_size, num_classes=0, channels=1, name='wavenet',
+                 symmetries=False):
         if params.gc_channels and num_classes < 1:
             raise ValueError('class conditioning (gc_channels=%d) needs at least one class'
                              % params.gc_channels)
@@ -114,6 +118,7 @@ class WaveNetModel(_Scored):
         self.params, self.image_size, self.channels = params, tuple(image_size), channels
         self.sequence_length = self.image_size[0] * self.image_size[1] * channels
         self.num_classes = num_classes if params.gc_channels else 0
+        self.symmetries = symmetries
         self.start_token = params.quantization_channels
         self.output = Output(params)
         self.condition_shape = params.condition_shape(self.image_size, channels)
@@ -229,7 +234,10 @@ class WaveNetModel(_Scored):
             'rows': self._weight('row_embedding', [height, size]) if size else None,
             'columns': self._weight('column_embedding', [width, size]) if size else None,
             'channels': (self._weight('channel_embedding', [self.channels, size])
-                         if self.channels > 1 else None)}
+                         if self.channels > 1 else None),
+            'symmetries': (tf.get_variable('symmetry_terms', [
+                ops.NUM_SYMMETRIES - 1, 2 * params.dilation_channels * len(params.dilations)],
+                initializer=tf.zeros_initializer()) if self.symmetries else None)}
         if self.condition_shape:
             features, condition_channels = params.condition_channels, self.condition_shape[2]
             embeddings['condition'] = {
@@ -343,8 +351,9 @@ class WaveNetModel(_Scored):
             return [None] * num_layers
         return tf.split(sum(terms[1:], terms[0]), num_layers, axis=-1)
 
-    def _full_conditions(self, labels, sequences, condition):
-        """Per-layer conditioning of sequences [B, T]: [B or 1, T or 1, 2D] (or None) each."""
+    def _full_conditions(self, labels, sequences, condition, symmetries=None):
+        """Per-layer conditioning of sequences [B, T], turned by symmetries int32 [B] (or
+        None: none): [B or 1, T or 1, 2D] (or None) each."""
         if (condition is None) != (self.condition_shape is None):
             raise ValueError('a locally conditioned model needs a condition, and only it')
         with tf.name_scope('conditioning'):
@@ -353,9 +362,13 @@ class WaveNetModel(_Scored):
                         self.features_of(condition)[:, :length])  # [B, T, C]
             class_term, position_term, condition_term = self.conditioning(
                 labels, tf.range(length), features)
+            symmetry_term = None
+            if symmetries is not None:
+                terms = self._variables['conditioning']['symmetries']
+                symmetry_term = tf.gather(tf.pad(terms, [[1, 0], [0, 0]]), symmetries)[:, None]
             return self.layer_conditions(None if class_term is None else class_term[:, None],
                                          None if position_term is None else position_term[None],
-                                         condition_term)
+                                         condition_term, symmetry_term)
 
     def _stack(self, inputs, layer_taps, layer_conditions, dropout=None):
         """Runs the residual layers and the output stack.
@@ -415,19 +428,21 @@ class WaveNetModel(_Scored):
         """Full-path taps of a layer: its inputs [B, T, C] delayed (ops.causal_taps)."""
         return ops.causal_taps(layer_inputs, self.params.filter_width, dilation)
 
-    def parameters(self, pixels, labels=None, condition=None, dropout=None):
+    def parameters(self, pixels, labels=None, condition=None, dropout=None, symmetries=None):
         """The output parameters float [B, T, output.size] of every sub-pixel of pixels int
         [B, T] (T up to height * width * channels): position t depends on pixels[:, :t] only,
         and on all of the condition int [B] + condition_shape; labels int [B] are the
-        classes; each is required by the model that is conditioned so, and None otherwise."""
+        classes; each is required by the model that is conditioned so, and None otherwise;
+        symmetries int32 [B] say how training turned each image (a symmetries model only)."""
         _, inputs = self._full_inputs(pixels)
         return self._stack(inputs, self._delayed_copies,
-                           self._full_conditions(labels, pixels, condition), dropout)
+                           self._full_conditions(labels, pixels, condition, symmetries), dropout)
 
-    def loss(self, pixels, labels=None, condition=None, dropout=None, l2_strength=0.0):
+    def loss(self, pixels, labels=None, condition=None, dropout=None, l2_strength=0.0,
+             symmetries=None):
         """(The mean negative log-likelihood per sub-pixel in nats, the objective: that plus
         l2_strength times the weights' L2 penalty), both under the name scope 'loss'."""
-        parameters = self.parameters(pixels, labels, condition, dropout)
+        parameters = self.parameters(pixels, labels, condition, dropout, symmetries)
         with tf.name_scope('loss'):
             loss = tf.reduce_mean(self.output.nats(parameters, pixels))
             if not l2_strength:

@@ -140,6 +140,28 @@ def random_offsets(step, batch_size, max_shift, seed):
                                        minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
 
 
+NUM_SYMMETRIES = 8  # of the square: 4 turns, each of the image or of its transpose
+
+
+def apply_symmetries(images, symmetries):
+    """Square images [B, S, S, C], each turned by its symmetry int32 [B] in 0 .. 7: s % 4
+    quarter turns counter-clockwise (np.rot90) of the image (s < 4) or its transpose."""
+    transposed = tf.transpose(images, [0, 2, 1, 3])
+    candidates = [tf.image.rot90(image, turns) for image in (images, transposed)
+                  for turns in range(4)]  # each [B, S, S, C]
+    return tf.gather(tf.stack(candidates, axis=1), symmetries, axis=1, batch_dims=1)
+
+
+def random_symmetries(step, batch_size, share, seed):
+    """int32 [batch_size] symmetries from (seed, step): 0 (none) for a 1 - share of the images,
+    each other symmetry 1 .. 7 for share / 7 of them."""
+    draws = tf.random.stateless_uniform([batch_size, 2],
+                                        seed=stateless_seed(seed, step) + [0, 2 << 40])
+    others = tf.minimum(tf.cast(draws[:, 1] * (NUM_SYMMETRIES - 1), tf.int32),
+                        NUM_SYMMETRIES - 2) + 1
+    return tf.where(draws[:, 0] < share, others, tf.zeros_like(others))
+
+
 def mixture_log_probabilities(member_logits):
     """Log of the equal-weight mean of softmax(logits) over a list of logits [..., Q].
 

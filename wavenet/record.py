@@ -47,8 +47,12 @@ class TrainingOptions:
     augment_shift: int = _option(0, 'translate each training image by a random whole number '
                                  'of pixels, up to this many in each direction (edge pixels '
                                  'repeated), less than the image side; 0: none', int, low=0)
+    augment_symmetries: float = _option(0.0, 'share of the training images turned by one of '
+                                        'the 7 other symmetries of the square (quarter turns, '
+                                        'transposes), the model told which (square images '
+                                        'only); 0: none', float, low=0, high=1)
     seed: int = _option(0, 'seed of the initialization, the data order, the split, the '
-                        'shifts and the dropout masks', int, low=0, high=MAX_SEED)
+                        'shifts, symmetries and dropout masks', int, low=0, high=MAX_SEED)
     validation_fraction: float = _option(0.1, 'share of the images held out for validation '
                                          'when the data has no split folders', float, low=0,
                                          high=1, below=True)
@@ -167,6 +171,8 @@ class RunRecord:
             if self.training.augment_shift >= min(size):
                 raise Error('augment_shift=%d must be less than the image side (%dx%d)'
                             % ((self.training.augment_shift,) + size))
+            if self.training.augment_symmetries and size[0] != size[1]:
+                raise Error('augment_symmetries needs square images, got %dx%d' % size)
             self.params.condition_shape(size, self.channels)
 
     def to_dict(self):
@@ -194,6 +200,8 @@ class RunRecord:
             training.pop('momentum', None)
             training.setdefault('ema_decay', 0.0)
             training.setdefault('num_steps', 4200)  # the default of that version
+        if isinstance(training, dict) and 'augment_symmetries' not in training:
+            training = dict(training, augment_symmetries=0.0)  # written before they existed
         fields = dict(values, training=TrainingOptions.from_dict(training, source),
                       params=WaveNetParams.from_dict(values.get('params'), source))
         for name in ('image_size', 'classes'):  # None only before a new run reads its data

@@ -113,7 +113,13 @@ def _replica_loss(model, gather, global_step, options, replica, replicas):
             offsets = ops.random_offsets(global_step, options.batch_size,
                                          options.augment_shift, options.seed)
             images = ops.translate_images(images, offsets[first:first + batch_size])
-            batch = tf.reshape(images, tf.shape(batch))
+        symmetries = None
+        if options.augment_symmetries:
+            symmetries = ops.random_symmetries(global_step, options.batch_size,
+                                               options.augment_symmetries,
+                                               options.seed)[first:first + batch_size]
+            images = ops.apply_symmetries(images, symmetries)
+        batch = tf.reshape(images, tf.shape(batch))
         # The condition image of each (shifted) image, as generation derives it.
         condition = model.derive_condition(images) if model.condition_shape else None
         # Dropout masks, like the batch, are a function of the seed and the step.
@@ -121,7 +127,7 @@ def _replica_loss(model, gather, global_step, options, replica, replicas):
                           ops.stateless_seed(options.seed, global_step),
                           first, options.batch_size)
     return model.loss(batch, batch_labels if model.conditional else None, condition, dropout,
-                      options.l2_regularization_strength)
+                      options.l2_regularization_strength, symmetries)
 
 
 class _BatchGather:
