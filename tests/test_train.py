@@ -14,6 +14,8 @@ import sys
 import numpy as np
 import pytest
 
+import evaluate
+import generate
 import train
 from conftest import (CHECKPOINTS, EARLIER, LATEST, ROOT, STEPS, TINY_PARAMS, checkpoint_values,
                       error_of, flag_error, png_pixels, run_main, snapshot, tf, train_flags,
@@ -239,6 +241,23 @@ def test_dropout_and_shifts_change_what_training_learns(data_dir, tiny_params, t
     for name in ('dropout', 'shifts', 'symmetries'):
         assert any(not np.array_equal(weights[name][key], weights['plain'][key])
                    for key in weights['plain']), name
+
+
+def test_a_run_with_symmetries_is_scored_and_sampled_upright(data_dir, tiny_params, tmp_path,
+                                                             capsys):
+    """Its symmetry terms are trained and saved; evaluation and generation build the model
+    without them (the upright image has none) and still restore every weight they use."""
+    logdir = tmp_path / 'symmetries'
+    run_main(train, train_flags(data_dir, logdir, 3, '--num_samples=0',
+                                '--augment_symmetries=1', params=tiny_params))
+    terms = checkpoint_values(logdir / 'model.ckpt-3')['wavenet/conditioning/symmetry_terms']
+    assert terms.shape[0] == 7 and np.abs(terms).min(axis=1).max() > 0
+    out = run_main(evaluate, ['--checkpoint=%s' % logdir, '--data_dir=%s' % data_dir],
+                   capsys).stdout
+    assert re.search(r'bits/dim: \d\.\d{4}\n$', out), out
+    run_main(generate, ['--checkpoint=%s' % logdir, '--num_images=1',
+                        '--out=%s' % (tmp_path / 'one.png')], capsys)
+    assert (tmp_path / 'one.png').exists()
 
 
 BAD_DATA = {
