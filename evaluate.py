@@ -41,9 +41,8 @@ def main(argv=None):
     from wavenet.progress import Progress
     models = cli.open_checkpoints(args.checkpoint, not args.no_ema)
     run = models.record
-    images, skipped = reader.load_folder(args.data_dir, run.image_size,
-                                         run.params.quantization_channels, run.classes,
-                                         run.channels)
+    images, skipped = reader.load_folder(
+        args.data_dir, run.image_size, run.params.quantization_channels, run.classes, run.channels)
     for path, why in skipped:
         cli.warn('skipped %s: %s' % (path, why))
     if run.params.gc_channels and (images.labels < 0).any():
@@ -51,8 +50,7 @@ def main(argv=None):
                            'class folder named as in training (%s)'
                            % (args.data_dir, ', '.join(run.classes)))
     print('evaluating %s on %s of %dx%d from %s' % (
-        models.description, cli.count(len(images.images), 'image'), run.image_size[0],
-        run.image_size[1], args.data_dir))
+        models.description, cli.count(len(images.images), 'image'), *run.image_size, args.data_dir))
     scorer = Scorer(models.mixture)
     with tf.Session() as session:
         models.restore(session)

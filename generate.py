@@ -31,9 +31,8 @@ def get_arguments(argv=None):
     add('--overwrite', action='store_true', help='let --out_dir replace its PNG files')
     add('--num_images', type=cli.integer_range(1, MAX_IMAGES), default=16, help='images per '
         'class, seed and condition image; %d at most in all' % MAX_IMAGES)
-    add('--columns', type=cli.positive_int, default=None,
-        help='images per row of the grid (default: about the square root; one row per class, '
-             'seed or condition image)')
+    add('--columns', type=cli.positive_int, default=None, help='images per row of the grid '
+        '(default: about the square root; one row per class, seed or condition image)')
     add('--class', dest='classes', action='append', default=None, metavar='NAME',
         help='class to generate, for a class-conditional model; repeat it, or give "all"')
     add('--seed_image', action='append', default=None, metavar='PATH',
@@ -154,9 +153,8 @@ def output_paths(args, rows, conditions):
 
 
 def layout(images, rows, seed_rows, shown, args, to_images):
-    """One image, or the grid of uint8 images [N, ...]: one row per class, seed and condition
-    image, each with the seed and its kept rows first, or the condition first and the image it
-    comes from (if given) last."""
+    """One image, or the grid of uint8 images [N, ...]: a row per class, seed and condition
+    image, the seed and its kept rows first, or the condition first and its source (if any) last."""
     from wavenet import image_grid
     if len(rows) == 1 and not (seed_rows or shown):
         return images[0] if len(images) == 1 else image_grid.tile(

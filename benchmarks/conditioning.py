@@ -39,8 +39,7 @@ def main(argv=None):
                              'of a model trained with --local_condition (required)')
     parser.add_argument('--data_dir', required=True, help='folder of test images (required)')
     parser.add_argument('--num_images', type=cli.integer_range(2), default=100,
-                        help='test images, evenly spaced over the folder, each giving a '
-                             'condition')
+                        help='test images, evenly spaced over the folder, each giving a condition')
     parser.add_argument('--samples', type=cli.positive_int, default=4,
                         help='samples drawn given each condition')
     parser.add_argument('--temperature', type=cli.positive_float, default=1.0,
@@ -60,8 +59,7 @@ def main(argv=None):
     if not mixture.condition_shape:
         raise errors.Error('%s was trained without --local_condition' % models.description)
     levels, shape = run.params.quantization_channels, run.image_size + (run.channels,)
-    test, _ = reader.load_folder(args.data_dir, run.image_size, levels, run.classes,
-                                 run.channels)
+    test, _ = reader.load_folder(args.data_dir, run.image_size, levels, run.classes, run.channels)
     count = min(args.num_images, len(test.images))
     if count < 2 or (mixture.conditional and (test.labels < 0).any()):
         raise errors.Error('%s needs at least 2 images, in the class folders of training for a '

@@ -132,8 +132,7 @@ def download_file(url, part_path, limit, timeout=DEFAULT_TIMEOUT):
         if length is not None and length > limit:
             raise MirrorError('the server announces %s, more than the %s this file may have'
                               % (format_bytes(length), format_bytes(limit)))
-        progress = Progress('downloading %s' % os.path.basename(url), total=length,
-                            unit='bytes', start=start)
+        progress = Progress('downloading %s' % os.path.basename(url), total=length, start=start)
         size = start
         try:
             with open(part_path, 'ab' if start else 'wb') as part_file:
@@ -150,8 +149,7 @@ def download_file(url, part_path, limit, timeout=DEFAULT_TIMEOUT):
                         raise MirrorError('not complete within --timeout=%g s (%s received)'
                                           % (timeout, format_bytes(size)))
         except (OSError, http.client.HTTPException) as error:
-            raise MirrorError('%s after %s' % (errors.reason(error), format_bytes(size))
-                              ) from None
+            raise MirrorError('%s after %s' % (errors.reason(error), format_bytes(size))) from None
         finally:
             progress.close()
     if length is not None and size < length:
@@ -197,8 +195,7 @@ def fetch(name, md5, limit, base_urls, download_dir, timeout=DEFAULT_TIMEOUT):
 
 def read_idx(data, magic_and_ndim, name='IDX data'):
     """A uint8 array from uncompressed IDX bytes: a big-endian int32 magic number (IDX_IMAGES
-    or IDX_LABELS) and ndim dimensions, then exactly their product in bytes; DataError naming
-    `name` otherwise."""
+    or IDX_LABELS), ndim dimensions, then exactly their product in bytes; else DataError."""
     magic, ndim = magic_and_ndim
     header_bytes, found = 4 * (1 + ndim), int.from_bytes(data[:4], 'big')
     if len(data) >= 4 and found != magic:

@@ -88,8 +88,7 @@ def main(argv=None):
     if existing and existing[1] and not args.overwrite:
         raise errors.Error('--out=%s already holds a prepared dataset: add --overwrite to '
                            'replace it' % args.out)
-    plan = reader.plan_dataset(args.data_dir, args.image_size, args.validation_fraction,
-                               args.seed)
+    plan = reader.plan_dataset(args.data_dir, args.image_size, args.validation_fraction, args.seed)
     if not plan.train.files:  # before anything is written
         raise reader.no_readable_image(args.data_dir, plan.train.skipped, 'training image')
     source = {'written_by': 'datasets/prepare.py', 'data_dir': os.path.abspath(args.data_dir),
@@ -99,8 +98,7 @@ def main(argv=None):
     try:
         counts, classes, skipped = write_dataset(args, plan, source)
     except OSError as error:
-        raise errors.Error('cannot write --out=%s: %s' % (args.out, errors.reason(error))
-                           ) from None
+        raise errors.Error('cannot write --out=%s: %s' % (args.out, errors.reason(error))) from None
     for path, reason in skipped:
         cli.warn('skipped %s: %s' % (path, reason))
     names = [name for split in counts for name in prepared.ARRAY_FILES[split]]

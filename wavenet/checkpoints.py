@@ -126,8 +126,7 @@ def read_record(checkpoint, logdir):
             raise CheckpointError(
                 '%s does not match the run stored in checkpoint %s: they differ in %s; put '
                 'back the run.json the run wrote (or delete it: the checkpoint holds the '
-                'record), or train into a new logdir' % (path, checkpoint,
-                                                         ', '.join(differences)))
+                'record), or train into a new logdir' % (path, checkpoint, ', '.join(differences)))
     return stored
 
 
@@ -176,12 +175,9 @@ def open_for_inference(paths, use_averages=True):
     """The InferenceModels of the checkpoints of `paths` (logdirs or prefixes; several form an
     ensemble), each rebuilt from its run record under its own scope (`wavenet`, or
     `member0/wavenet`, `member1/wavenet`, ...) and loading the moving averages of its weights
-    in their place where `use_averages` and its checkpoint holds them.
-
-    Raises:
-        CheckpointError: when a path has no readable checkpoint, a checkpoint does not match
-            its run.json, or the members cannot form an ensemble.
-    """
+    in their place where `use_averages` and its checkpoint holds them. CheckpointError when a
+    path has no readable checkpoint, a checkpoint does not match its run.json, or the members
+    cannot form an ensemble."""
     resolved = [resolve_checkpoint(path) for path in paths]
     records = [read_record(checkpoint, logdir) for checkpoint, logdir, _ in resolved]
     shared = [(run.image_size, run.channels, run.classes, run.params.quantization_channels,
@@ -235,13 +231,11 @@ def _in_use(logdir, holder):
 
 def remove_stale_temporaries(logdir):
     """Removes what an interrupted writer of `logdir` left (half-written checkpoints' temporary
-    folders, temporary files of atomic writes) and returns their names; call it holding the
-    lock."""
+    folders, temporary files of atomic writes), returning their names; hold the lock."""
     removed = []
     samples = os.path.join(logdir, SAMPLES_FOLDER)
-    names = os.listdir(logdir) + ([os.path.join(SAMPLES_FOLDER, name)
-                                   for name in os.listdir(samples)]
-                                  if os.path.isdir(samples) else [])
+    names = os.listdir(logdir) + ([os.path.join(SAMPLES_FOLDER, name) for name in
+                                   os.listdir(samples)] if os.path.isdir(samples) else [])
     for name in names:
         path = os.path.join(logdir, name)
         checkpoint_temporary = _CHECKPOINT_TEMPORARY.match(name)
@@ -284,8 +278,7 @@ def writing_into(logdir, resume_from):
     except files.LockedError as error:
         raise _in_use(logdir, error.holder) from None
     except (WriteError, OSError) as error:
-        newest = (newest_readable_checkpoint(logdir)[0] if os.path.isdir(logdir) else None)
+        why = error if isinstance(error, WriteError) else reason(error)
+        newest = newest_readable_checkpoint(logdir)[0] if os.path.isdir(logdir) else None
         raise WriteError('%s: free disk space or make %s writable, or train into another '
-                         'logdir (newest good checkpoint: %s)'
-                         % (error if isinstance(error, WriteError) else reason(error), logdir,
-                            newest)) from None
+                         'logdir (newest good checkpoint: %s)' % (why, logdir, newest)) from None

@@ -17,14 +17,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Adds '(default: ...)' to the help of every flag whose help does not name it already."""
 
     def _get_help_string(self, action):
-        if 'default' in (action.help or ''):
-            return action.help
-        return super()._get_help_string(action)
+        return action.help if 'default' in (action.help or '') else super()._get_help_string(action)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose usage errors are one line, 'error: ...', and a hint, and
-    whose --help shows every default."""
+    """An argparse parser whose usage errors are one line, 'error: ... (hint)', and whose --help
+    shows every default."""
 
     def __init__(self, **kwargs):
         super().__init__(formatter_class=HelpFormatter, **kwargs)
@@ -196,8 +194,7 @@ def host_list(text):
 
 
 def open_checkpoints(paths, use_averages=True):
-    """checkpoints.open_for_inference for a script: warns about every newer checkpoint passed
-    over as unreadable."""
+    """checkpoints.open_for_inference, warning of every newer checkpoint skipped as unreadable."""
     from wavenet import checkpoints
     models = checkpoints.open_for_inference(paths, use_averages)
     for _, why in models.skipped:

@@ -47,8 +47,7 @@ def cluster_environment(environ, worker_hosts=None, task_index=0):
         raise DistributionError('the task index must be from 0 to %d (one per worker host), '
                                 'got %d' % (len(worker_hosts) - 1, task_index))
     return dict(environ, TF_CONFIG=json.dumps({'cluster': {'worker': list(worker_hosts)},
-                                               'task': {'type': 'worker',
-                                                        'index': task_index}}))
+                                               'task': {'type': 'worker', 'index': task_index}}))
 
 
 def read_cluster(environ):
@@ -75,8 +74,7 @@ def read_cluster(environ):
 
 
 def is_chief(cluster):
-    """Whether this process writes the logdir, from read_cluster's (cluster, task) or None
-    (no cluster: the one process is the chief)."""
+    """Whether this process writes the logdir, from read_cluster's (cluster, task) or None."""
     if cluster is None:
         return True
     cluster, task = cluster
@@ -86,10 +84,9 @@ def is_chief(cluster):
 
 def place(num_gpus=0, cpu_replicas=1, environ=None):
     """The Placement of a training run on `num_gpus` GPUs of this machine (0: none), or on
-    `cpu_replicas` logical CPU devices (1: plain CPU), or on the cluster of TF_CONFIG in
-    `environ` (default: os.environ). Call it before anything else touches TensorFlow's devices
-    (the CPU can be split only then). DistributionError for devices this machine lacks, or a
-    bad cluster."""
+    `cpu_replicas` logical CPU devices (1: plain CPU), or on the cluster of TF_CONFIG in `environ`
+    (default: os.environ). Call it before anything else touches TensorFlow's devices (the CPU
+    can be split only then). DistributionError for devices this machine lacks, or a bad cluster."""
     cluster = read_cluster(os.environ if environ is None else environ)
     if num_gpus and cpu_replicas > 1:
         raise DistributionError('train on GPUs or on logical CPU devices, not both')

@@ -11,8 +11,7 @@ from wavenet.ops import nats_to_bits
 
 
 class Scorer:
-    """The scoring graph of a model.Mixture (one model or an ensemble), built in the current
-    graph and name scope."""
+    """The scoring graph of a model.Mixture (one model or an ensemble), in the current scope."""
 
     def __init__(self, mixture):
         self._pixels = tf.placeholder(tf.int32, [None, mixture.sequence_length], name='pixels')

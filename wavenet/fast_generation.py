@@ -20,8 +20,7 @@ STATES = ('ring', 'queues')
 
 FastGenerator = collections.namedtuple('FastGenerator', [
     'labels',           # placeholder int32 [B]: class of each image, or None (unconditional)
-    'condition',        # placeholder int32 [B, h, w, c]: the condition image of each image
-                        # (read by prime), or None (no local conditioning)
+    'condition',        # placeholder int32 [B, h, w, c]: condition images (read by prime), or None
     'prime_pixels',     # placeholder int32 [B, P]: the pixels already known (P may be 0)
     'prime',            # op: resets every store to the state after prime_pixels
     'start',            # placeholder int32 []: position of the first pixel this run generates
@@ -41,40 +40,34 @@ StepTaps = collections.namedtuple('StepTaps', [
 
 
 def input_placeholders(mixture, batch_size):
-    """The placeholders labels int32 [B] and condition int32 [B, h, w, c] of a model.Mixture,
-    each None where it takes none."""
-    labels = (tf.placeholder(tf.int32, [batch_size], name='labels') if mixture.conditional
-              else None)
+    """The placeholders labels int32 [B] and condition int32 [B, h, w, c], each None if unused."""
+    labels = tf.placeholder(tf.int32, [batch_size], name='labels') if mixture.conditional else None
     condition = (tf.placeholder(tf.int32, [batch_size] + list(mixture.condition_shape),
                                 name='condition') if mixture.condition_shape else None)
     return labels, condition
 
 
-def build_fast_generator(mixture, batch_size, with_probabilities=False, state=STATES[0],
-                         lanes=1):
-    """Builds incremental generation of batch_size images from a model.Mixture.
+def build_fast_generator(mixture, batch_size, with_probabilities=False, state=STATES[0], lanes=1):
+    """The FastGenerator of incremental generation of batch_size images from a model.Mixture.
 
     With several models a step samples from the equal-weight mean of their distributions;
     each model keeps its own stores. with_probabilities also returns every step's distribution
-    (for tests); state is one of STATES; lanes is from 1 to batch_size. Returns a
-    FastGenerator.
+    (for tests); state is one of STATES; lanes is from 1 to batch_size.
     """
     if state not in STATES:
         raise ValueError('state must be one of %s, got %r' % (STATES, state))
     if not 1 <= lanes <= batch_size:
-        raise ValueError('lanes must be from 1 to the batch size %d, got %r'
-                         % (batch_size, lanes))
+        raise ValueError('lanes must be from 1 to the batch size %d, got %r' % (batch_size, lanes))
     with tf.name_scope('generation'):
         labels, condition = input_placeholders(mixture, batch_size)
         run = FastGenerator(
-            labels=labels, condition=condition,
+            labels=labels, condition=condition, prime=None, pixels=None, probabilities=None,
             prime_pixels=tf.placeholder(tf.int32, [batch_size, None], name='prime_pixels'),
-            prime=None, start=tf.placeholder(tf.int32, [], name='start'),
+            start=tf.placeholder(tf.int32, [], name='start'),
             num_steps=tf.placeholder(tf.int32, [], name='num_steps'),
             previous_pixel=tf.placeholder(tf.int32, [batch_size], name='previous_pixel'),
             temperature=tf.placeholder_with_default(1.0, [], name='temperature'),
-            argmax=tf.placeholder_with_default(False, [], name='argmax'),
-            pixels=None, probabilities=None)
+            argmax=tf.placeholder_with_default(False, [], name='argmax'))
         lane_sizes = [batch_size // lanes + (1 if lane < batch_size % lanes else 0)
                       for lane in range(lanes)]
         # Per tensor, its part of every lane (Nones for no labels or condition).
@@ -96,9 +89,8 @@ def _generation_lane(mixture, lines_class, run, labels, condition, prime_pixels,
                      previous_pixel, with_probabilities):
     """One lane: the models' stores (of lines_class) and one loop over the pixels of a run.
 
-    run holds build_fast_generator's placeholders; the other inputs are this lane's part of
-    them. Returns (prime op, pixels int32 [B, num_steps], probabilities float32
-    [B, num_steps, Q] or None).
+    run: build_fast_generator's placeholders; the other inputs: this lane's part of them. Returns
+    (prime op, pixels int32 [B, num_steps], probabilities float32 [B, num_steps, Q] or None).
     """
     batch_size = previous_pixel.shape.as_list()[0]
     stores, conditioning, primes = [], [], []
@@ -145,8 +137,7 @@ def _generation_lane(mixture, lines_class, run, labels, condition, prime_pixels,
         return step + 1, pixel, pixels_array, probabilities_array
 
     first_token = tf.where_v2(tf.equal(run.start, 0),
-                              tf.fill([batch_size], mixture.models[0].start_token),
-                              previous_pixel)
+                              tf.fill([batch_size], mixture.models[0].start_token), previous_pixel)
     levels = mixture.params.quantization_channels
     arrays = [tf.TensorArray(tf.int32, size=run.num_steps, element_shape=[batch_size]),
               tf.TensorArray(tf.float32, size=run.num_steps if with_probabilities else 0,

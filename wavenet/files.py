@@ -133,10 +133,9 @@ def _open_lock(path, flags):
 
 @contextlib.contextmanager
 def exclusive_lock(path):
-    """Holds an exclusive flock on the file `path` (created with its folder when missing), with
-    this process's PID written in it, while in the block; the OS releases it when the block
-    ends or the process dies. LockedError when another process holds it; Error when `path` is
-    a symlink or not a regular file."""
+    """Holds an exclusive flock on the file `path` (created with its folder when missing), holding
+    this process's PID, in the block; the OS releases it when the block ends or the process dies.
+    LockedError when another process holds it; Error for a symlink or not a regular file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     descriptor = _open_lock(path, os.O_RDWR | os.O_CREAT)
     try:

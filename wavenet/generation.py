@@ -61,9 +61,8 @@ def read_condition_images(path, image_size, channels, condition_shape, quantizat
             conditions.append(Condition(name, None, image[..., :condition_shape[2]]))
         else:
             raise errors.Error('condition image %s is %dx%d: give images of the model\'s size '
-                               '%dx%d or of its condition\'s size %dx%d' % (
-                                   (image_path,) + image.shape[:2] + tuple(image_size)
-                                   + condition_shape[:2]))
+                               '%dx%d or of its condition\'s size %dx%d'
+                               % (image_path, *image.shape[:2], *image_size, *condition_shape[:2]))
     return conditions
 
 
@@ -74,9 +73,8 @@ def sample_rows(session, sampler, rows, per_row, labels=None, prime_pixels=None,
     batch by batch, with a progress bar on stderr.
 
     labels int [R], prime_pixels int [R, P], condition int [R, h, w, c] (each None where the
-    model takes none) and the other arguments are as in Sampler.sample; after every run of
-    pixels_per_run pixels, after_run() and save_partial(the levels so far) are called where
-    given.
+    model takes none) and the others are as in Sampler.sample; after every run of pixels_per_run
+    pixels, after_run() and save_partial(the levels so far) are called where given.
     """
     inputs = [None if values is None else np.repeat(values, per_row, axis=0)
               for values in (labels, prime_pixels, condition)]
@@ -105,8 +103,7 @@ def sample_rows(session, sampler, rows, per_row, labels=None, prime_pixels=None,
     return generated
 
 
-def build_sampler(mixture, batch_size, fast=True, state=fast_generation.STATES[0],
-                  lanes=None):
+def build_sampler(mixture, batch_size, fast=True, state=fast_generation.STATES[0], lanes=None):
     """A Sampler of batch_size images from a model.Mixture, built in the current graph.
 
     fast: incremental generation, else the whole network per pixel; state and lanes: the fast
@@ -183,8 +180,7 @@ class _FastSampler(Sampler):
                          session_config(lanes))
         self.generator = generator
 
-    def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run,
-             on_progress):
+    def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run, on_progress):
         """Primes the stores with pixels[:, :done] and fills in the rest, run by run."""
         generator = self.generator
         session.run(generator.prime, {generator.prime_pixels: pixels[:, :done], **feed})
@@ -192,9 +188,8 @@ class _FastSampler(Sampler):
             steps = min(pixels_per_run, self.sequence_length - done)
             previous = pixels[:, done - 1] if done else np.zeros(self.batch_size, np.int32)
             pixels[:, done:done + steps] = session.run(generator.pixels, {
-                generator.start: done, generator.num_steps: steps,
-                generator.previous_pixel: previous, generator.temperature: temperature,
-                generator.argmax: argmax, **feed})
+                generator.start: done, generator.num_steps: steps, generator.argmax: argmax,
+                generator.previous_pixel: previous, generator.temperature: temperature, **feed})
             done += steps
             if on_progress is not None:
                 on_progress(done, pixels[:, :done])
@@ -214,8 +209,7 @@ class _NaiveSampler(Sampler):
         parameters = mixture.parameters(self._pixels, labels, condition)[:, self._position]
         self._pixel = mixture.output.sample(parameters, self._temperature, self._argmax)
 
-    def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run,
-             on_progress):
+    def _run(self, session, pixels, done, feed, temperature, argmax, pixels_per_run, on_progress):
         """Fills in pixels[:, done:] one pixel (one run of the whole network) at a time."""
         del pixels_per_run  # every pixel is a run of its own
         for position in range(done, self.sequence_length):

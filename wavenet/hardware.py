@@ -21,8 +21,7 @@ BF16_FLAGS = ('avx512_bf16', 'amx_bf16')  # /proc/cpuinfo flags of CPUs with bf1
 
 
 def cpu_info(path='/proc/cpuinfo'):
-    """(model name, set of flags) of the first processor in `path`; ('unknown', set()) when
-    unreadable."""
+    """(model name, flags) of the first processor in `path`; ('unknown', set()) if unreadable."""
     fields = {}
     try:
         with open(path) as cpuinfo:
@@ -73,8 +72,7 @@ def choose_xla(choice, on_one_cpu, batch_size):
 
 
 def xla_environment(value):
-    """The TF_XLA_FLAGS value that lets XLA compile for the CPU, from its current value (or
-    None)."""
+    """The TF_XLA_FLAGS value that lets XLA compile for the CPU, from its current value or None."""
     if value and XLA_FLAGS in value:
         return value
     return ' '.join(part for part in (value, XLA_FLAGS) if part)

@@ -61,8 +61,7 @@ def read_size(path):
     """(height, width) of an image file after EXIF orientation, from its header alone."""
     with _open_image(path) as image:
         if isinstance(image, TiffImagePlugin.TiffImageFile):
-            # Pillow 11 and later report a TIFF's size already oriented: read its tags
-            # ImageWidth and ImageLength.
+            # Pillow 11+ reports a TIFF's size already oriented: read its ImageWidth, ImageLength.
             width, height = image.tag_v2[256], image.tag_v2[257]
         else:
             width, height = image.size

@@ -16,8 +16,7 @@ PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 def to_images(sequences, image_size, channels, quantization_channels):
     """uint8 images [N, height, width] (grayscale) or [N, height, width, 3] (RGB) of
     sequences int [N, height * width * channels] of levels 0..quantization_channels-1."""
-    height, width = image_size
-    shape = (-1, height, width) + ((channels,) if channels > 1 else ())
+    shape = (-1, *image_size) + ((channels,) if channels > 1 else ())
     return dequantize(np.asarray(sequences).reshape(shape), quantization_channels)
 
 
@@ -53,8 +52,7 @@ def tile(images, columns, padding=1):
 
 
 def upscale(image, factor):
-    """Each pixel of uint8 [height, width(, 3)] as a factor x factor block (nearest
-    neighbour)."""
+    """Each pixel of uint8 [height, width(, 3)] as a factor x factor block."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
@@ -71,10 +69,8 @@ def check_png_path(path):
 
     `path` must name a .png file whose nearest existing folder can be written. Where a file
     is already there, it may be replaced only if it is a regular PNG file: a symlink, a
-    device, a folder or a file of another kind is never written over.
-
-    Raises:
-        Error: naming the path and why.
+    device, a folder or a file of another kind is never written over. Error naming the path
+    and why otherwise.
     """
     if not path.lower().endswith('.png') or path.endswith(os.sep):
         raise Error('%r is not a PNG file name: give one such as samples.png' % path)

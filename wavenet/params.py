@@ -70,8 +70,7 @@ class WaveNetParams:
     @property
     def receptive_field(self):
         """Number of pixels, the predicted one's predecessor included, that one prediction sees."""
-        return ((self.initial_filter_width - 1)
-                + (self.filter_width - 1) * sum(self.dilations) + 1)
+        return (self.initial_filter_width - 1) + (self.filter_width - 1) * sum(self.dilations) + 1
 
     @property
     def condition_factor(self):
@@ -129,8 +128,7 @@ def _is_int(value):
 
 
 def load_params(path):
-    """Reads WaveNetParams from a JSON file, raising ParamsError naming the path on any
-    problem."""
+    """Reads WaveNetParams from a JSON file; ParamsError naming the path on any problem."""
     try:
         fields = files.read_json(path, 'params file')
     except Error as error:

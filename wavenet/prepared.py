@@ -63,8 +63,7 @@ def check_levels(quantization_channels):
 def check_classes(classes):
     """`classes` as a tuple if it is a list of distinct strings; Error otherwise."""
     _require(isinstance(classes, (list, tuple)) and all(isinstance(name, str) for name in classes)
-             and len(set(classes)) == len(classes), 'classes', 'a list of distinct names',
-             classes)
+             and len(set(classes)) == len(classes), 'classes', 'a list of distinct names', classes)
     return tuple(classes)
 
 

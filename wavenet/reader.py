@@ -169,12 +169,10 @@ def decode(split_files, image_size, channels=1):
     return images, sorted(skipped)
 
 
-def load_folder(folder, image_size, quantization_channels, classes=None, channels=1,
-                split='test'):
+def load_folder(folder, image_size, quantization_channels, classes=None, channels=1, split='test'):
     """(ImageSet, skipped (path, reason)) of every image below a folder (the size rule over all
     of them), or of the `split` ('test' or 'train') of a prepared dataset; labels index into
-    `classes` (None: none), -1 for another class or none. Arguments and errors as load_dataset's.
-    """
+    `classes` (None: none), -1 for another class or none. Arguments and errors as load_dataset's."""
     folder, image_size = _check(folder, image_size, quantization_channels, channels)
     classes = tuple(classes or ())
     if prepared.is_prepared(folder):
@@ -185,8 +183,7 @@ def load_folder(folder, image_size, quantization_channels, classes=None, channel
     images, skipped = decode(split_files, image_size, channels)
     if not images:
         raise no_readable_image(folder, skipped, 'image')
-    return (_image_set(images, classes, image_size, quantization_channels, channels),
-            tuple(skipped))
+    return _image_set(images, classes, image_size, quantization_channels, channels), tuple(skipped)
 
 
 def class_indices(names, classes):
@@ -212,8 +209,7 @@ def _check(folder, image_size, quantization_channels, channels, validation_fract
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise DataError('folder %s %s: point it at a folder of %s' % (
-            folder, 'is not a folder' if os.path.exists(folder) else 'does not exist',
-            _EXPECTED))
+            folder, 'is not a folder' if os.path.exists(folder) else 'does not exist', _EXPECTED))
     return folder, image_size
 
 

@@ -93,8 +93,7 @@ class Reporter:
     def _write(self, writer, step, **scalars):
         """Adds scalar values, tagged with their names, to the events of `writer`."""
         self._writers[writer].add_summary(tf.Summary(value=[
-            tf.Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]),
-            step)
+            tf.Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]), step)
 
     def step_done(self, step, loss, seconds):
         """Records a training step (the global step after it, its loss in nats per sub-pixel,
@@ -145,11 +144,9 @@ class Reporter:
         print('step %d: %s' % (step, ', '.join(report)), flush=True)
 
     def _write_samples(self, step):
-        """Writes samples/samples-STEP.png and its TensorBoard image (scaled up). A locally
-        conditioned model's grid shows each sample between its condition and the image the
-        condition comes from."""
+        """Writes samples/samples-STEP.png and its TensorBoard image (scaled up); a locally
+        conditioned model's grid shows triples: a condition, its sample and its source image."""
         model, count = self._model, self.options.num_samples
-        # A conditional model's sample grid cycles through the classes.
         labels = np.arange(count) % model.num_classes if model.conditional else None
 
         def to_images(levels):

@@ -17,8 +17,7 @@ from wavenet.errors import Error
 from wavenet.params import load_params
 
 Resolution = collections.namedtuple('Resolution', [
-    'record',       # the RunRecord; a new run's image_size and classes may be None (the data
-                    # decides them)
+    'record',       # the RunRecord; a new run's image_size and classes may be None (data decides)
     'resume_from',  # the checkpoint to resume from, or None for a new run
     'skipped',      # [(prefix, reason)] of newer checkpoints that cannot be read
     'replaced',     # the run.json of a run that saved no checkpoint, which this one replaces
