@@ -357,6 +357,7 @@ BAD_RECORDS = {  # name: (the keys to the value, the value or DELETE)
     'learning_rate zero': (('training', 'learning_rate'), 0),
     'dropout one': (('training', 'dropout'), 1.0),
     'symmetries above one': (('training', 'augment_symmetries'), 1.5),
+    'symmetries for every image': (('training', 'augment_symmetries'), 1.0),
     'precision unknown': (('training', 'precision'), 'fp16'),
     'training unknown key': (('training', 'momentum2'), 0.9),
     'training missing key': (('training', 'seed'), DELETE),

@@ -365,8 +365,14 @@ def test_symmetry_terms_change_only_the_turned_images_and_start_at_zero():
             terms.load(np.random.default_rng(7).normal(size=terms.shape.as_list()), session)
             trained, still_plain = session.run([told, untold])
     assert terms.shape.as_list() == [7, 2 * 6 * 5]
+    assert terms in model.weights  # penalized by L2, as the class embedding is
     np.testing.assert_array_equal(initial, plain)
     np.testing.assert_array_equal(still_plain, plain)
     np.testing.assert_allclose(trained[0], plain[0], rtol=1e-6, atol=1e-6)
     assert np.abs(trained[1:] - plain[1:]).min(axis=(1, 2)).min() > 0
     assert not np.allclose(trained[1], trained[2])
+    with tf.Graph().as_default():
+        upright_only = WaveNetModel(params, IMAGE_SIZE)
+        with pytest.raises(ValueError, match='no symmetry terms'):
+            upright_only.parameters(tf.constant(images, tf.int32),
+                                    symmetries=tf.constant([0, 3, 7], tf.int32))

@@ -234,7 +234,7 @@ def test_dropout_and_shifts_change_what_training_learns(data_dir, tiny_params, t
     weights = {}
     for name, flags in (('plain', ()), ('dropout', ('--dropout=0.3',)),
                         ('shifts', ('--augment_shift=2',)),
-                        ('symmetries', ('--augment_symmetries=1',))):
+                        ('symmetries', ('--augment_symmetries=0.9',))):
         run_main(train, train_flags(data_dir, tmp_path / name, 3, '--num_samples=0', *flags,
                                     params=tiny_params))
         weights[name] = checkpoint_values(tmp_path / name / 'model.ckpt-3')
@@ -249,7 +249,7 @@ def test_a_run_with_symmetries_is_scored_and_sampled_upright(data_dir, tiny_para
     without them (the upright image has none) and still restore every weight they use."""
     logdir = tmp_path / 'symmetries'
     run_main(train, train_flags(data_dir, logdir, 3, '--num_samples=0',
-                                '--augment_symmetries=1', params=tiny_params))
+                                '--augment_symmetries=0.9', params=tiny_params))
     terms = checkpoint_values(logdir / 'model.ckpt-3')['wavenet/conditioning/symmetry_terms']
     assert terms.shape[0] == 7 and np.abs(terms).min(axis=1).max() > 0
     out = run_main(evaluate, ['--checkpoint=%s' % logdir, '--data_dir=%s' % data_dir],

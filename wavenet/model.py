@@ -235,9 +235,9 @@ class WaveNetModel(_Scored):
             'columns': self._weight('column_embedding', [width, size]) if size else None,
             'channels': (self._weight('channel_embedding', [self.channels, size])
                          if self.channels > 1 else None),
-            'symmetries': (tf.get_variable('symmetry_terms', [
+            'symmetries': (self._weight('symmetry_terms', [
                 ops.NUM_SYMMETRIES - 1, 2 * params.dilation_channels * len(params.dilations)],
-                initializer=tf.zeros_initializer()) if self.symmetries else None)}
+                tf.zeros_initializer()) if self.symmetries else None)}
         if self.condition_shape:
             features, condition_channels = params.condition_channels, self.condition_shape[2]
             embeddings['condition'] = {
@@ -364,6 +364,9 @@ class WaveNetModel(_Scored):
                 labels, tf.range(length), features)
             symmetry_term = None
             if symmetries is not None:
+                if not self.symmetries:
+                    raise ValueError('this model has no symmetry terms: build it with '
+                                     'symmetries=True')
                 terms = self._variables['conditioning']['symmetries']
                 symmetry_term = tf.gather(tf.pad(terms, [[1, 0], [0, 0]]), symmetries)[:, None]
             return self.layer_conditions(None if class_term is None else class_term[:, None],
@@ -441,7 +444,8 @@ class WaveNetModel(_Scored):
     def loss(self, pixels, labels=None, condition=None, dropout=None, l2_strength=0.0,
              symmetries=None):
         """(The mean negative log-likelihood per sub-pixel in nats, the objective: that plus
-        l2_strength times the weights' L2 penalty), both under the name scope 'loss'."""
+        l2_strength times the weights' L2 penalty), both under the name scope 'loss'; the
+        other arguments as in parameters."""
         parameters = self.parameters(pixels, labels, condition, dropout, symmetries)
         with tf.name_scope('loss'):
             loss = tf.reduce_mean(self.output.nats(parameters, pixels))

@@ -1,4 +1,4 @@
-"""Pure tensor functions: causal (dilated) convolutions, shifts, dropout, losses.
+"""Pure tensor functions: causal (dilated) convolutions, shifts, symmetries, dropout, losses.
 
 Every function builds graph ops from its arguments only; none creates variables. Shapes use
 B = batch, T = time (pixels in raster order), C = channels, Q = levels.
@@ -132,11 +132,16 @@ def translate_images(images, offsets):
     return tf.gather(moved_rows, columns, axis=2, batch_dims=1)
 
 
+# Added to the second seed word, these keep each kind of draw apart from the others and from
+# the dropout masks' (the same seed and step).
+SHIFT_DRAWS = 1 << 40
+SYMMETRY_DRAWS = 2 << 40
+
+
 def random_offsets(step, batch_size, max_shift, seed):
     """int32 [batch_size, 2] offsets uniform in [-max_shift, max_shift], from (seed, step)."""
-    # A second seed word keeps these draws apart from the dropout masks' (the same seed).
     return tf.random.stateless_uniform([batch_size, 2],
-                                       seed=stateless_seed(seed, step) + [0, 1 << 40],
+                                       seed=stateless_seed(seed, step) + [0, SHIFT_DRAWS],
                                        minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
 
 
@@ -145,18 +150,28 @@ NUM_SYMMETRIES = 8  # of the square: 4 turns, each of the image or of its transp
 
 def apply_symmetries(images, symmetries):
     """Square images [B, S, S, C], each turned by its symmetry int32 [B] in 0 .. 7: s % 4
-    quarter turns counter-clockwise (np.rot90) of the image (s < 4) or its transpose."""
-    transposed = tf.transpose(images, [0, 2, 1, 3])
-    candidates = [tf.image.rot90(image, turns) for image in (images, transposed)
-                  for turns in range(4)]  # each [B, S, S, C]
-    return tf.gather(tf.stack(candidates, axis=1), symmetries, axis=1, batch_dims=1)
+    quarter turns counter-clockwise (np.rot90) of the image (s < 4) or its transpose.
+
+    The symmetries turn a grid of pixel indices, not the images: one gather moves the pixels.
+    """
+    shape = tf.shape(images)
+    size = shape[1]
+    grid = tf.reshape(tf.range(size * size), [1, size, size, 1])
+    turned_grids = [tf.image.rot90(indices, turns)
+                    for indices in (grid, tf.transpose(grid, [0, 2, 1, 3])) for turns in range(4)]
+    sources = tf.reshape(tf.concat(turned_grids, 0), [NUM_SYMMETRIES, size * size])  # [8, S*S]
+    pixels = tf.reshape(images, [shape[0], size * size, shape[3]])  # [B, S*S, C]
+    turned = tf.reshape(tf.gather(pixels, tf.gather(sources, symmetries), axis=1, batch_dims=1),
+                        shape)
+    turned.set_shape(images.shape)
+    return turned
 
 
 def random_symmetries(step, batch_size, share, seed):
     """int32 [batch_size] symmetries from (seed, step): 0 (none) for a 1 - share of the images,
     each other symmetry 1 .. 7 for share / 7 of them."""
     draws = tf.random.stateless_uniform([batch_size, 2],
-                                        seed=stateless_seed(seed, step) + [0, 2 << 40])
+                                        seed=stateless_seed(seed, step) + [0, SYMMETRY_DRAWS])
     others = tf.minimum(tf.cast(draws[:, 1] * (NUM_SYMMETRIES - 1), tf.int32),
                         NUM_SYMMETRIES - 2) + 1
     return tf.where(draws[:, 0] < share, others, tf.zeros_like(others))

@@ -50,7 +50,8 @@ class TrainingOptions:
     augment_symmetries: float = _option(0.0, 'share of the training images turned by one of '
                                         'the 7 other symmetries of the square (quarter turns, '
                                         'transposes), the model told which (square images '
-                                        'only); 0: none', float, low=0, high=1)
+                                        'only); below 1, as upright images must be trained; '
+                                        '0: none', float, low=0, high=1, below=True)
     seed: int = _option(0, 'seed of the initialization, the data order, the split, the '
                         'shifts, symmetries and dropout masks', int, low=0, high=MAX_SEED)
     validation_fraction: float = _option(0.1, 'share of the images held out for validation '

@@ -1,7 +1,7 @@
 """The training graph: each step's batch, the loss, the optimizer and the step's summaries.
 
-Everything random in a step (the batch, the shifts of augmentation, the dropout masks) is a
-function of the seed and the global step, so an interrupted run resumes exactly.
+Everything random in a step (the batch, the shifts and symmetries of augmentation, the dropout
+masks) is a function of the seed and the global step, so an interrupted run resumes exactly.
 """
 import collections
 import os
@@ -31,10 +31,10 @@ def build_training_graph(model, images, labels, options, num_steps, strategy=Non
                          histograms=False):
     """Builds one training step of `model`, on one device or data-parallel on several.
 
-    Every replica takes its slice of the step's global batch (the same images, shifts and
-    dropout masks a single device would use for those rows) and the optimizer applies the
-    sum of the replicas' gradients of their share of the mean loss: R replicas follow the
-    trajectory of one device with the same global batch. Call it under `strategy.scope()`,
+    Every replica takes its slice of the step's global batch (the same images, shifts,
+    symmetries and dropout masks a single device would use for those rows) and the optimizer
+    applies the sum of the replicas' gradients of their share of the mean loss: R replicas
+    follow the trajectory of one device with the same global batch. Call it under `strategy.scope()`,
     where the model's variables were created.
 
     Args:
@@ -120,7 +120,7 @@ def _replica_loss(model, gather, global_step, options, replica, replicas):
                                                options.seed)[first:first + batch_size]
             images = ops.apply_symmetries(images, symmetries)
         batch = tf.reshape(images, tf.shape(batch))
-        # The condition image of each (shifted) image, as generation derives it.
+        # The condition image of each (shifted, turned) image, as generation derives it.
         condition = model.derive_condition(images) if model.condition_shape else None
         # Dropout masks, like the batch, are a function of the seed and the step.
         dropout = Dropout(options.dropout,
