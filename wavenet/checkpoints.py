@@ -239,8 +239,7 @@ def remove_stale_temporaries(logdir):
     for name in names:
         path = os.path.join(logdir, name)
         checkpoint_temporary = _CHECKPOINT_TEMPORARY.match(name)
-        # A symlink is removed, never followed.
-        folder = os.path.isdir(path) and not os.path.islink(path)
+        folder = os.path.isdir(path) and not os.path.islink(path)  # a symlink is never followed
         if checkpoint_temporary and folder:
             shutil.rmtree(path)
         elif (checkpoint_temporary or files.is_temporary(os.path.basename(name))) and not folder:

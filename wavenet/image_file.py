@@ -60,11 +60,9 @@ def _open_image(path):
 def read_size(path):
     """(height, width) of an image file after EXIF orientation, from its header alone."""
     with _open_image(path) as image:
-        if isinstance(image, TiffImagePlugin.TiffImageFile):
-            # Pillow 11+ reports a TIFF's size already oriented: read its ImageWidth, ImageLength.
-            width, height = image.tag_v2[256], image.tag_v2[257]
-        else:
-            width, height = image.size
+        # Pillow 11+ reports a TIFF's size already oriented: read its ImageWidth, ImageLength.
+        width, height = ((image.tag_v2[256], image.tag_v2[257])
+                         if isinstance(image, TiffImagePlugin.TiffImageFile) else image.size)
         # Image.getexif reads the metadata parsed from the header; PNG's override would
         # decode the pixels to look for a later chunk.
         orientation = Image.Image.getexif(image).get(ExifTags.Base.Orientation, 1)

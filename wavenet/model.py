@@ -356,19 +356,17 @@ class WaveNetModel(_Scored):
         None: none): [B or 1, T or 1, 2D] (or None) each."""
         if (condition is None) != (self.condition_shape is None):
             raise ValueError('a locally conditioned model needs a condition, and only it')
+        if symmetries is not None and not self.symmetries:
+            raise ValueError('this model has no symmetry terms: build it with symmetries=True')
         with tf.name_scope('conditioning'):
             length = tf.shape(sequences)[1]
             features = (None if condition is None else
                         self.features_of(condition)[:, :length])  # [B, T, C]
             class_term, position_term, condition_term = self.conditioning(
                 labels, tf.range(length), features)
-            symmetry_term = None
-            if symmetries is not None:
-                if not self.symmetries:
-                    raise ValueError('this model has no symmetry terms: build it with '
-                                     'symmetries=True')
-                terms = self._variables['conditioning']['symmetries']
-                symmetry_term = tf.gather(tf.pad(terms, [[1, 0], [0, 0]]), symmetries)[:, None]
+            terms = self._variables['conditioning']['symmetries']
+            symmetry_term = (None if symmetries is None else  # symmetry 0 has no term
+                             tf.gather(tf.pad(terms, [[1, 0], [0, 0]]), symmetries)[:, None])
             return self.layer_conditions(None if class_term is None else class_term[:, None],
                                          None if position_term is None else position_term[None],
                                          condition_term, symmetry_term)

@@ -132,10 +132,8 @@ def translate_images(images, offsets):
     return tf.gather(moved_rows, columns, axis=2, batch_dims=1)
 
 
-# Added to the second seed word, these keep each kind of draw apart from the others and from
-# the dropout masks' (the same seed and step).
-SHIFT_DRAWS = 1 << 40
-SYMMETRY_DRAWS = 2 << 40
+# Second seed words that keep the shifts' and symmetries' draws apart from the dropout masks'.
+SHIFT_DRAWS, SYMMETRY_DRAWS = 1 << 40, 2 << 40
 
 
 def random_offsets(step, batch_size, max_shift, seed):
@@ -150,16 +148,12 @@ NUM_SYMMETRIES = 8  # of the square: 4 turns, each of the image or of its transp
 
 def apply_symmetries(images, symmetries):
     """Square images [B, S, S, C], each turned by its symmetry int32 [B] in 0 .. 7: s % 4
-    quarter turns counter-clockwise (np.rot90) of the image (s < 4) or its transpose.
-
-    The symmetries turn a grid of pixel indices, not the images: one gather moves the pixels.
-    """
-    shape = tf.shape(images)
-    size = shape[1]
+    quarter turns counter-clockwise (np.rot90) of the image (s < 4) or its transpose; one
+    gather moves the pixels, by the turns of a grid of pixel indices."""
+    shape, size = tf.shape(images), tf.shape(images)[1]
     grid = tf.reshape(tf.range(size * size), [1, size, size, 1])
-    turned_grids = [tf.image.rot90(indices, turns)
-                    for indices in (grid, tf.transpose(grid, [0, 2, 1, 3])) for turns in range(4)]
-    sources = tf.reshape(tf.concat(turned_grids, 0), [NUM_SYMMETRIES, size * size])  # [8, S*S]
+    sources = tf.reshape(tf.concat([tf.image.rot90(indices, turns) for indices in (
+        grid, tf.transpose(grid, [0, 2, 1, 3])) for turns in range(4)], 0), [8, -1])  # [8, S*S]
     pixels = tf.reshape(images, [shape[0], size * size, shape[3]])  # [B, S*S, C]
     turned = tf.reshape(tf.gather(pixels, tf.gather(sources, symmetries), axis=1, batch_dims=1),
                         shape)

@@ -34,8 +34,8 @@ def build_training_graph(model, images, labels, options, num_steps, strategy=Non
     Every replica takes its slice of the step's global batch (the same images, shifts,
     symmetries and dropout masks a single device would use for those rows) and the optimizer
     applies the sum of the replicas' gradients of their share of the mean loss: R replicas
-    follow the trajectory of one device with the same global batch. Call it under `strategy.scope()`,
-    where the model's variables were created.
+    follow the trajectory of one device with the same global batch. Call it under
+    `strategy.scope()`, where the model's variables were created.
 
     Args:
         model: a WaveNetModel.
@@ -52,11 +52,9 @@ def build_training_graph(model, images, labels, options, num_steps, strategy=Non
     strategy = strategy or tf.distribute.get_strategy()
     global_step = tf.train.get_or_create_global_step()
     with tf.name_scope('optimizer') as optimizer_scope:
-        if options.learning_rate_schedule == 'cosine':
-            learning_rate = tf.train.cosine_decay(options.learning_rate, global_step,
-                                                  num_steps)
-        else:
-            learning_rate = tf.constant(options.learning_rate)
+        learning_rate = (tf.train.cosine_decay(options.learning_rate, global_step, num_steps)
+                         if options.learning_rate_schedule == 'cosine'
+                         else tf.constant(options.learning_rate))
         optimizer = tf.train.AdamOptimizer(learning_rate)
     gather = _BatchGather(images, labels, options)
 
