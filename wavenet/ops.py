@@ -153,7 +153,7 @@ def apply_symmetries(images, symmetries):
     shape, size = tf.shape(images), tf.shape(images)[1]
     grid = tf.reshape(tf.range(size * size), [1, size, size, 1])
     sources = tf.reshape(tf.concat([tf.image.rot90(indices, turns) for indices in (
-        grid, tf.transpose(grid, [0, 2, 1, 3])) for turns in range(4)], 0), [8, -1])  # [8, S*S]
+        grid, tf.transpose(grid, [0, 2, 1, 3])) for turns in range(4)], 0), [NUM_SYMMETRIES, -1])
     pixels = tf.reshape(images, [shape[0], size * size, shape[3]])  # [B, S*S, C]
     turned = tf.reshape(tf.gather(pixels, tf.gather(sources, symmetries), axis=1, batch_dims=1),
                         shape)
